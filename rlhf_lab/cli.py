@@ -1,0 +1,102 @@
+"""`rlhf <command>`: flags generated from each stage's config dataclass; no logic here.
+
+    rlhf ppo --kl-coef 0.05 --sft runs/a/sft   →   ppo.main(PPOConfig(kl_coef=0.05, sft="runs/a/sft"))
+
+A flag's help is the comment beside its field, so the dataclass is the one place
+a default and its meaning are written down.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import inspect
+import re
+import sys
+import typing
+
+DESCRIPTION = """\
+rlhf-lab: the RLHF pipeline, small enough to read and run on a laptop.
+
+  1. sft       supervised fine-tuning on instruction → response demonstrations
+  2. train-rm  a reward model trained on preference pairs (Bradley-Terry)
+  3. ppo       the policy optimised against the reward model with a KL leash
+     eval      SFT versus the RLHF policy, judged by the world's gold judge
+
+`rlhf pipeline` runs all of it on the embedded assistant world in one command.
+Every stage writes a run directory (config.json, metrics.jsonl, metrics.json,
+model.safetensors, plots); the next stage takes it as a path.
+"""
+
+# command → (module, config class, entry point, one-line help)
+COMMANDS = {
+    "sft": ("rlhf_lab.sft", "SFTConfig", "main", "stage 1: supervised fine-tuning"),
+    "train-rm": ("rlhf_lab.reward", "RewardConfig", "main", "stage 2: train a reward model"),
+    "eval-rm": ("rlhf_lab.reward", "RewardEvalConfig", "eval_main", "evaluate a trained reward model"),
+    "ppo": ("rlhf_lab.ppo", "PPOConfig", "main", "stage 3: PPO against the reward model"),
+    "eval": ("rlhf_lab.evaluate", "EvalConfig", "main", "SFT versus the RLHF policy, by the gold judge"),
+    "pipeline": ("rlhf_lab.pipeline", "PipelineConfig", "main", "SFT → reward model → PPO → eval, one command"),
+    "world export": ("rlhf_lab.world", "ExportConfig", "export_main",
+                     "write the world's SFT, preference and textbook data as JSONL"),
+}
+GROUP_HELP = {"world": "the embedded assistant world and its gold judge"}
+
+
+def field_comments(cls) -> dict[str, str]:
+    """`name: type = default  # meaning` → {name: meaning}, read from the class source."""
+    source = inspect.getsource(cls)
+    return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.M))
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
+    hints, comments = typing.get_type_hints(cls), field_comments(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f"{comments.get(f.name, '')} (default: {default})"
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=default, help=help_text)
+        else:
+            base = typing.get_args(kind)[0] if typing.get_origin(kind) in (typing.Union, list) else kind
+            nargs = "+" if typing.get_origin(kind) is list else None
+            parser.add_argument(flag, dest=f.name, type=base, nargs=nargs, default=default,
+                                help=help_text)
+
+
+def build_parser(commands: dict = COMMANDS) -> argparse.ArgumentParser:
+    """One subparser per command; "world export" and "lab pooling" nest under a group."""
+    parser = argparse.ArgumentParser(prog="rlhf", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, (module, cls_name, entry, help_line) in commands.items():
+        group, _, leaf = name.rpartition(" ")
+        if group and group not in groups:
+            groups[group] = top.add_parser(group, help=GROUP_HELP[group]).add_subparsers(
+                dest="action", required=True, metavar="ACTION")
+        cmd = (groups[group] if group else top).add_parser(leaf, help=help_line, description=help_line)
+        add_config_flags(cmd, getattr(importlib.import_module(module), cls_name))
+        cmd.set_defaults(_target=(module, cls_name, entry))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlhf_lab.data import DataError
+    from rlhf_lab.run import ConfigError
+
+    args = build_parser().parse_args(argv)
+    module, cls_name, entry = args._target
+    mod = importlib.import_module(module)
+    values = {k: v for k, v in vars(args).items() if k not in ("_target", "command", "action")}
+    try:
+        getattr(mod, entry)(getattr(mod, cls_name)(**values))
+    except (DataError, ConfigError, FileNotFoundError) as e:
+        print(f"rlhf: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Loading SFT and preference data from JSONL (plain or .gz), with errors a person can act on.
+
+Accepted rows:
+  SFT          {"prompt", "response"} | {"prompt", "completion"} | {"question", "answer"}
+  preferences  {"prompt", "chosen", "rejected"}        (the common form)
+               {"prompt", "preferred", "rejected"}     (the textbook's)
+               {"chosen", "rejected"}                  full texts sharing a prompt prefix
+                                                       (Anthropic HH-RLHF, Bai et al. 2022)
+Bad input (malformed JSON, missing keys, empty strings, invalid UTF-8, a row longer
+than the model's context) raises DataError naming the file and line. With
+on_invalid="skip" such rows are skipped, counted and reported instead; with
+overflow="truncate" an over-long prompt loses its oldest bytes (the recent turns
+of a dialogue matter most), never silently.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from rlhf_lab import tokenizer
+from rlhf_lab.run import status
+
+HH_ASSISTANT = "\n\nAssistant:"
+MIN_PROMPT_BYTES = 16   # truncation keeps at least this much of the prompt
+
+
+class DataError(ValueError):
+    """A bad row: the message starts with `file:line:` like a compiler error."""
+
+    def __init__(self, path: Path | str, line: int, message: str):
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line, self.reason = str(path), line, message
+
+
+@dataclass
+class SFTExample:
+    prompt: str
+    response: str
+
+
+@dataclass
+class PreferencePair:
+    prompt: str
+    chosen: str
+    rejected: str
+    meta: dict = field(default_factory=dict)   # extra keys of the row (style, gold, subset, ...)
+
+
+@dataclass
+class LoadReport:
+    path: str
+    loaded: int = 0
+    skipped: Counter = field(default_factory=Counter)   # reason → count
+    truncated: int = 0
+
+    def line(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
+        return f"{self.path}: {self.loaded} rows loaded, skipped: {skipped}, prompts truncated: {self.truncated}"
+
+
+def read_jsonl(path: Path | str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) per non-empty line; DataError on bad UTF-8 or JSON."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(path, number, f"invalid UTF-8 at byte {e.start}") from None
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(path, number, f"malformed JSON: {e.msg} (column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(path, number, f"expected a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
+def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """HH-style full texts → (prompt, chosen, rejected).
+
+    The prompt is the longest common prefix, cut after its last "\\n\\nAssistant:"
+    when there is one (so both answers keep their first word whole).
+    """
+    n = 0
+    for a, b in zip(chosen, rejected):
+        if a != b:
+            break
+        n += 1
+    cut = chosen.rfind(HH_ASSISTANT, 0, n)
+    n = cut + len(HH_ASSISTANT) if cut >= 0 else n
+    return chosen[:n], chosen[n:], rejected[n:]
+
+
+def _text(row: dict, key: str, path, line: int) -> str:
+    value = row[key]
+    if not isinstance(value, str):
+        raise DataError(path, line, f'"{key}" must be a string, got {type(value).__name__}')
+    if not value.strip():
+        raise DataError(path, line, f'"{key}" is empty')
+    return value
+
+
+def _pick(row: dict, forms: list[tuple[str, ...]], path, line: int) -> tuple[str, ...]:
+    for keys in forms:
+        if all(k in row for k in keys):
+            return keys
+    wanted = " or ".join("/".join(k) for k in forms)
+    raise DataError(path, line, f"missing keys: expected {wanted}, found {sorted(row)}")
+
+
+def parse_sft(row: dict, path, line: int) -> SFTExample:
+    keys = _pick(row, [("prompt", "response"), ("prompt", "completion"), ("question", "answer")], path, line)
+    return SFTExample(*(_text(row, k, path, line) for k in keys))
+
+
+def parse_preference(row: dict, path, line: int) -> PreferencePair:
+    keys = _pick(row, [("prompt", "chosen", "rejected"), ("prompt", "preferred", "rejected"),
+                       ("chosen", "rejected")], path, line)
+    texts = [_text(row, k, path, line) for k in keys]
+    if len(keys) == 2:
+        texts = list(split_shared_prefix(*texts))
+        if not texts[0]:
+            raise DataError(path, line, "chosen and rejected share no prompt prefix")
+        for name, text in zip(("chosen", "rejected"), texts[1:]):
+            if not text.strip():
+                raise DataError(path, line, f"{name} is empty after removing the shared prompt")
+    meta = {k: v for k, v in row.items() if k not in keys}
+    return PreferencePair(*texts, meta=meta)
+
+
+def fit_prompt(prompt: str, responses: list[str], context_len: int, overflow: str) -> str | None:
+    """The prompt, shortened from the left if allowed, so every response fits; None if impossible."""
+    longest = max(len(tokenizer.encode_pair(prompt, r)[0]) for r in responses)
+    excess = longest - context_len
+    if excess <= 0:
+        return prompt
+    raw = prompt.encode("utf-8")
+    if overflow != "truncate" or len(raw) - excess < MIN_PROMPT_BYTES:
+        return None
+    return raw[excess:].decode("utf-8", errors="ignore")   # may drop a split character's bytes
+
+
+def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error",
+         overflow: str = "error") -> tuple[list, LoadReport]:
+    """Load SFT examples (kind="sft") or preference pairs (kind="preference").
+
+    on_invalid: "error" | "skip"; overflow: "error" | "skip" | "truncate".
+    """
+    parse = {"sft": parse_sft, "preference": parse_preference}[kind]
+    report, rows = LoadReport(str(path)), []
+    for line, raw in read_jsonl(path):
+        try:
+            row = parse(raw, path, line)
+        except DataError as e:
+            if on_invalid != "skip":
+                raise
+            report.skipped[e.reason.split(":")[0]] += 1
+            continue
+        responses = [row.response] if kind == "sft" else [row.chosen, row.rejected]
+        prompt = fit_prompt(row.prompt, responses, context_len, overflow)
+        if prompt is None:
+            if overflow == "error":
+                longest = max(len(tokenizer.encode_pair(row.prompt, r)[0]) for r in responses)
+                raise DataError(path, line, f"example is {longest} tokens, longer than the context "
+                                f"of {context_len} (use overflow='skip' or 'truncate')")
+            report.skipped["longer than the context"] += 1
+            continue
+        report.truncated += prompt != row.prompt
+        row.prompt = prompt
+        rows.append(row)
+    report.loaded = len(rows)
+    if report.skipped or report.truncated:
+        status(report.line())
+    if not rows:
+        raise DataError(path, 0, "no usable rows")
+    return rows, report

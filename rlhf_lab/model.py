@@ -1,0 +1,230 @@
+"""MiniGPT, a decoder-only transformer in the style of nanoGPT, and the model protocol.
+
+Every stage talks to a `CausalLM` (the protocol below), never to MiniGPT's insides:
+the policy, the frozen reference, the reward model's trunk and the value model's
+trunk are all a CausalLM, so a Hugging Face AutoModelForCausalLM can stand behind
+the same calls (see hf.py).
+
+Shapes: B batch, T new tokens in this call, S keys so far (cache length), D width,
+H heads, V vocabulary.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlhf_lab import tokenizer
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = tokenizer.VOCAB_SIZE  # 256 bytes + BOS, EOS, PAD, SEP
+    context_len: int = 256                  # longest prompt + response, in bytes
+    width: int = 128                        # embedding size (textbook default)
+    n_layers: int = 4                       # transformer blocks (textbook default)
+    n_heads: int = 4                        # attention heads (textbook default)
+    ffn: int = 512                          # feed-forward hidden size (textbook default)
+    dropout: float = 0.0                    # off: RLHF needs identical train/eval log-probs
+
+
+class KVCache:
+    """Preallocated keys and values, (layers, B, H, context, D/H), filled left to right."""
+
+    def __init__(self, cfg: GPTConfig, batch: int, length: int, device, dtype):
+        shape = (cfg.n_layers, batch, cfg.n_heads, length, cfg.width // cfg.n_heads)
+        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
+        self.length = 0  # how many positions are filled
+
+
+class CausalLM(Protocol):
+    """What the stages need from a language model (MiniGPT here, a HF model in hf.py)."""
+
+    config: GPTConfig
+
+    def trunk(self, tokens: Tensor, positions: Tensor, key_mask: Tensor | None = None,
+              cache: KVCache | None = None) -> Tensor: ...
+    # (B, T) tokens → (B, T, D) final hidden states; key_mask (B, S) marks real keys
+
+    def lm_head(self, hidden: Tensor) -> Tensor: ...        # (B, T, D) → (B, T, V)
+
+    def new_cache(self, batch: int, length: int) -> KVCache: ...
+
+
+def attention_mask(key_mask: Tensor, start: int, new: int) -> Tensor:
+    """Causal ∧ key-padding mask for queries start..start+new-1 over keys 0..S-1.
+
+    key_mask (B, S) → (B, 1, new, S). A padding query would see no key at all and
+    softmax would give NaN, so every query may always see itself.
+    """
+    keys = torch.arange(key_mask.shape[1], device=key_mask.device)        # (S,)
+    queries = torch.arange(start, start + new, device=key_mask.device)    # (T,)
+    causal = keys[None, :] <= queries[:, None]                            # (T, S)
+    allowed = key_mask[:, None, :] & causal[None]                         # (B, T, S)
+    return (allowed | (keys[None, :] == queries[:, None])[None]).unsqueeze(1)
+
+
+def positions_from_mask(mask: Tensor) -> Tensor:
+    """Position ids that ignore left padding: (B, T) mask → (B, T) 0-based positions."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block with a fused QKV projection."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.ln_attn = nn.LayerNorm(cfg.width)
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
+        self.proj = nn.Linear(cfg.width, cfg.width)
+        self.ln_mlp = nn.LayerNorm(cfg.width)
+        self.mlp = nn.Sequential(nn.Linear(cfg.width, cfg.ffn), nn.GELU(),
+                                 nn.Linear(cfg.ffn, cfg.width), nn.Dropout(cfg.dropout))
+
+    def forward(self, x: Tensor, mask: Tensor | None, cache: KVCache | None, layer: int) -> Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(self.ln_attn(x)).split(D, dim=2)                 # 3 × (B, T, D)
+        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:                                               # (B, H, T, D/H)
+            end = cache.length + T
+            cache.keys[layer, :, :, cache.length:end] = k
+            cache.values[layer, :, :, cache.length:end] = v
+            k, v = cache.keys[layer, :, :, :end], cache.values[layer, :, :, :end]  # (B, H, S, D/H)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
+        return x + self.mlp(self.ln_mlp(x))
+
+
+class MiniGPT(nn.Module):
+    """Decoder-only transformer; the LM head shares the token embedding (Press & Wolf 2017)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
+        self.position_embedding = nn.Embedding(config.context_len, config.width)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_final = nn.LayerNorm(config.width)
+        self.apply(self._init_weights)
+        for block in self.blocks:  # GPT-2's scaled init of residual projections
+            for proj in (block.proj, block.mlp[2]):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def new_cache(self, batch: int, length: int) -> KVCache:
+        weight = self.token_embedding.weight
+        return KVCache(self.config, batch, length, weight.device, weight.dtype)
+
+    def trunk(self, tokens: Tensor, positions: Tensor, key_mask: Tensor | None = None,
+              cache: KVCache | None = None) -> Tensor:
+        """(B, T) tokens → (B, T, D). Without key_mask and cache: plain causal attention."""
+        start = cache.length if cache is not None else 0
+        if cache is None and key_mask is not None and bool((key_mask[:, :-1] >= key_mask[:, 1:]).all()):
+            key_mask = None   # right padding only: plain causal attention already ignores it
+        mask = None if key_mask is None and cache is None else attention_mask(
+            key_mask if key_mask is not None else torch.ones_like(tokens, dtype=torch.bool),
+            start, tokens.shape[1])
+        x = self.token_embedding(tokens) + self.position_embedding(positions)  # (B, T, D)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, mask, cache, layer)
+        if cache is not None:
+            cache.length += tokens.shape[1]
+        return self.ln_final(x)
+
+    def lm_head(self, hidden: Tensor) -> Tensor:
+        return hidden @ self.token_embedding.weight.T                          # (B, T, V)
+
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Logits (B, T, V) for a batch; mask (B, T) is only needed with left padding."""
+        positions = positions_from_mask(mask) if mask is not None else \
+            torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+        return self.lm_head(self.trunk(tokens, positions, mask))
+
+
+def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) -> tuple[Tensor, Tensor]:
+    """log p(x_t | x_<t) and the entropy of p(· | x_<t), for positions t ≥ start.
+
+    tokens, mask (B, T) → logprobs, entropy (B, T - start). PPO needs these for the
+    policy, the old policy and the frozen reference on exactly the same tokens.
+    """
+    hidden = model.trunk(tokens, positions_from_mask(mask), mask)           # (B, T, D)
+    logits = model.lm_head(hidden[:, start - 1:-1]).float()                 # (B, T-start, V)
+    logp_all = F.log_softmax(logits, dim=-1)
+    logprobs = logp_all.gather(-1, tokens[:, start:, None]).squeeze(-1)     # (B, T-start)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)                          # (B, T-start)
+    return logprobs, entropy
+
+
+@dataclass
+class SamplingConfig:
+    max_new_tokens: int = 160   # longest response; the world's are ≤ 180 bytes, most far shorter
+    temperature: float = 1.0    # 0 → greedy
+    top_k: int = 0              # 0 → off
+    top_p: float = 1.0          # nucleus sampling (Holtzman et al. 2020); 1 → off
+
+
+def filter_logits(logits: Tensor, cfg: SamplingConfig) -> Tensor:
+    """Temperature, top-k and top-p applied to (B, V) logits."""
+    logits = logits / cfg.temperature
+    if cfg.top_k:
+        kth = logits.topk(min(cfg.top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if cfg.top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > cfg.top_p   # keep the token that crosses p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+@torch.inference_mode()
+def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: SamplingConfig,
+             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Batched sampling with a KV cache; each row stops at its own EOS.
+
+    prompts, prompt_mask (B, P), left-padded. Returns response tokens (B, N) and
+    response_mask (B, N), True up to and including EOS; N ≤ max_new_tokens.
+    BOS, SEP and PAD never appear inside a response, so they are never sampled.
+    """
+    B, P = prompts.shape
+    new = min(cfg.max_new_tokens, model.config.context_len - P)
+    cache = model.new_cache(B, P + new)
+    key_mask = torch.ones(B, P + new, dtype=torch.bool, device=prompts.device)
+    key_mask[:, :P] = prompt_mask
+    position = positions_from_mask(prompt_mask)                              # (B, P)
+    hidden = model.trunk(prompts, position, key_mask[:, :P], cache)
+    position = position[:, -1:]                                              # (B, 1)
+    out = torch.full((B, new), tokenizer.PAD, dtype=torch.long, device=prompts.device)
+    alive = torch.ones(B, new, dtype=torch.bool, device=prompts.device)     # response_mask
+    done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
+    for t in range(new):
+        logits = model.lm_head(hidden[:, -1]).float()                       # (B, V)
+        logits[:, NEVER_SAMPLED] = float("-inf")
+        if cfg.temperature == 0:
+            token = logits.argmax(-1)
+        else:
+            probs = filter_logits(logits, cfg).softmax(-1)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        alive[:, t] = ~done
+        out[:, t] = token.masked_fill(done, tokenizer.PAD)
+        done |= token == tokenizer.EOS
+        if done.all() or t == new - 1:
+            return out[:, :t + 1], alive[:, :t + 1]
+        position = position + 1
+        hidden = model.trunk(out[:, t:t + 1], position, key_mask[:, :P + t + 1], cache)
+    raise ValueError(f"no room to generate: prompt length {P} fills the context")
+
+
+NEVER_SAMPLED = [tokenizer.BOS, tokenizer.SEP, tokenizer.PAD]

@@ -1,0 +1,327 @@
+"""Stage 3, PPO: optimise the policy against the reward model on a KL leash.
+
+As in Ziegler et al. 2019 and InstructGPT (Ouyang et al. 2022): the policy starts
+from SFT, a frozen SFT copy is the reference, and each response token earns
+-β·(log π - log π_ref), with the reward model's score added at the last token.
+Advantages by GAE (Schulman et al. 2016), the clipped surrogate (Schulman et al.
+2017), a clipped value loss, several epochs over minibatches. Deviations:
+ 1. The value model is a separate network initialised from the reward model, as
+    InstructGPT does: a value head on the policy's trunk would be cheaper, but its
+    loss would pull on the very features the policy acts with.
+ 2. No pretraining-mix term (InstructGPT's PPO-ptx): the world has no pretraining corpus.
+ 3. A response that never emits EOS gets its score lowered by `eos_penalty`
+    (the TRL recipe), so the policy cannot escape the reward by rambling.
+Implementation details are numbered D1..D10 and listed in docs/ppo.md.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from rlhf_lab import distributed, evaluate, optim
+from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
+from rlhf_lab.reward import SHIPPED_SFT, RewardModel, load_reward_model
+from rlhf_lab.rollout import Rollout, rollout
+from rlhf_lab.run import Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
+    save_train_state, seed_everything, status
+from rlhf_lab.world import World, WorldConfig
+
+RewardFn = Callable[[Rollout], Tensor]   # a rollout of B responses → (B,) scores
+
+
+@dataclass
+class PPOConfig:
+    out: str = "runs/ppo"            # run directory
+    sft: str = SHIPPED_SFT           # SFT run directory: policy init and frozen reference
+    rm: str = "runs/rm"              # `rlhf train-rm` run directory (reward and value init)
+    world_seed: int = 0              # the world whose training prompts are used
+    iterations: int = 60             # rollout + update rounds
+    batch_size: int = 64             # episodes (prompt, response) per iteration
+    minibatch_size: int = 32         # episodes per gradient step
+    ppo_epochs: int = 4              # passes over each batch (InstructGPT: 4)
+    lr: float = 1e-4                 # AdamW lr; InstructGPT's 1.5e-5 is for 1.3B-175B models
+    kl_coef: float = 0.02            # β in r - β·KL (InstructGPT)
+    kl_target: float | None = None   # set → adaptive β aiming at this KL per response (Ziegler et al.)
+    kl_horizon: int = 10000          # episodes over which the adaptive β moves (Ziegler et al.)
+    clip_eps: float = 0.2            # PPO ε (Schulman et al. 2017)
+    value_clip: float = 0.2          # D7: value predictions move at most this far per batch
+    vf_coef: float = 0.1             # weight of the value loss (lm-human-preferences)
+    gamma: float = 1.0               # discount (lm-human-preferences)
+    lam: float = 0.95                # GAE λ (lm-human-preferences)
+    advantage: str = "gae"           # "gae" | "baseline": score - running mean (the textbook's)
+    baseline_decay: float = 0.9      # running-mean decay of the "baseline" estimator
+    whiten_advantages: bool = True   # D5: advantages to mean 0, std 1 per batch
+    eos_penalty: float = 1.0         # D3: subtracted from the score of a response without EOS
+    max_new_tokens: int = 160        # response length limit, bytes
+    temperature: float = 1.0         # sampling temperature of rollouts (1: on-policy)
+    grad_clip: float = 1.0           # global gradient-norm clip
+    eval_every: int = 10             # iterations between progress lines
+    seed: int = 0                    # prompt order, sampling, init
+    device: str = "auto"             # "auto" | "cpu" | "cuda"
+    resume: bool = True              # continue from out/train_state.safetensors if present
+
+    def validate(self) -> None:
+        check_choice("advantage", self.advantage, ("gae", "baseline"))
+        if self.batch_size % self.minibatch_size:
+            raise ValueError("--batch-size must be a multiple of --minibatch-size")
+
+
+# ------------------------------------------------------------------ the math
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_whiten(x: Tensor, mask: Tensor) -> Tensor:
+    """D5: x to mean 0, std 1 over masked entries; reward scale is arbitrary."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    return ((x - mean) * torch.rsqrt(var + 1e-8)) * mask
+
+
+def shaped_rewards(scores: Tensor, logprobs: Tensor, ref_logprobs: Tensor, response_mask: Tensor,
+                   kl_coef: float) -> tuple[Tensor, Tensor]:
+    """Per-token reward -β·(log π - log π_ref), plus the score on the last token.
+
+    scores (B,); the rest (B, N). Returns rewards (B, N) and the k1 KL (B, N).
+    """
+    kl = (logprobs - ref_logprobs) * response_mask                          # (B, N)
+    rewards = -kl_coef * kl
+    last = response_mask.long().cumsum(-1).argmax(-1)                       # (B,) last response token
+    rewards[torch.arange(len(scores)), last] += scores
+    return rewards, kl
+
+
+def gae(rewards: Tensor, values: Tensor, response_mask: Tensor, gamma: float, lam: float) -> Tensor:
+    """Generalised advantage estimation (Schulman et al. 2016), (B, N) → (B, N).
+
+    Values past the end of a response are 0, so the last real token's target is
+    its own reward.
+    """
+    values = values * response_mask
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        next_value = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * running
+        advantages[:, t] = running
+    return advantages * response_mask
+
+
+def reward_baseline_advantages(rewards: Tensor, baseline: float, response_mask: Tensor) -> Tensor:
+    """The textbook's estimator: every token of a response gets (its total reward - baseline)."""
+    return (rewards.sum(-1, keepdim=True) - baseline) * response_mask     # (B, N)
+
+
+def ppo_policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, response_mask: Tensor,
+                    clip_eps: float) -> tuple[Tensor, Tensor]:
+    """Clipped surrogate, Schulman et al. 2017 eq. 7, mean over response tokens.
+    Returns the loss and the clip fraction."""
+    ratio = torch.exp(logprobs - old_logprobs)                              # (B, N)
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1 - clip_eps, 1 + clip_eps)
+    clipfrac = masked_mean((clipped > unclipped).float(), response_mask)
+    return masked_mean(torch.maximum(unclipped, clipped), response_mask), clipfrac
+
+
+def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, response_mask: Tensor,
+               value_clip: float) -> Tensor:
+    """D7: ½ max((V - R)², (V_clipped - R)²), V_clipped within value_clip of the old value."""
+    clipped = old_values + (values - old_values).clamp(-value_clip, value_clip)
+    return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), response_mask)
+
+
+class FixedKL:
+    """β stays put."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def update(self, kl: float, episodes: int) -> None:
+        pass
+
+
+class AdaptiveKL(FixedKL):
+    """D8: β grows when KL is above target and shrinks below it (Ziegler et al. 2019, eq. 2)."""
+
+    def __init__(self, value: float, target: float, horizon: int):
+        super().__init__(value)
+        self.target, self.horizon = target, horizon
+
+    def update(self, kl: float, episodes: int) -> None:
+        error = max(-0.2, min(0.2, kl / self.target - 1))
+        self.value *= 1 + error * episodes / self.horizon
+
+
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
+    """1 - Var(R - V) / Var(R): 1 is a perfect critic, ≤ 0 is no better than a constant."""
+    var_returns = masked_mean((returns - masked_mean(returns, mask)) ** 2, mask)
+    residual = returns - values
+    var_residual = masked_mean((residual - masked_mean(residual, mask)) ** 2, mask)
+    return (1 - var_residual / var_returns.clamp(min=1e-8)).item()
+
+
+# ------------------------------------------------------------------ one iteration
+
+@dataclass
+class Batch:
+    """A rollout with everything PPO needs, computed once before the update (D1).
+    Per-token tensors are (B, N) over response positions; scores is (B,)."""
+    rollout: Rollout
+    old_logprobs: Tensor
+    ref_logprobs: Tensor
+    old_values: Tensor
+    scores: Tensor
+    kl: Tensor
+    entropy: Tensor
+    advantages: Tensor
+    returns: Tensor
+
+
+def response_values(value_model: RewardModel, r: Rollout) -> Tensor:
+    """V(s_t) for each response token t: the head at the column before it, (B, N)."""
+    return value_model.token_scores(r.tokens, r.mask)[:, r.prompt_len - 1:-1]
+
+
+def model_reward(reward_model) -> RewardFn:
+    """The reward model's normalised score of each rollout response."""
+    def score(r: Rollout) -> Tensor:
+        start = torch.full((len(r.prompts),), r.prompt_len, device=r.tokens.device)
+        return reward_model.score(r.tokens, r.mask, start)
+    return score
+
+
+@torch.no_grad()
+def score_batch(policy: CausalLM, reference: CausalLM, value_model: RewardModel, reward_fn: RewardFn,
+                r: Rollout, cfg: PPOConfig, kl_coef: float, baseline: float) -> Batch:
+    old_logprobs, entropy = token_logprobs(policy, r.tokens, r.mask, r.prompt_len)     # (B, N)
+    ref_logprobs, _ = token_logprobs(reference, r.tokens, r.mask, r.prompt_len)
+    values = response_values(value_model, r) * r.response_mask                         # (B, N)
+    scores = reward_fn(r).float() - cfg.eos_penalty * (~r.ended).float()               # D3, (B,)
+    rewards, kl = shaped_rewards(scores, old_logprobs, ref_logprobs, r.response_mask, kl_coef)
+    if cfg.advantage == "gae":
+        advantages = gae(rewards, values, r.response_mask, cfg.gamma, cfg.lam)
+    else:
+        advantages = reward_baseline_advantages(rewards, baseline, r.response_mask)
+    returns = advantages + values                                                       # D6: before whitening
+    if cfg.whiten_advantages:
+        advantages = masked_whiten(advantages, r.response_mask)
+    return Batch(r, old_logprobs, ref_logprobs, values, scores, kl, entropy, advantages, returns)
+
+
+def ppo_update(policy: CausalLM, value_model: RewardModel, optimizer, batch: Batch, cfg: PPOConfig,
+               generator: torch.Generator) -> dict[str, float]:
+    """cfg.ppo_epochs passes over the batch in shuffled minibatches (D2)."""
+    r, stats = batch.rollout, []
+    for _ in range(cfg.ppo_epochs):
+        for mb in torch.randperm(len(r.prompts), generator=generator).split(cfg.minibatch_size):
+            mb = mb.to(r.tokens.device)
+            sub = Rollout([], [], r.tokens[mb], r.mask[mb], r.response_mask[mb], r.prompt_len)
+            mask = sub.response_mask
+            logprobs, _ = token_logprobs(policy, sub.tokens, sub.mask, sub.prompt_len)   # (b, N)
+            values = response_values(value_model, sub)
+            pg_loss, clipfrac = ppo_policy_loss(logprobs, batch.old_logprobs[mb], batch.advantages[mb],
+                                                mask, cfg.clip_eps)
+            vf_loss = value_loss(values, batch.old_values[mb], batch.returns[mb], mask, cfg.value_clip)
+            (pg_loss + cfg.vf_coef * vf_loss).backward()
+            optim.clip_and_step(optimizer, [policy, value_model], cfg.grad_clip)
+            approx_kl = 0.5 * masked_mean((logprobs.detach() - batch.old_logprobs[mb]) ** 2, mask)
+            stats.append((pg_loss.item(), vf_loss.item(), clipfrac.item(), approx_kl.item()))
+    names = ("ppo/policy_loss", "ppo/value_loss", "ppo/clipfrac", "ppo/approxkl")
+    return {name: sum(s[i] for s in stats) / len(stats) for i, name in enumerate(names)}
+
+
+def batch_stats(batch: Batch, world: World) -> dict[str, float]:
+    """What the step log records about the rollout itself (see docs/ppo.md for meanings)."""
+    r, mask = batch.rollout, batch.rollout.response_mask
+    log_ratio = (batch.ref_logprobs - batch.old_logprobs) * mask
+    judged = evaluate.judge_texts(world, r.prompts, r.responses)
+    return {"ppo/score": batch.scores.mean().item(), "ppo/gold": judged["gold_mean"],
+            "ppo/kl": batch.kl.sum(-1).mean().item(),
+            "ppo/kl_k3": ((log_ratio.exp() - 1 - log_ratio) * mask).sum(-1).mean().item(),
+            "ppo/entropy": masked_mean(batch.entropy, mask).item(),
+            "ppo/explained_variance": explained_variance(batch.old_values, batch.returns, mask),
+            "ppo/response_len": judged["mean_len"], "ppo/eos_rate": r.ended.float().mean().item(),
+            **{f"ppo/style_{s}": share for s, share in judged["style_mix"].items()}}
+
+
+# ------------------------------------------------------------------ the loop
+
+def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None):
+    """Policy and frozen reference from SFT; the reward model; the critic from the reward model."""
+    policy = load_model(cfg.sft, device)
+    reference = load_model(cfg.sft, device).eval().requires_grad_(False)
+    if reward_fn is None:
+        reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
+        reward_fn = model_reward(reward_model)
+        critic_init = getattr(reward_model, "members", [reward_model])[0]
+        value_model = RewardModel(load_model(cfg.sft, device)).to(device)
+        value_model.load_state_dict(critic_init.state_dict())
+    else:   # a programmatic reward: the critic starts from the SFT trunk and a zero head
+        value_model = RewardModel(load_model(cfg.sft, device)).to(device)
+        torch.nn.init.zeros_(value_model.head.weight)
+    return policy, reference, value_model, reward_fn
+
+
+def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | None = None) -> dict:
+    """Rollout, score, advantages, update; returns the final metrics (out/metrics.json)."""
+    cfg.validate()
+    device = pick_device(cfg.device)
+    distributed.init(device)
+    seed_everything(cfg.seed)
+    world = world or World(WorldConfig(seed=cfg.world_seed))
+    run = Run(cfg.out, "ppo", cfg)
+    policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn)
+    optimizer = optim.adamw([policy, value_model], cfg.lr, 0.0)
+    kl_ctl = AdaptiveKL(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target else FixedKL(cfg.kl_coef)
+    modules = {"policy": policy, "value": value_model}
+    start, baseline = resume_step(run, cfg, modules, optimizer), 0.0
+    if start:   # β and the baseline are a function of the logged history
+        last = run.history()[-1]
+        kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
+        kl_ctl.update(last["ppo/kl"], cfg.batch_size)
+    prompts = distributed.shard(world.prompts("train"))
+    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
+    bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
+    for it in range(start, cfg.iterations):
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
+        batch_prompts = [prompts[i] for i in torch.randint(len(prompts), (cfg.batch_size,), generator=generator)]
+        r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
+        batch = score_batch(policy, reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
+        stats = {**batch_stats(batch, world), **ppo_update(policy, value_model, optimizer, batch, cfg, generator)}
+        baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * batch.scores.mean().item()
+        stats.update({"ppo/kl_coef": kl_ctl.value, "ppo/baseline": baseline,
+                      "ms_per_iteration": 1000 * (time.perf_counter() - tick)})
+        kl_ctl.update(stats["ppo/kl"], cfg.batch_size)
+        run.log(it + 1, stats)
+        bar.update()
+        if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
+            status(f"ppo {it + 1}/{cfg.iterations} | score {stats['ppo/score']:.2f} | gold {stats['ppo/gold']:.2f} "
+                   f"| kl {stats['ppo/kl']:.2f} | ideal {stats['ppo/style_ideal']:.2f} "
+                   f"| clipfrac {stats['ppo/clipfrac']:.2f} | {stats['ms_per_iteration']:.0f} ms/it")
+            if distributed.is_main():
+                save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1)
+        tick = time.perf_counter()
+    bar.close()
+    return finish(run, policy)
+
+
+def finish(run: Run, policy: CausalLM) -> dict:
+    if not distributed.is_main():
+        return {}
+    save_model(run.path / "model.safetensors", policy)
+    evaluate.plot_history(run, ["ppo/score", "ppo/gold", "ppo/kl", "ppo/response_len", "ppo/style_ideal"],
+                          "PPO training", "ppo_curves.png")
+    last = run.history()[-1]
+    metrics = run.finish({k.split("/", 1)[1]: v for k, v in last.items() if k.startswith("ppo/")})
+    status(evaluate.table("PPO (last iteration)", metrics) + f"\nrun directory: {run.path}")
+    return metrics
+
+
+def main(cfg: PPOConfig) -> dict:
+    return train_ppo(cfg)

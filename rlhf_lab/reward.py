@@ -1,0 +1,320 @@
+"""Stage 2, the reward model: the SFT transformer with its LM head swapped for a scalar head.
+
+Trained on preference pairs with the Bradley-Terry loss -log σ(r(chosen) - r(rejected))
+(Bradley & Terry 1952; Ouyang et al. 2022 eq. 1). Every trunk parameter learns;
+the textbook version updated only the head, on embedding-layer features.
+Deviations from InstructGPT: one pair per prompt per step instead of all K-choose-2
+comparisons of a prompt in one batch, and a reward normalised to mean 0 / std 1 on
+the SFT model's own responses (as Ziegler et al. 2019 do) stored in the checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from rlhf_lab import data, distributed, evaluate, optim, tokenizer
+from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, positions_from_mask
+from rlhf_lab.rollout import sample_texts
+from rlhf_lab.run import Run, check_choice, load_model, pick_device, progress, resume_step, \
+    save_tensors, save_train_state, seed_everything, status, tensor_metadata
+from rlhf_lab.world import World, WorldConfig
+
+SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")
+POOLINGS = ("last", "mean")
+
+
+class RewardModel(nn.Module):
+    """trunk (any CausalLM) + linear scalar head, pooled over a sequence.
+
+    tokens, mask (B, T) → reward (B,). `offset`/`scale` normalise the raw score.
+    """
+
+    def __init__(self, backbone: CausalLM, pooling: str = "last"):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.width, 1)
+        self.pooling = pooling
+        self.register_buffer("offset", torch.zeros(()))
+        self.register_buffer("scale", torch.ones(()))
+
+    @property
+    def config(self) -> GPTConfig:
+        return self.backbone.config
+
+    def token_scores(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """(B, T) → (B, T): the head applied at every position (the value model uses this)."""
+        hidden = self.backbone.trunk(tokens, positions_from_mask(mask), mask)     # (B, T, D)
+        return self.head(hidden).squeeze(-1)
+
+    def forward(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
+        """Raw reward (B,). response_start (B,) is each row's first response column."""
+        scores = self.token_scores(tokens, mask)                                    # (B, T)
+        return pool(scores, mask, response_start, self.pooling)
+
+    def score(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
+        """Normalised reward (B,): mean 0, std 1 on the SFT model's own answers."""
+        return (self(tokens, mask, response_start) - self.offset) / self.scale
+
+
+def pool(scores: Tensor, mask: Tensor, response_start: Tensor, pooling: str) -> Tensor:
+    """(B, T) per-position scores → (B,). "last": at the last real token (EOS), whose
+    hidden state has read the whole sequence, under left or right padding alike;
+    "mean": the average over response tokens."""
+    columns = torch.arange(mask.shape[1], device=mask.device)                        # (T,)
+    if pooling == "last":
+        last = (mask.long() * columns).argmax(-1)                                    # (B,)
+        return scores.gather(1, last[:, None]).squeeze(1)
+    response = mask & (columns[None, :] >= response_start[:, None])                 # (B, T)
+    return (scores * response).sum(-1) / response.sum(-1).clamp(min=1)
+
+
+class RewardEnsemble(nn.Module):
+    """K reward models; the reward is their mean, or mean - k·std to be conservative
+    where they disagree (Coste et al. 2024, reward-model ensembles against over-optimization)."""
+
+    def __init__(self, members: list[RewardModel], std_coef: float = 0.0):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.std_coef = std_coef
+        self.config = members[0].config
+
+    def score(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
+        scores = torch.stack([m.score(tokens, mask, response_start) for m in self.members])  # (K, B)
+        return scores.mean(0) - self.std_coef * scores.std(0, unbiased=False)
+
+
+def bradley_terry_loss(chosen: Tensor, rejected: Tensor) -> Tensor:
+    """-log σ(r_c - r_r), mean over pairs; logsigmoid is exact where σ underflows."""
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def encode_responses(prompts: list[str], responses: list[str], device) -> tuple[Tensor, Tensor, Tensor]:
+    """Right-padded BOS prompt SEP response EOS rows: tokens, mask (B, T), response_start (B,)."""
+    pairs = [tokenizer.encode_pair(p, r) for p, r in zip(prompts, responses)]
+    tokens, mask = tokenizer.right_pad([t for t, _ in pairs])
+    start = torch.tensor([s for _, s in pairs])
+    return tokens.to(device), mask.to(device), start.to(device)
+
+
+def pair_rewards(score_fn, pairs: list[data.PreferencePair], device) -> tuple[Tensor, Tensor]:
+    """Rewards of chosen and rejected (B,) each, from one pass over all 2B sequences.
+    score_fn: a RewardModel (raw, for training) or its .score (normalised)."""
+    prompts = [p.prompt for p in pairs] * 2
+    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    rewards = score_fn(*encode_responses(prompts, responses, device))                 # (2B,)
+    return rewards[:len(pairs)], rewards[len(pairs):]
+
+
+@torch.no_grad()
+def score_pairs(model: RewardModel | RewardEnsemble, pairs: list[data.PreferencePair], device,
+                batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """Normalised rewards (N,) of chosen and rejected for a whole set, in batches."""
+    model.eval()
+    scored = [pair_rewards(model.score, pairs[i:i + batch_size], device)
+              for i in range(0, len(pairs), batch_size)]
+    model.train()
+    return torch.cat([c for c, _ in scored]).cpu(), torch.cat([r for _, r in scored]).cpu()
+
+
+@dataclass
+class RewardConfig:
+    out: str = "runs/rm"            # run directory
+    sft: str = SHIPPED_SFT          # SFT run directory: trunk init and normalisation samples
+    from_scratch: bool = False      # random trunk instead of the SFT one (context_len applies)
+    context_len: int = 256          # context of a from-scratch trunk
+    data: str = ""                  # preference JSONL; empty → the assistant world
+    eval_data: str = ""             # held-out preference JSONL; empty → the world's held-out splits
+    world_seed: int = 0             # the world's facts, splits and phrasings
+    pairs: int = 4000               # world training pairs
+    label_temperature: float = 0.1  # Bradley-Terry label noise of the world's annotators
+    length_bias: float = 0.0        # world annotators' preference for longer answers (per 100 bytes)
+    pooling: str = "last"           # "last" non-pad token (InstructGPT) | "mean" over the response
+    epochs: int = 2                 # passes over the training pairs
+    batch_size: int = 32            # pairs per step
+    lr: float = 3e-4                # peak AdamW learning rate
+    warmup: int = 30                # linear warmup steps
+    weight_decay: float = 0.01      # AdamW weight decay on matrices
+    grad_clip: float = 1.0          # global gradient-norm clip
+    ensemble: int = 1               # K reward models, different seeds and data orders
+    ensemble_std_coef: float = 0.0  # ensemble reward = mean - k·std (0: plain mean)
+    norm_samples: int = 256         # SFT responses used to normalise the reward
+    on_invalid: str = "error"       # bad JSONL rows: "error" | "skip"
+    overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
+    seed: int = 0                   # init, data order, sampling
+    device: str = "auto"            # "auto" | "cpu" | "cuda"
+    resume: bool = True             # continue from out/train_state.safetensors if present
+
+    def validate(self) -> None:
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("on_invalid", self.on_invalid, ("error", "skip"))
+        check_choice("overflow", self.overflow, ("error", "skip", "truncate"))
+
+
+def world_for(cfg: RewardConfig) -> World:
+    return World(WorldConfig(seed=cfg.world_seed, pair_temperature=cfg.label_temperature,
+                             length_bias=cfg.length_bias))
+
+
+def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list, dict[str, list]]:
+    """Training pairs and named held-out sets, from files or from the world."""
+    def from_rows(rows):
+        keys = ("prompt", "chosen", "rejected")
+        return [data.PreferencePair(*(r[k] for k in keys), meta={k: v for k, v in r.items() if k not in keys})
+                for r in rows]
+
+    def from_file(path):
+        return data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow)[0]
+
+    train = from_file(cfg.data) if cfg.data else from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed))
+    if cfg.eval_data:
+        heldout = {"heldout": from_file(cfg.eval_data)}
+    elif cfg.data:
+        heldout = {}
+    else:
+        heldout = {split: from_rows(world.preference_pairs(split, 500, cfg.seed + 1))
+                   for split in ("heldout_template", "heldout_fact")}
+    return train, heldout
+
+
+def new_reward_model(cfg: RewardConfig, device) -> RewardModel:
+    backbone = MiniGPT(GPTConfig(context_len=cfg.context_len)) if cfg.from_scratch else load_model(cfg.sft)
+    return RewardModel(backbone, cfg.pooling).to(device)
+
+
+def train_member(cfg: RewardConfig, run: Run, member: int, train: list, heldout: dict, device) -> RewardModel:
+    """One reward model: Bradley-Terry with AdamW, warmup + cosine, clipping, eval each epoch."""
+    seed = cfg.seed + 1000 * member
+    seed_everything(seed)
+    model = new_reward_model(cfg, device)
+    optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    prefix = f"rm{member}" if cfg.ensemble > 1 else "rm"
+    state = f"train_state_{member}.safetensors"
+    start = resume_step(run, cfg, {"model": model}, optimizer, state, log_offset=member * total)
+    bar, tick = progress(total, prefix, start), time.perf_counter()
+    ddp_model = distributed.wrap(model)
+    for step in range(start, total):
+        epoch, index = divmod(step, steps_per_epoch)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+        batch = [train[i] for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
+        optim.set_lr(optimizer, optim.lr_at(step, total, cfg.lr, cfg.warmup))
+        chosen, rejected = pair_rewards(ddp_model, batch, device)
+        loss = bradley_terry_loss(chosen, rejected)
+        loss.backward()
+        optim.clip_and_step(optimizer, [model], cfg.grad_clip)
+        bar.update()
+        if (step + 1) % steps_per_epoch == 0:
+            ms = 1000 * (time.perf_counter() - tick) / steps_per_epoch
+            metrics = {f"{prefix}/loss": loss.item(), f"{prefix}/accuracy": (chosen > rejected).float().mean().item(),
+                       **{f"{prefix}/{name}_accuracy": evaluate.pair_accuracy(*score_pairs(model, pairs, device))
+                          for name, pairs in heldout.items()}, "ms_per_step": ms}
+            run.log(member * total + step + 1, metrics)
+            status(f"{prefix} epoch {epoch + 1}/{cfg.epochs} | " + " | ".join(
+                f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if k != "ms_per_step") + f" | {ms:.0f} ms/it")
+            save_train_state(run.path / state, {"model": model}, optimizer, step + 1)
+            tick = time.perf_counter()
+    bar.close()
+    return model
+
+
+@torch.no_grad()
+def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: int, seed: int, device) -> None:
+    """Set offset/scale so the SFT model's own answers score mean 0, std 1."""
+    prompts = prompts[:n]
+    responses = sample_texts(sft_policy, prompts, SamplingConfig(), seed=seed)
+    model.eval()
+    raw = torch.cat([model(*encode_responses(prompts[i:i + 64], responses[i:i + 64], device))
+                     for i in range(0, len(prompts), 64)])
+    model.offset.fill_(raw.mean().item())
+    model.scale.fill_(raw.std().clamp(min=1e-6).item())
+    model.train()
+
+
+def save_reward_model(path: Path, members: list[RewardModel], std_coef: float) -> None:
+    """All members in one safetensors file, "<member>.<param>", with what rebuilds them."""
+    tensors = {f"{i}.{k}": v for i, m in enumerate(members) for k, v in m.state_dict().items()}
+    metadata = {"gpt_config": json.dumps(members[0].config.__dict__), "pooling": members[0].pooling,
+                "members": str(len(members)), "std_coef": str(std_coef)}
+    save_tensors(path, tensors, metadata)
+
+
+def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEnsemble:
+    """A reward model (or ensemble) from a file or an `rlhf train-rm` run directory."""
+    path = Path(path)
+    path = path / "model.safetensors" if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no reward model here (expected an `rlhf train-rm` run directory)")
+    meta, tensors = tensor_metadata(path), load_file(str(path))
+    members = []
+    for i in range(int(meta["members"])):
+        member = RewardModel(MiniGPT(GPTConfig(**json.loads(meta["gpt_config"]))), meta["pooling"])
+        member.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")})
+        members.append(member.to(device))
+    return members[0] if len(members) == 1 else RewardEnsemble(members, float(meta["std_coef"])).to(device)
+
+
+def train_reward(cfg: RewardConfig) -> dict:
+    """Train K ≥ 1 reward models, normalise each, evaluate, save; returns metrics.json."""
+    cfg.validate()
+    device = pick_device(cfg.device)
+    distributed.init(device)
+    world = world_for(cfg)
+    run = Run(cfg.out, "train-rm", cfg)
+    context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
+    train, heldout = load_pairs(cfg, world, context_len)
+    train = distributed.shard(train)
+    sft_policy = load_model(cfg.sft, device)
+    members = []
+    for member in range(cfg.ensemble):
+        model = train_member(cfg, run, member, train, heldout, device)
+        normalise(model, [p.prompt for p in train], sft_policy, cfg.norm_samples, cfg.seed + member, device)
+        members.append(model)
+    if not distributed.is_main():
+        return {}
+    save_reward_model(run.path / "model.safetensors", members, cfg.ensemble_std_coef)
+    metrics = evaluate.reward_report(members[0] if cfg.ensemble == 1 else
+                                     RewardEnsemble(members, cfg.ensemble_std_coef),
+                                     train, heldout, world if not cfg.data else None, run.path, device)
+    evaluate.plot_history(run, [k for k in run.history()[-1] if k.endswith(("loss", "accuracy"))],
+                          "reward model training", "rm_training.png")
+    metrics = run.finish(metrics)
+    status(evaluate.table("reward model", metrics) + f"\nrun directory: {run.path}")
+    return metrics
+
+
+@dataclass
+class RewardEvalConfig:
+    rm: str = "runs/rm"             # `rlhf train-rm` run directory
+    data: str = ""                  # preference JSONL to score; empty → the world's held-out splits
+    out: str = ""                   # where to write metrics.json and plots (default: <rm>/eval)
+    world_seed: int = 0             # the world the reward model was trained on
+    overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
+    device: str = "auto"            # "auto" | "cpu" | "cuda"
+
+
+def eval_main(cfg: RewardEvalConfig) -> dict:
+    device = pick_device(cfg.device)
+    model = load_reward_model(cfg.rm, device)
+    world = World(WorldConfig(seed=cfg.world_seed))
+    if cfg.data:
+        heldout = {"heldout": data.load(cfg.data, "preference", model.config.context_len,
+                                        overflow=cfg.overflow)[0]}
+    else:
+        heldout = load_pairs(RewardConfig(world_seed=cfg.world_seed), world, model.config.context_len)[1]
+    out = Path(cfg.out or Path(cfg.rm) / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device)
+    status(evaluate.table("reward model evaluation", metrics) + f"\nwritten to: {out}")
+    return metrics
+
+
+def main(cfg: RewardConfig) -> dict:
+    return train_reward(cfg)

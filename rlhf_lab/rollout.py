@@ -1,0 +1,70 @@
+"""From prompts to sampled responses: text in, text (or PPO-ready tensors) out.
+
+`sample_texts` serves evaluation and best-of-n; `rollout` serves PPO and keeps
+everything PPO needs about the sampled tokens in one `Rollout`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rlhf_lab import tokenizer
+from rlhf_lab.model import CausalLM, SamplingConfig, generate
+
+
+def encode_prompts(prompts: list[str], device) -> tuple[Tensor, Tensor]:
+    """Left-padded BOS prompt SEP rows: (B, P) tokens and mask."""
+    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in prompts])
+    return tokens.to(device), mask.to(device)
+
+
+def decode_responses(responses: Tensor, response_mask: Tensor) -> list[str]:
+    """(B, N) sampled tokens → text, without EOS and padding."""
+    return [tokenizer.decode(row[mask].tolist()) for row, mask in zip(responses, response_mask)]
+
+
+@dataclass
+class Rollout:
+    """One batch of prompts and the policy's sampled responses.
+
+    tokens (B, P+N): left-padded prompt then response; mask (B, P+N) real tokens;
+    response_mask (B, N) True on response tokens up to and including EOS.
+    """
+    prompts: list[str]
+    responses: list[str]
+    tokens: Tensor
+    mask: Tensor
+    response_mask: Tensor
+    prompt_len: int           # P: the response starts at this column
+
+    @property
+    def ended(self) -> Tensor:
+        """(B,) True where the response emitted EOS within the length limit."""
+        last = self.response_mask.long().cumsum(-1).argmax(-1)                 # (B,)
+        return self.tokens[:, self.prompt_len:].gather(1, last[:, None]).squeeze(1) == tokenizer.EOS
+
+
+def rollout(policy: CausalLM, prompts: list[str], cfg: SamplingConfig,
+            generator: torch.Generator | None = None) -> Rollout:
+    device = next(policy.parameters()).device
+    prompt_tokens, prompt_mask = encode_prompts(prompts, device)
+    responses, response_mask = generate(policy, prompt_tokens, prompt_mask, cfg, generator)
+    return Rollout(prompts, decode_responses(responses, response_mask),
+                   torch.cat([prompt_tokens, responses], 1), torch.cat([prompt_mask, response_mask], 1),
+                   response_mask, prompt_tokens.shape[1])
+
+
+def sample_texts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,
+                 seed: int = 0) -> list[str]:
+    """One sampled response per prompt, in batches, reproducible from `seed`."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        out += rollout(model, prompts[i:i + batch_size], cfg, generator).responses
+    model.train(was_training)
+    return out

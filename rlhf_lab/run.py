@@ -1,0 +1,215 @@
+"""Run directories: config, step log, final metrics, checkpoints, seeding, progress.
+
+Every stage writes the same layout, and the next stage reads it by path:
+
+    out/config.json          the stage's config dataclass, as run
+    out/metrics.jsonl        one JSON object per logged step
+    out/metrics.json         the final figures
+    out/model.safetensors    weights (+ the model config in the metadata)
+    out/train_state.safetensors   weights, optimizer moments, step, RNG: for resume
+    out/*.png                plots
+
+Every file is written to a temporary name and renamed, so a killed run never
+leaves a half-written file behind (rename is atomic on POSIX).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file, safe_open
+from torch import nn
+
+from rlhf_lab.model import GPTConfig, MiniGPT
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work, said in the flag's own words."""
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+    _atomic(Path(path), write)
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def tensor_metadata(path: Path) -> dict[str, str]:
+    with safe_open(str(path), "pt") as f:
+        return f.metadata() or {}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def config_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+class Run:
+    """One stage's run directory: config.json, metrics.jsonl, metrics.json.
+
+    With cfg.resume and a train state present, the directory is continued (its
+    config must match); otherwise it starts afresh and stale logs are removed.
+    """
+
+    def __init__(self, out: str | Path, stage: str, cfg) -> None:
+        self.path = Path(out)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.stage = stage
+        self.started = time.perf_counter()
+        config = {"stage": stage, **config_dict(cfg)}
+        states = list(self.path.glob("train_state*.safetensors"))
+        if getattr(cfg, "resume", False) and states:
+            old = read_json(self.path / "config.json") if (self.path / "config.json").exists() else {}
+            if old != config:
+                changed = sorted(k for k in config if old.get(k) != config[k])
+                raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
+                                  "pass --no-resume to start over or choose another --out")
+        else:
+            for stale in states + [self.path / "metrics.jsonl", self.path / "metrics.json"]:
+                stale.unlink(missing_ok=True)
+        write_json(self.path / "config.json", config)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """Append one step's metrics; the file is opened per call so a kill loses nothing."""
+        with open(self.path / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    def truncate_log(self, after_step: int) -> None:
+        """Drop log lines past a resumed checkpoint, so the log matches the weights."""
+        log = self.path / "metrics.jsonl"
+        if not log.exists():
+            return
+        keep = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= after_step]
+        _atomic(log, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
+
+    def history(self) -> list[dict]:
+        log = self.path / "metrics.jsonl"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def finish(self, metrics: dict) -> dict:
+        metrics = {**metrics, "wall_seconds": round(time.perf_counter() - self.started, 2)}
+        write_json(self.path / "metrics.json", metrics)
+        return metrics
+
+
+def save_model(path: Path, model: nn.Module, extra: dict[str, str] | None = None) -> None:
+    """Weights plus the GPTConfig, so the file alone rebuilds the model."""
+    metadata = {"gpt_config": json.dumps(dataclasses.asdict(model.config)), **(extra or {})}
+    save_tensors(path, model.state_dict(), metadata)
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> MiniGPT:
+    """A MiniGPT from a model.safetensors file or a run directory holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model checkpoint here (expected a run directory "
+                                "with model.safetensors)")
+    meta = tensor_metadata(path)
+    model = MiniGPT(GPTConfig(**json.loads(meta["gpt_config"])))
+    model.load_state_dict(load_file(str(path)))
+    return model.to(device)
+
+
+def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
+                     step: int) -> None:
+    """Everything a resumed run needs, as plain tensors (no pickle): weights,
+    AdamW moments, the step, and the torch RNG state."""
+    tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+    for i, state in enumerate(optimizer.state_dict()["state"].values()):
+        for key, value in state.items():
+            tensors[f"optim.{i}.{key}"] = torch.as_tensor(value)
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_tensors(path, tensors, {"step": str(step)})
+
+
+def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> int:
+    """Restore what save_train_state wrote; returns the step to continue from."""
+    tensors = load_file(str(path))
+    for name, m in modules.items():
+        prefix = f"{name}."
+        m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    opt_state = optimizer.state_dict()
+    params = [p for group in opt_state["param_groups"] for p in group["params"]]
+    for i, p in enumerate(params):
+        keys = [k for k in tensors if k.startswith(f"optim.{i}.")]
+        opt_state["state"][p] = {k.split(".", 2)[2]: tensors[k] for k in keys}
+    optimizer.load_state_dict(opt_state)
+    torch.set_rng_state(tensors["rng.torch"])
+    return int(tensor_metadata(path)["step"])
+
+
+def resume_step(run: Run, cfg, modules: dict[str, nn.Module], optimizer,
+                name: str = "train_state.safetensors", log_offset: int = 0) -> int:
+    """Continue a killed run from its last train state (same config), else start at 0.
+    Log lines written after that state are dropped, so log and weights agree."""
+    state = run.path / name
+    if not (getattr(cfg, "resume", False) and state.exists()):
+        return 0
+    step = load_train_state(state, modules, optimizer)
+    run.truncate_log(log_offset + step)
+    status(f"{run.stage}: resumed from {state} at step {step}")
+    return step
+
+
+def status(line: str) -> None:
+    """One progress or result line on stdout (rank 0 only; see distributed.py)."""
+    from rlhf_lab import distributed
+    if distributed.is_main():
+        print(line, flush=True)
+
+
+def progress(total: int, desc: str, initial: int = 0):
+    """A tqdm bar on stderr; quiet when not attached to a terminal or not rank 0."""
+    from tqdm.auto import tqdm
+
+    from rlhf_lab import distributed
+    return tqdm(total=total, desc=desc, initial=initial, dynamic_ncols=True,
+                disable=not distributed.is_main() or not sys.stderr.isatty())

@@ -1,0 +1,163 @@
+"""Stage 1, supervised fine-tuning: prompt → response with the loss on response tokens only.
+
+The world's default SFT mix deliberately holds every style (30% ideal, the rest
+padded, hedging, wrong, repetitive, over-formatted, sycophantic), as real
+demonstration data does: the SFT model learns to answer, but imitates good and
+bad answers alike. Telling them apart is the reward model's job (Ouyang et al. 2022).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rlhf_lab import data, distributed, evaluate, optim, tokenizer
+from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
+from rlhf_lab.run import Run, pick_device, progress, resume_step, save_model, save_train_state, \
+    seed_everything, status
+from rlhf_lab.world import World, WorldConfig
+
+
+@dataclass
+class SFTConfig:
+    out: str = "runs/sft"          # run directory
+    data: str = ""                 # SFT JSONL (prompt/response); empty → the assistant world
+    eval_data: str = ""            # JSONL for the eval loss; empty → the world's held-out prompts
+    world_seed: int = 0            # the world's facts, splits and phrasings
+    ideal_share: float = 0.30      # world SFT mix: ideal share, the rest split over 6 failure styles
+    examples: int = 8000           # world SFT examples drawn for training
+    steps: int = 2000              # optimizer steps
+    batch_size: int = 32           # sequences per step
+    lr: float = 2e-3               # peak AdamW learning rate (tiny models take large steps)
+    warmup: int = 100              # linear warmup steps
+    weight_decay: float = 0.1      # AdamW weight decay on matrices (nanoGPT)
+    grad_clip: float = 1.0         # global gradient-norm clip
+    eval_every: int = 250          # steps between eval-loss passes
+    eval_samples: int = 512        # held-out prompts sampled for well_formed_rate / style_mix
+    on_invalid: str = "error"      # bad JSONL rows: "error" | "skip" (counted, reported)
+    overflow: str = "error"        # rows longer than the context: "error" | "skip" | "truncate"
+    context_len: int = 256         # model context, bytes
+    width: int = 128               # model width (textbook default)
+    n_layers: int = 4              # transformer blocks
+    n_heads: int = 4               # attention heads
+    ffn: int = 512                 # feed-forward size
+    seed: int = 0                  # init, batch order and sampling
+    device: str = "auto"           # "auto" | "cpu" | "cuda"
+    resume: bool = True            # continue from out/train_state.safetensors if present
+
+    def gpt_config(self) -> GPTConfig:
+        return GPTConfig(context_len=self.context_len, width=self.width, n_layers=self.n_layers,
+                         n_heads=self.n_heads, ffn=self.ffn)
+
+
+def encode_examples(examples: list[data.SFTExample]) -> list[tuple[list[int], int]]:
+    """(tokens, first response index) per example."""
+    return [tokenizer.encode_pair(e.prompt, e.response) for e in examples]
+
+
+def make_batch(encoded: list[tuple[list[int], int]], device) -> tuple[Tensor, Tensor]:
+    """Right-padded inputs (B, T-1) and targets (B, T-1), with -100 off the response."""
+    tokens, mask = tokenizer.right_pad([t for t, _ in encoded])
+    targets = tokens.masked_fill(~mask, -100)
+    for i, (_, start) in enumerate(encoded):
+        targets[i, :start] = -100                       # no loss on BOS prompt SEP
+    return tokens[:, :-1].to(device), targets[:, 1:].to(device)
+
+
+def response_loss(model: MiniGPT, inputs: Tensor, targets: Tensor) -> Tensor:
+    """Mean next-token cross-entropy over response tokens (and EOS)."""
+    logits = model(inputs)                                                   # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """The examples of one step, a function of (seed, step) alone, so a resumed run
+    sees exactly the batches the uninterrupted run would have seen."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randint(n, (batch_size,), generator=generator).tolist()
+
+
+@torch.no_grad()
+def eval_loss(model: MiniGPT, encoded: list, device, batch_size: int = 64) -> float:
+    model.eval()
+    losses = [response_loss(model, *make_batch(encoded[i:i + batch_size], device)).item()
+              for i in range(0, len(encoded), batch_size)]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def load_data(cfg: SFTConfig, world: World) -> tuple[list, list]:
+    """Training and eval examples: from JSONL files, or drawn from the world."""
+    if cfg.data:
+        train, _ = data.load(cfg.data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow)
+    else:
+        train = [data.SFTExample(r["prompt"], r["response"])
+                 for r in world.sft_examples("train", cfg.examples, cfg.seed)]
+    if cfg.eval_data:
+        heldout, _ = data.load(cfg.eval_data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow)
+    else:
+        heldout = [data.SFTExample(r["prompt"], r["response"])
+                   for r in world.sft_examples("heldout_template", 512, cfg.seed + 1)]
+    return distributed.shard(train), heldout
+
+
+def world_for(cfg: SFTConfig) -> World:
+    return World(WorldConfig(seed=cfg.world_seed, sft_style_mix=evaluate.style_mix_with_ideal(cfg.ideal_share)))
+
+
+def train_sft(cfg: SFTConfig) -> dict:
+    """Train, evaluate and save; returns the final metrics (also in out/metrics.json)."""
+    device = pick_device(cfg.device)
+    distributed.init(device)
+    seed_everything(cfg.seed)
+    world = world_for(cfg)
+    run = Run(cfg.out, "sft", cfg)
+    train, heldout = load_data(cfg, world)
+    encoded, encoded_eval = encode_examples(train), encode_examples(heldout)
+    model = MiniGPT(cfg.gpt_config()).to(device)
+    ddp_model = distributed.wrap(model)
+    optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
+    start = resume_step(run, cfg, {"model": model}, optimizer)
+    bar, tick = progress(cfg.steps, "sft", start), time.perf_counter()
+    for step in range(start, cfg.steps):
+        optim.set_lr(optimizer, optim.lr_at(step, cfg.steps, cfg.lr, cfg.warmup))
+        batch = [encoded[i] for i in batch_indices(len(encoded), cfg.batch_size, cfg.seed, step)]
+        loss = response_loss(ddp_model, *make_batch(batch, device))
+        loss.backward()
+        grad_norm = optim.clip_and_step(optimizer, [model], cfg.grad_clip)
+        bar.update()
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            ms = 1000 * (time.perf_counter() - tick) / cfg.eval_every
+            metrics = {"sft/loss": distributed.all_mean(loss.item()), "sft/grad_norm": grad_norm,
+                       "sft/eval_loss": eval_loss(model, encoded_eval, device), "ms_per_step": ms}
+            run.log(step + 1, metrics)
+            status(f"sft {step + 1}/{cfg.steps} | loss {metrics['sft/loss']:.3f} | "
+                   f"eval {metrics['sft/eval_loss']:.3f} | {ms:.0f} ms/it")
+            if distributed.is_main():
+                save_train_state(run.path / "train_state.safetensors", {"model": model}, optimizer, step + 1)
+            tick = time.perf_counter()
+    bar.close()
+    return finish(cfg, run, model, world, encoded_eval, device)
+
+
+def finish(cfg: SFTConfig, run: Run, model: MiniGPT, world: World, encoded_eval, device) -> dict:
+    """Save the weights, sample on held-out prompts, judge, write metrics.json and a plot."""
+    if not distributed.is_main():
+        return {}
+    save_model(run.path / "model.safetensors", model)
+    metrics = {"eval_loss": eval_loss(model, encoded_eval, device), "steps": cfg.steps,
+               "training_style_mix": world.cfg.sft_style_mix}
+    if not cfg.data:
+        prompts = world.prompts("heldout_template")[:cfg.eval_samples]
+        metrics.update(evaluate.sample_and_judge(model, world, prompts, SamplingConfig(), cfg.seed))
+    evaluate.plot_history(run, ["sft/loss", "sft/eval_loss"], "SFT loss", "sft_loss.png")
+    metrics = run.finish(metrics)
+    status(evaluate.table("SFT", metrics) + f"\nrun directory: {run.path}")
+    return metrics
+
+
+def main(cfg: SFTConfig) -> dict:
+    return train_sft(cfg)

@@ -1,0 +1,81 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rlhf_lab import tokenizer
+from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, filter_logits, generate, token_logprobs
+
+TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return MiniGPT(TINY).eval()
+
+
+def test_changing_a_future_token_leaves_earlier_logits_unchanged(model):
+    tokens = torch.randint(0, 256, (2, 20))
+    changed = tokens.clone()
+    changed[:, 12] = (changed[:, 12] + 1) % 256
+    with torch.no_grad():
+        a, b = model(tokens), model(changed)
+    assert torch.allclose(a[:, :12], b[:, :12], atol=1e-6)
+    assert not torch.allclose(a[:, 12:], b[:, 12:])
+
+
+def test_cached_greedy_generation_equals_uncached(model):
+    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in ["capital?", "2+2"]])
+    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=15, temperature=0))
+    tokens, full_mask = prompts, mask
+    for _ in range(out.shape[1]):   # no cache: rerun the whole sequence for each new token
+        with torch.no_grad():
+            logits = model(tokens, full_mask)[:, -1]
+        logits[:, [tokenizer.BOS, tokenizer.SEP, tokenizer.PAD]] = float("-inf")
+        tokens = torch.cat([tokens, logits.argmax(-1, keepdim=True)], 1)
+        full_mask = torch.cat([full_mask, torch.ones_like(full_mask[:, :1])], 1)
+    expected = tokens[:, prompts.shape[1]:]
+    assert torch.equal(out[response_mask], expected[response_mask])
+
+
+def test_logprobs_equal_a_direct_computation(model):
+    tokens = torch.randint(0, 256, (3, 10))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    logprobs, entropy = token_logprobs(model, tokens, mask, start=4)
+    with torch.no_grad():
+        logits = model(tokens)
+    for b in range(3):
+        for t in range(4, 10):
+            p = F.log_softmax(logits[b, t - 1], -1)
+            assert logprobs[b, t - 4].item() == pytest.approx(p[tokens[b, t]].item(), abs=1e-5)
+            assert entropy[b, t - 4].item() == pytest.approx(-(p.exp() * p).sum().item(), abs=1e-4)
+
+
+def test_left_padding_does_not_change_results(model):
+    row = tokenizer.encode_pair("What is 2+2?", "4")[0]
+    alone, alone_mask = tokenizer.left_pad([row])
+    padded, padded_mask = tokenizer.left_pad([row, row + [65] * 7])
+    with torch.no_grad():
+        a = model(alone, alone_mask)[0]
+        b = model(padded, padded_mask)[0, 7:]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_generation_stops_each_row_at_its_eos(model):
+    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt("a"), tokenizer.encode_prompt("bb")])
+    gen = torch.Generator().manual_seed(0)
+    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=40), gen)
+    for row, m in zip(out, response_mask):
+        eos = (row == tokenizer.EOS).nonzero()
+        if len(eos):
+            first = eos[0].item()
+            assert m[:first + 1].all() and not m[first + 1:].any()
+            assert (row[first + 1:] == tokenizer.PAD).all()
+
+
+def test_top_k_and_top_p_keep_only_the_head_of_the_distribution():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept_k = filter_logits(logits, SamplingConfig(top_k=2)).isfinite()
+    kept_p = filter_logits(logits, SamplingConfig(top_p=0.7)).isfinite()
+    assert kept_k.tolist() == [[True, True, False, False]]
+    assert kept_p.tolist() == [[True, True, False, False]]
