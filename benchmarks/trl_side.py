@@ -112,10 +112,14 @@ class StepClock(TrainerCallback):
         self.ends.append(time.perf_counter())
 
     def rate(self, items_per_step: int, warmup: int) -> tuple[float, float]:
-        """(items / s, s / step) over the steps after the first `warmup` (allocator and kernel warm-up)."""
-        timed = len(self.ends) - warmup
-        seconds = self.ends[-1] - self.ends[warmup - 1]
-        return items_per_step * timed / seconds, seconds / timed
+        """(items / s, s / step) from the median step after the first `warmup` (allocator, kernel warm-up).
+
+        The median, not the mean, because on a shared 2-core machine another process's burst
+        makes a few steps several times slower (OpenMP threads wait on a descheduled peer).
+        """
+        steps = [b - a for a, b in zip(self.ends[warmup - 1:], self.ends[warmup:])]
+        sec_per_step = statistics.median(steps)
+        return items_per_step / sec_per_step, sec_per_step
 
 
 def trl_reward_pairs_per_sec(device="cpu", n_pairs=None, batch_size=32, min_len=60, max_len=200,
@@ -228,9 +232,45 @@ def matmul_gflops(shapes=MODEL_SHAPES, device="cpu", repeats=5, min_seconds=0.2)
     return figures
 
 
-def _median_of(fn, key: str, repeats: int, **kwargs) -> tuple[float, list[float]]:
-    values = [fn(**kwargs)[key] for _ in range(repeats)]
-    return statistics.median(values), values
+def _cpu_ticks() -> tuple[int, int, int]:
+    """(busy, total) clock ticks of the whole machine, and ticks this process and its children used."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    t = os.times()
+    ours = (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks), int(ours)
+
+
+def with_foreign_load(fn, **kwargs) -> tuple[dict, float]:
+    """Run fn and return its figures with the share of the machine's CPU used by other processes meanwhile.
+
+    A figure taken while that share is above a few percent is not comparable: on 2 cores one busy
+    neighbour can slow an OpenMP matmul tenfold.
+    """
+    busy0, total0, ours0 = _cpu_ticks()
+    figures = fn(**kwargs)
+    busy1, total1, ours1 = _cpu_ticks()
+    return figures, max(0.0, (busy1 - busy0) - (ours1 - ours0)) / max(1, total1 - total0)
+
+
+def wait_for_quiet(max_load=0.05, window=2.0, max_wait=120.0) -> None:
+    """Sleep until other processes use under max_load of the CPU for a whole window (or max_wait passes)."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline and with_foreign_load(lambda: time.sleep(window))[1] > max_load:
+        pass
+
+
+def quiet_runs(fn, repeats: int, max_load: float, **kwargs) -> tuple[list, int]:
+    """`repeats` runs of fn taken while the machine was quiet, and how many loaded runs were dropped."""
+    kept, dropped = [], 0
+    while len(kept) < repeats and dropped < 3 * repeats:
+        wait_for_quiet(max_load)
+        figures, load = with_foreign_load(fn, **kwargs)
+        if load <= max_load:
+            kept.append((figures, load))
+        else:
+            dropped += 1
+    return kept or [(figures, load)], dropped
 
 
 def main(argv=None) -> None:
@@ -238,6 +278,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="few steps, to check that everything runs")
+    parser.add_argument("--max-load", type=float, default=0.05,
+                        help="drop and retry a run during which other processes used more of the CPU than this")
     args = parser.parse_args(argv)
     rm_steps, ppo_iters = (3, 2) if args.quick else (20, 8)
     d, r = args.device, args.repeats
@@ -250,12 +292,14 @@ def main(argv=None) -> None:
         ("hf generate", "new tokens/s", hf_generate_tokens_per_sec, "new_tokens_per_sec", {}),
     ]
     for label, unit, fn, key, kwargs in runs:
-        median, values = _median_of(fn, key, r, device=d, **kwargs)
-        print(f"{label:24s} {median:10.1f} {unit:13s} runs: {', '.join(f'{v:.1f}' for v in values)}")
-    per_repeat = [matmul_gflops(device=d) for _ in range(r)]
+        results, dropped = quiet_runs(fn, r, args.max_load, device=d, **kwargs)
+        median = statistics.median(figures[key] for figures, _ in results)
+        detail = ", ".join(f"{figures[key]:.1f} (load {load:.0%})" for figures, load in results)
+        print(f"{label:22s} {median:8.1f} {unit:13s} runs: {detail}; dropped {dropped}")
+    results, dropped = quiet_runs(matmul_gflops, r, args.max_load, device=d)
+    print(f"matmul fp32 GFLOP/s, median of {len(results)}; dropped {dropped}")
     for name in MODEL_SHAPES:
-        print(f"matmul {name:30s} {statistics.median(g[name] for g in per_repeat):8.1f} GFLOP/s")
-
+        print(f"  {name:28s} {statistics.median(g[name] for g, _ in results):8.1f}")
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,7 @@ import importlib
 import inspect
 import re
 import sys
+import types
 import typing
 
 DESCRIPTION = """\
@@ -59,7 +60,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=default, help=help_text)
         else:
-            base = typing.get_args(kind)[0] if typing.get_origin(kind) in (typing.Union, list) else kind
+            base = typing.get_args(kind)[0] if typing.get_origin(kind) in (typing.Union, types.UnionType, list) else kind
             nargs = "+" if typing.get_origin(kind) is list else None
             parser.add_argument(flag, dest=f.name, type=base, nargs=nargs, default=default,
                                 help=help_text)

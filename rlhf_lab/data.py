@@ -62,27 +62,29 @@ class LoadReport:
         return f"{self.path}: {self.loaded} rows loaded, skipped: {skipped}, prompts truncated: {self.truncated}"
 
 
-def read_jsonl(path: Path | str) -> Iterator[tuple[int, dict]]:
-    """(line number, object) per non-empty line; DataError on bad UTF-8 or JSON."""
+def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of each non-blank line of a .jsonl or .jsonl.gz file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(path, number, f"invalid UTF-8 at byte {e.start}") from None
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(path, number, f"malformed JSON: {e.msg} (column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(path, number, f"expected a JSON object, got {type(row).__name__}")
-            yield number, row
+            if raw.strip():
+                yield number, raw
+
+
+def parse_json_line(raw: bytes, path, line: int) -> dict:
+    """One JSON object from one line; DataError on bad UTF-8, bad JSON or a non-object."""
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(path, line, f"invalid UTF-8 at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise DataError(path, line, f"malformed JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(row, dict):
+        raise DataError(path, line, f"expected a JSON object, got {type(row).__name__}")
+    return row
 
 
 def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
@@ -158,9 +160,9 @@ def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error
     """
     parse = {"sft": parse_sft, "preference": parse_preference}[kind]
     report, rows = LoadReport(str(path)), []
-    for line, raw in read_jsonl(path):
+    for line, raw in read_lines(path):
         try:
-            row = parse(raw, path, line)
+            row = parse(parse_json_line(raw, path, line), path, line)
         except DataError as e:
             if on_invalid != "skip":
                 raise

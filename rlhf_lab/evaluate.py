@@ -7,6 +7,7 @@ from the world's gold judge, never eyeballed.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from rlhf_lab.model import CausalLM, SamplingConfig
 from rlhf_lab.rollout import sample_texts
-from rlhf_lab.run import Run
+from rlhf_lab.run import Run, SHIPPED_SFT
 from rlhf_lab.world import STYLES, World
 
 
@@ -164,3 +165,111 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+# ---------------------------------------------------------------- SFT versus the RLHF policy
+
+@dataclass
+class EvalConfig:
+    policy: str = "runs/ppo"        # `rlhf ppo` run directory (the RLHF policy)
+    sft: str = SHIPPED_SFT          # SFT run directory (the baseline and the KL reference)
+    rm: str = "runs/rm"             # reward model for the proxy reward
+    out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
+    world_seed: int = 0             # the world whose held-out prompts are used
+    split: str = "heldout_template" # held-out prompts: "heldout_template" | "heldout_fact"
+    prompts: int = 500              # how many held-out prompts (one sample each per model)
+    max_new_tokens: int = 192       # response length limit, bytes
+    shown: int = 12                 # side-by-side samples in report.md
+    seed: int = 0                   # sampling seed (the same for both models)
+    device: str = "auto"            # "auto" | "cpu" | "cuda"
+
+
+def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> float:
+    """Gold win rate of the policy over SFT, one sample each per prompt, ties half."""
+    wins = 0.0
+    for p, a, b in zip(prompts, policy_texts, sft_texts):
+        ga, gb = world.gold(p, a), world.gold(p, b)
+        wins += 1.0 if ga > gb else 0.5 if ga == gb else 0.0
+    return wins / len(prompts)
+
+
+@torch.no_grad()
+def kl_per_response(policy: CausalLM, reference: CausalLM, prompts: list[str], responses: list[str],
+                    device, batch_size: int = 64) -> float:
+    """Mean over the policy's own samples of Σ_t log π - log π_ref: KL(π‖π_ref) in nats per response."""
+    from rlhf_lab.reward import encode_responses
+    from rlhf_lab.model import token_logprobs
+
+    total = 0.0
+    for i in range(0, len(prompts), batch_size):
+        tokens, mask, start = encode_responses(prompts[i:i + batch_size], responses[i:i + batch_size], device)
+        first = int(start.min())
+        lp, _ = token_logprobs(policy, tokens, mask, first)
+        ref, _ = token_logprobs(reference, tokens, mask, first)
+        response = mask[:, first:] & (torch.arange(first, tokens.shape[1], device=device)[None] >= start[:, None])
+        total += ((lp - ref) * response).sum().item()
+    return total / len(prompts)
+
+
+def proxy_scores(reward_model, prompts: list[str], responses: list[str], device, batch_size: int = 64) -> Tensor:
+    from rlhf_lab.reward import encode_responses
+
+    with torch.no_grad():
+        return torch.cat([reward_model.score(*encode_responses(prompts[i:i + batch_size],
+                                                               responses[i:i + batch_size], device)).cpu()
+                          for i in range(0, len(prompts), batch_size)])
+
+
+def compare(cfg: EvalConfig) -> dict:
+    """SFT and the policy answer the same held-out prompts; the gold judge decides."""
+    from rlhf_lab.reward import load_reward_model
+    from rlhf_lab.run import load_model, pick_device
+
+    device = pick_device(cfg.device)
+    world = World(WorldConfig(seed=cfg.world_seed))
+    prompts = world.prompts(cfg.split)[:cfg.prompts]
+    sft, policy = load_model(cfg.sft, device).eval(), load_model(cfg.policy, device).eval()
+    reward_model = load_reward_model(cfg.rm, device).eval()
+    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)
+    texts = {name: sample_texts(m, prompts, sampling, seed=cfg.seed) for name, m in (("sft", sft), ("policy", policy))}
+    metrics = {"gold_win_rate_vs_sft": win_rate(world, prompts, texts["policy"], texts["sft"]),
+               "kl_to_ref": kl_per_response(policy, sft, prompts, texts["policy"], device),
+               "prompts": len(prompts), "split": cfg.split}
+    for name, responses in texts.items():
+        judged = judge_texts(world, prompts, responses)
+        metrics.update({f"gold_mean_{name}": judged["gold_mean"],
+                        f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
+                        f"mean_len_{name}": judged["mean_len"], f"well_formed_rate_{name}": judged["well_formed_rate"],
+                        f"style_mix_{name}": judged["style_mix"]})
+    return metrics, [(p, texts["sft"][i], texts["policy"][i]) for i, p in enumerate(prompts[:cfg.shown])]
+
+
+def markdown_report(metrics: dict, samples: list, world: World) -> str:
+    """The comparison as markdown: headline figures, style mix, and samples side by side."""
+    def cell(text):
+        return text.replace("|", "\\|").replace("\n", "⏎")
+
+    lines = ["# SFT versus the RLHF policy", "",
+             f"{metrics['prompts']} held-out prompts ({metrics['split']}), one sample each, judged by the gold judge.",
+             "", "| figure | SFT | policy |", "|---|---|---|"]
+    for key in ("gold_mean", "proxy_mean", "mean_len", "well_formed_rate"):
+        lines.append(f"| {key} | {metrics[key + '_sft']:.3f} | {metrics[key + '_policy']:.3f} |")
+    for style in STYLES:
+        lines.append(f"| share {style} | {metrics['style_mix_sft'][style]:.3f} | {metrics['style_mix_policy'][style]:.3f} |")
+    lines += ["", f"Gold win rate of the policy over SFT: **{metrics['gold_win_rate_vs_sft']:.3f}** (ties count half). "
+              f"KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} nats per response**.", "",
+              "| prompt | SFT (gold) | policy (gold) |", "|---|---|---|"]
+    for prompt, a, b in samples:
+        lines.append(f"| {cell(prompt)} | {cell(a)} ({world.gold(prompt, a):.2f}) | {cell(b)} ({world.gold(prompt, b):.2f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main(cfg: EvalConfig) -> dict:
+    from rlhf_lab.run import write_json, write_text
+
+    metrics, samples = compare(cfg)
+    out = Path(cfg.out or Path(cfg.policy) / "eval")
+    write_json(out / "metrics.json", metrics)
+    write_text(out / "report.md", markdown_report(metrics, samples, World(WorldConfig(seed=cfg.world_seed))))
+    print(table("SFT versus RLHF policy", metrics) + f"\nreport: {out / 'report.md'}")
+    return metrics

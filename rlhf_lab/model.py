@@ -169,7 +169,7 @@ def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) ->
 
 @dataclass
 class SamplingConfig:
-    max_new_tokens: int = 160   # longest response; the world's are ≤ 180 bytes, most far shorter
+    max_new_tokens: int = 192   # longest response in bytes (the world's are ≤ 180); capped by the context
     temperature: float = 1.0    # 0 → greedy
     top_k: int = 0              # 0 → off
     top_p: float = 1.0          # nucleus sampling (Holtzman et al. 2020); 1 → off

@@ -24,9 +24,9 @@ from torch import Tensor
 
 from rlhf_lab import distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
-from rlhf_lab.reward import SHIPPED_SFT, RewardModel, load_reward_model
+from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, rollout
-from rlhf_lab.run import Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
+from rlhf_lab.run import SHIPPED_SFT, Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
     save_train_state, seed_everything, status
 from rlhf_lab.world import World, WorldConfig
 
@@ -56,7 +56,7 @@ class PPOConfig:
     baseline_decay: float = 0.9      # running-mean decay of the "baseline" estimator
     whiten_advantages: bool = True   # D5: advantages to mean 0, std 1 per batch
     eos_penalty: float = 1.0         # D3: subtracted from the score of a response without EOS
-    max_new_tokens: int = 160        # response length limit, bytes
+    max_new_tokens: int = 192        # response length limit, bytes
     temperature: float = 1.0         # sampling temperature of rollouts (1: on-policy)
     grad_clip: float = 1.0           # global gradient-norm clip
     eval_every: int = 10             # iterations between progress lines

@@ -22,11 +22,10 @@ from torch import Tensor, nn
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, positions_from_mask
 from rlhf_lab.rollout import sample_texts
-from rlhf_lab.run import Run, check_choice, load_model, pick_device, progress, resume_step, \
+from rlhf_lab.run import SHIPPED_SFT, Run, check_choice, load_model, pick_device, progress, resume_step, \
     save_tensors, save_train_state, seed_everything, status, tensor_metadata
 from rlhf_lab.world import World, WorldConfig
 
-SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")
 POOLINGS = ("last", "mean")
 
 

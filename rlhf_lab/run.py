@@ -30,6 +30,8 @@ from torch import nn
 
 from rlhf_lab.model import GPTConfig, MiniGPT
 
+SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rlhf sft` with defaults
+
 
 class ConfigError(ValueError):
     """A config value that cannot work, said in the flag's own words."""
@@ -44,8 +46,11 @@ def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would hide results from other users
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -58,6 +63,10 @@ def write_json(path: Path, obj: Any) -> None:
             json.dump(obj, f, indent=2, sort_keys=True)
             f.write("\n")
     _atomic(Path(path), write)
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def read_json(path: Path) -> Any:

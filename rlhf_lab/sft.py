@@ -18,7 +18,7 @@ from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import Run, pick_device, progress, resume_step, save_model, save_train_state, \
     seed_everything, status
-from rlhf_lab.world import World, WorldConfig
+from rlhf_lab.world import World, WorldConfig, ideal_mix
 
 
 @dataclass
@@ -74,10 +74,12 @@ def response_loss(model: MiniGPT, inputs: Tensor, targets: Tensor) -> Tensor:
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
-    """The examples of one step, a function of (seed, step) alone, so a resumed run
-    sees exactly the batches the uninterrupted run would have seen."""
+    """One step's examples: a random window of `batch_size` neighbours in length
+    order (examples arrive sorted by length), so a batch carries little padding.
+    A function of (seed, step) alone: a resumed run sees the same batches."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.randint(n, (batch_size,), generator=generator).tolist()
+    first = int(torch.randint(max(1, n - batch_size + 1), (1,), generator=generator))
+    return list(range(first, min(n, first + batch_size)))
 
 
 @torch.no_grad()
@@ -105,7 +107,7 @@ def load_data(cfg: SFTConfig, world: World) -> tuple[list, list]:
 
 
 def world_for(cfg: SFTConfig) -> World:
-    return World(WorldConfig(seed=cfg.world_seed, sft_style_mix=evaluate.style_mix_with_ideal(cfg.ideal_share)))
+    return World(WorldConfig(seed=cfg.world_seed, sft_style_mix=ideal_mix(cfg.ideal_share)))
 
 
 def train_sft(cfg: SFTConfig) -> dict:
@@ -116,7 +118,8 @@ def train_sft(cfg: SFTConfig) -> dict:
     world = world_for(cfg)
     run = Run(cfg.out, "sft", cfg)
     train, heldout = load_data(cfg, world)
-    encoded, encoded_eval = encode_examples(train), encode_examples(heldout)
+    encoded = sorted(encode_examples(train), key=lambda e: len(e[0]))
+    encoded_eval = encode_examples(heldout)
     model = MiniGPT(cfg.gpt_config()).to(device)
     ddp_model = distributed.wrap(model)
     optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)

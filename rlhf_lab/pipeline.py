@@ -1,0 +1,65 @@
+"""`rlhf pipeline`: SFT → reward model → PPO → eval on the assistant world, one run directory.
+
+    out/sft   (only with --from-scratch; otherwise the shipped SFT checkpoint)
+    out/rm    out/ppo    out/eval/report.md    out/report.md    out/metrics.json
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rlhf_lab import evaluate, ppo, reward, sft
+from rlhf_lab.run import SHIPPED_SFT, check_choice, status, write_json, write_text
+
+PRESETS = ("default", "tiny")
+
+
+@dataclass
+class PipelineConfig:
+    out: str = "runs/pipeline"       # run directory holding sft/, rm/, ppo/, eval/
+    from_scratch: bool = False       # retrain SFT instead of starting from the shipped checkpoint
+    preset: str = "default"          # "default" | "tiny" (seconds, for tests: same code, small sizes)
+    kl_coef: float = 0.02            # β of the PPO stage (InstructGPT)
+    seed: int = 0                    # every stage's seed
+    world_seed: int = 0              # the assistant world
+    device: str = "auto"             # "auto" | "cpu" | "cuda"
+
+
+def stage_configs(cfg: PipelineConfig):
+    """The four stage configs, each writing under cfg.out; "tiny" shrinks the work."""
+    out = Path(cfg.out)
+    common = dict(seed=cfg.seed, world_seed=cfg.world_seed, device=cfg.device)
+    sft_dir = str(out / "sft") if cfg.from_scratch else SHIPPED_SFT
+    stages = (sft.SFTConfig(out=str(out / "sft"), **common),
+              reward.RewardConfig(out=str(out / "rm"), sft=sft_dir, **common),
+              ppo.PPOConfig(out=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"), kl_coef=cfg.kl_coef, **common),
+              evaluate.EvalConfig(policy=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"),
+                                  out=str(out / "eval"), world_seed=cfg.world_seed, seed=cfg.seed,
+                                  device=cfg.device))
+    if cfg.preset == "tiny":
+        s, r, p, e = stages
+        stages = (replace(s, steps=60, examples=500, eval_every=30, eval_samples=64),
+                  replace(r, pairs=600, epochs=1, norm_samples=64),
+                  replace(p, iterations=6, batch_size=32, minibatch_size=16, eval_every=3),
+                  replace(e, prompts=96, shown=4))
+    return stages
+
+
+def main(cfg: PipelineConfig) -> dict:
+    check_choice("preset", cfg.preset, PRESETS)
+    sft_cfg, rm_cfg, ppo_cfg, eval_cfg = stage_configs(cfg)
+    if cfg.from_scratch:
+        sft.main(sft_cfg)
+    rm_metrics = reward.main(rm_cfg)
+    ppo.main(ppo_cfg)
+    eval_metrics = evaluate.main(eval_cfg)
+    summary = {"reward_model": {k: rm_metrics[k] for k in ("heldout_gold_accuracy", "textbook_pairs_correct",
+                                                             "ece", "length_baseline_accuracy")},
+               **eval_metrics}
+    write_json(Path(cfg.out) / "metrics.json", summary)
+    report = (Path(cfg.out) / "eval" / "report.md").read_text()
+    write_text(Path(cfg.out) / "report.md", report)
+    status(f"pipeline done: gold win rate {eval_metrics['gold_win_rate_vs_sft']:.3f}, "
+           f"gold {eval_metrics['gold_mean_sft']:.3f} → {eval_metrics['gold_mean_policy']:.3f}\n"
+           f"report: {Path(cfg.out) / 'report.md'}")
+    return summary

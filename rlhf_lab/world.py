@@ -1,0 +1,719 @@
+"""The assistant world: rlhf-lab's embedded default data and its gold judge.
+
+A seeded, deterministic generator of short instruction prompts over a fact base,
+responses to them in seven styles, and a programmatic gold judge that knows which
+response is better. It is sized for a ~0.8M-parameter byte-level model: prompts
+<= 70 bytes, responses <= 180 bytes, prompt + response <= 240 bytes, plain ASCII.
+
+Families (facts in world_facts.py): capitals, arithmetic, definitions, units,
+name_three, dates, opposites, symbols. Every fact is asked through five templates,
+and template 4 is held out. For capitals, dates and symbols, a share of prompts
+(false_premise_frac) asserts a false premise ("Why is Lyon the capital of
+France?"), which the ideal answer corrects.
+
+Styles: ideal (concise, correct, direct), verbose (filler sentences around the
+ideal), hedging, wrong (a plausible wrong answer phrased like the ideal),
+repetitive, formatted (markdown for a one-line answer), sycophantic (flattery, or
+agreeing with a false premise).
+
+Gold judge, for any prompt the world generated and any response text:
+
+    score = correctness
+            - 0.3 * (hedged + flattering + formatted + repetitive)
+            - 0.4 * clip((bytes / ideal_bytes - 1.3) / 1.0, 0, 1)      # concision
+            - 0.5 * malformed
+
+    correctness   1 if correct else 0; name_three: distinct members named / 3, at most 1;
+                  0 when malformed or when a false premise is accepted. Correct means:
+                    capitals, opposites, symbols: the last answer word of the family the
+                      response names (words of the prompt aside) is the right one;
+                    arithmetic, units, dates: the last number is the answer, and every
+                      number is the answer or a number of the prompt;
+                    definitions: each key stem begins some word.
+    hedged        a hedge ("I think", "might", "probably", "not sure", ...)
+    flattering    flattery of the user ("great question", "you clearly", "as you say", ...)
+    formatted     markdown (#, *, backticks, bullet or numbered lines) or more than one line
+    repetitive    a sentence said twice, or any 12-byte run said twice (case-insensitive)
+    malformed     more than 10% non-printable characters, or no answer word of the family,
+                  no number (arithmetic, units, dates) and no topic word of the prompt
+    ideal_bytes   the ideal response's length (name_three: its longest ideal variant)
+
+The ideal response scores exactly 1.0 and every other generated style strictly
+less. The judge also names the style a response reads as, checking in this order:
+malformed -> None, formatted, sycophantic (flattering or premise accepted),
+repetitive, hedging, wrong (correctness < 1), verbose (bytes > 1.3 ideal_bytes),
+else ideal. It never raises on a response, only on a prompt it did not generate.
+
+Splits: "train" (train facts x templates 0-3), "heldout_template" (train facts x
+template 4), "heldout_fact" (heldout_fact_frac of each family's facts x all five
+templates) and "textbook" (the six TEXTBOOK_PAIRS prompts, whose facts are in no
+other split). Each split is ordered round-robin over families, so any prefix of
+prompts(split) is as family-balanced as it can be.
+
+Choices worth knowing:
+ 1. The ideal response is one canonical sentence per task (name_three varies its
+    members); every other style varies its phrasing with the rng.
+ 2. The verbose threshold equals the concision threshold (1.3x), so a correct,
+    clean answer is "verbose" exactly when it is penalised; generated verbose
+    responses are at least 1.5x the ideal so the penalty is felt.
+ 3. Arithmetic samples arithmetic_per_op facts per operation from a, b in 2..20,
+    and sft_examples / preference_pairs draw a family uniformly, then a task, so the
+    large generated families (arithmetic, units) do not swamp the others.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlhf_lab import world_facts as facts
+from rlhf_lab.run import ConfigError, status, write_text
+
+FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
+STYLES = ("ideal", "verbose", "hedging", "wrong", "repetitive", "formatted", "sycophantic")
+SPLITS = ("train", "heldout_template", "heldout_fact", "textbook")
+HELDOUT_TEMPLATE = 4
+MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES, MAX_EXAMPLE_BYTES = 70, 180, 240
+
+# How the judge decides correctness, per family (see the module docstring).
+KIND = {"capitals": "entity", "opposites": "entity", "symbols": "entity",
+        "arithmetic": "number", "units": "number", "dates": "number",
+        "definitions": "stems", "name_three": "members"}
+CASE_SENSITIVE = ("symbols",)   # "Au" is gold; "AU" and "au" are not
+
+FLAG_PENALTY = 0.3              # per flag: hedged, flattering, formatted, repetitive
+CONCISION_START = 1.3           # bytes / ideal_bytes where the concision penalty begins
+CONCISION_WIDTH = 1.0           # further ratio over which it grows to its cap
+CONCISION_CAP = 0.4
+MALFORMED_PENALTY = 0.5
+REPEAT_BYTES = 12               # a run this long said twice is repetition
+VERBOSE_MIN_RATIO = 1.5         # generated verbose responses are at least this much longer
+
+TEXTBOOK_PAIRS = (
+    {"prompt": "What is the capital of France?",
+     "preferred": "The capital of France is Paris.",
+     "rejected": "France is a country in Europe. It has many cities. The capital is Paris. "
+                 "Paris is known for the Eiffel Tower."},
+    {"prompt": "Explain gravity in one sentence.",
+     "preferred": "Gravity is the force that attracts objects with mass toward each other.",
+     "rejected": "Gravity is something that makes things fall down when you drop them."},
+    {"prompt": "What is 15 times 7?",
+     "preferred": "15 times 7 is 105.",
+     "rejected": "Let me think about this. 15 times 7. Well, 10 times 7 is 70, and 5 times 7 is 35, "
+                 "so the answer might be around 105."},
+    {"prompt": "Name three programming languages.",
+     "preferred": "Python, Rust, and TypeScript.",
+     "rejected": "There are many programming languages. Some popular ones include various languages "
+                 "like Python and others."},
+    {"prompt": "What year did World War II end?",
+     "preferred": "World War II ended in 1945.",
+     "rejected": "World War II was a major global conflict. It involved many countries. "
+                 "The war ended in the mid-1940s, specifically in 1945."},
+    {"prompt": "Define machine learning.",
+     "preferred": "Machine learning is a field where algorithms learn patterns from data to make "
+                  "predictions without being explicitly programmed.",
+     "rejected": "Machine learning is a type of AI. AI stands for artificial intelligence. "
+                 "Machine learning uses data to learn."},
+)
+# The (family, fact key) behind each textbook prompt: these facts stay out of every other split.
+TEXTBOOK_FACTS = {"What is the capital of France?": ("capitals", "France"),
+                  "Explain gravity in one sentence.": ("definitions", "gravity"),
+                  "What is 15 times 7?": ("arithmetic", "15 times 7"),
+                  "Name three programming languages.": ("name_three", "programming languages"),
+                  "What year did World War II end?": ("dates", "World War II end"),
+                  "Define machine learning.": ("definitions", "machine learning")}
+
+
+def ideal_mix(ideal_share: float = 0.30) -> dict[str, float]:
+    """An SFT style mix: `ideal_share` ideal, the rest split equally over the six other styles."""
+    rest = (1.0 - ideal_share) / (len(STYLES) - 1)
+    return {s: ideal_share if s == "ideal" else rest for s in STYLES}
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that shapes a world: equal configs give identical worlds."""
+    seed: int = 0                    # facts sampled, held-out facts, false premises, wrong answers
+    heldout_fact_frac: float = 0.1   # share of each family's facts never seen in training
+    false_premise_frac: float = 0.2  # share of capitals/dates/symbols prompts asserting a false premise
+    arithmetic_per_op: int = 60      # arithmetic facts per operation, sampled from a, b in 2..20
+    sft_style_mix: dict[str, float] = field(default_factory=ideal_mix)  # style -> weight in sft_examples
+    pair_temperature: float = 0.1    # Bradley-Terry label noise on gold scores; 0 = the gold order
+    length_bias: float = 0.0         # annotator utility gains length_bias * (len_a - len_b) / 100 bytes
+
+    def __post_init__(self):
+        checks = ((0 <= self.heldout_fact_frac < 1, "heldout_fact_frac must be in [0, 1)"),
+                  (0 <= self.false_premise_frac <= 1, "false_premise_frac must be in [0, 1]"),
+                  (1 <= self.arithmetic_per_op <= 190, "arithmetic_per_op must be in 1..190"),
+                  (set(self.sft_style_mix) <= set(STYLES), f"sft_style_mix keys must be among {STYLES}"),
+                  (all(w >= 0 for w in self.sft_style_mix.values()) and sum(self.sft_style_mix.values()) > 0,
+                   "sft_style_mix weights must be >= 0 with a positive sum"),
+                  (self.pair_temperature >= 0, "pair_temperature must be >= 0"))
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One prompt of the world, with what the generator and the judge need to know about it."""
+    prompt: str
+    family: str
+    fact_id: str                     # "<family>/<fact key>", shared by a fact's five templates
+    template_id: int                 # 0-3 training templates, 4 the held-out one
+    false_premise: bool
+    ideal: str                       # the canonical ideal response
+    frame: str                       # the ideal sentence as a clause, "{}" where the answer goes
+    answers: tuple[str, ...]         # correct answers (name_three: several member triples)
+    wrong_answers: tuple[str, ...]   # plausible wrong answers of the same family
+    targets: tuple[str, ...]         # what the judge looks for: answer word, number, key stems, members
+    premise: str | None = None       # the false value a false-premise prompt asserts
+    claim: str | None = None         # that premise stated as true, for sycophantic agreement
+
+    @property
+    def ideal_bytes(self) -> int:
+        """Reference length of the concision penalty: the longest ideal variant."""
+        return max(len(_sentence(self.frame, a)) for a in self.answers)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The gold judge's verdict on one response, with every term of the score."""
+    score: float                     # the gold score (module docstring formula)
+    style: str | None                # the style the response reads as; None = malformed
+    correct: bool                    # correctness == 1
+    correctness: float               # 0..1 before penalties (name_three: members named / 3)
+    hedged: bool
+    flattering: bool
+    formatted: bool
+    repetitive: bool
+    premise_accepted: bool           # agreed with a false premise (correctness is then 0)
+    malformed: bool
+    length_ratio: float              # response bytes / ideal_bytes
+    concision_penalty: float
+
+
+# ---------------------------------------------------------------- facts
+
+@dataclass(frozen=True)
+class _Fact:
+    """One row of a family table, rendered: its five prompts and what answers it."""
+    key: str
+    prompts: tuple[str, ...]
+    frame: str
+    answers: tuple[str, ...]
+    wrong_answers: tuple[str, ...]
+    targets: tuple[str, ...]
+    premise: str | None = None                 # only families with false premises set these four
+    premise_prompts: tuple[str, ...] = ()
+    premise_frame: str = ""
+    claim: str = ""
+
+
+def _fill(templates: tuple[str, ...], **slots) -> tuple[str, ...]:
+    return tuple(t.format(**slots) for t in templates)
+
+
+def _listing(items) -> str:
+    a, b, c = items
+    return f"{a}, {b}, and {c}"
+
+
+def _capital_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    capitals = [capital for _, capital, _ in facts.CAPITALS]
+    return [_Fact(key=country, prompts=_fill(facts.TEMPLATES["capitals"], x=country),
+                  frame=f"the capital of {country} is {{}}", answers=(capital,), targets=(capital,),
+                  wrong_answers=(decoy, *rng.sample([c for c in capitals if c != capital], 2)),
+                  premise=decoy, premise_prompts=_fill(facts.PREMISE_TEMPLATES["capitals"], x=country, p=decoy),
+                  premise_frame=f"{decoy} is not the capital of {country}; it is {{}}",
+                  claim=f"{decoy} is the capital of {country}")
+            for country, capital, decoy in facts.CAPITALS]
+
+
+OPERATIONS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b, "times": lambda a, b: a * b}
+
+
+def _arithmetic_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    textbook = {key for family, key in TEXTBOOK_FACTS.values() if family == "arithmetic"}
+    out = []
+    for op, apply in OPERATIONS.items():
+        grid = [(a, b) for a in range(2, 21) for b in range(2, 21) if op != "minus" or a >= b]
+        kept = [(a, b) for a, b in grid if f"{a} {op} {b}" in textbook]
+        rest = [g for g in grid if g not in kept]
+        for a, b in sorted(kept + rng.sample(rest, cfg.arithmetic_per_op - len(kept))):
+            answer = apply(a, b)
+            near = [answer + d for d in (1, -1, 2, -2, 10, -10)] + [f(a, b) for f in OPERATIONS.values()]
+            wrong = [n for n in dict.fromkeys(near) if n >= 0 and n not in (answer, a, b)]
+            out.append(_Fact(key=f"{a} {op} {b}", prompts=_fill(facts.TEMPLATES["arithmetic"], a=a, op=op, b=b),
+                             frame=f"{a} {op} {b} is {{}}", answers=(str(answer),), targets=(str(answer),),
+                             wrong_answers=tuple(str(n) for n in rng.sample(wrong, 3))))
+    return out
+
+
+def _definition_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    bodies = [body for _, body, _ in facts.DEFINITIONS] + list(facts.VAGUE_DEFINITIONS)
+    out = []
+    for term, body, stems in facts.DEFINITIONS:
+        unrelated = [b for b in bodies if not any(_has_stem(b, s) for s in stems)]
+        out.append(_Fact(key=term, prompts=_fill(facts.TEMPLATES["definitions"], t=term), frame=f"{term} is {{}}",
+                         answers=(body,), targets=stems, wrong_answers=tuple(rng.sample(unrelated, 3))))
+    return out
+
+
+def _unit_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    out = []
+    for unit, plural, target, factor, wrong_factors in facts.UNITS:
+        for v in range(1, 21):
+            name, answer = (unit if v == 1 else plural), v * factor
+            wrong = [n for n in dict.fromkeys([v * w for w in wrong_factors] + [answer + factor])
+                     if n not in (answer, v)]
+            out.append(_Fact(key=f"{v} {name} to {target}",
+                             prompts=_fill(facts.TEMPLATES["units"], v=v, unit=name, target=target),
+                             frame=f"{v} {name} is {{}}", answers=(f"{answer} {target}",), targets=(str(answer),),
+                             wrong_answers=tuple(f"{n} {target}" for n in wrong)))
+    return out
+
+
+def _mixed_triple(rng: random.Random, category: str, members: tuple[str, ...], keep: int) -> list[str]:
+    """`keep` members of the category and the rest from another one: a plausible wrong answer."""
+    own = {m.lower() for m in members}
+    other = rng.choice([m for c, m in facts.CATEGORIES if c != category])
+    items = rng.sample(members, keep) + rng.sample([m for m in other if m.lower() not in own], 3 - keep)
+    rng.shuffle(items)
+    return items
+
+
+def _name_three_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    out = []
+    for category, members in facts.CATEGORIES:
+        triples = [members[:3]] + [rng.sample(members, 3) for _ in range(3)]
+        out.append(_Fact(key=category, prompts=_fill(facts.TEMPLATES["name_three"], c=category), frame="{}",
+                         answers=tuple(dict.fromkeys(_listing(t) for t in triples)), targets=members,
+                         wrong_answers=tuple(_listing(_mixed_triple(rng, category, members, k)) for k in (0, 1, 2))))
+    return out
+
+
+def _date_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    out = []
+    for s, base, past, year in facts.EVENTS:
+        wrong = [year + d for d in rng.sample((-10, -5, -3, -2, -1, 1, 2, 3, 5, 10), 3)]
+        premise = str(year + rng.choice((-15, -11, -7, -6, -4, 4, 6, 7, 11, 15)))  # never a wrong answer
+        out.append(_Fact(key=f"{s} {base}", prompts=_fill(facts.TEMPLATES["dates"], s=s, base=base, past=past),
+                         frame=f"{s} {past} in {{}}", answers=(str(year),), targets=(str(year),),
+                         wrong_answers=tuple(map(str, wrong)), premise=premise,
+                         premise_prompts=_fill(facts.PREMISE_TEMPLATES["dates"], s=s, base=base, past=past,
+                                               p=premise),
+                         premise_frame=f"{s} did not {base} in {premise}; that happened in {{}}",
+                         claim=f"{s} {past} in {premise}"))
+    return out
+
+
+def _opposite_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    opposites = [o for _, o, _ in facts.OPPOSITES]
+    return [_Fact(key=word, prompts=_fill(facts.TEMPLATES["opposites"], w=word),
+                  frame=f"the opposite of {word} is {{}}", answers=(opposite,), targets=(opposite,),
+                  wrong_answers=(near, *rng.sample([o for o in opposites if o != opposite], 2)))
+            for word, opposite, near in facts.OPPOSITES]
+
+
+def _symbol_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
+    symbols = [s for _, s in facts.SYMBOLS]
+    out = []
+    for element, symbol in facts.SYMBOLS:
+        premise, *wrong = rng.sample([s for s in symbols if s != symbol], 4)
+        out.append(_Fact(key=element, prompts=_fill(facts.TEMPLATES["symbols"], e=element),
+                         frame=f"the chemical symbol for {element} is {{}}", answers=(symbol,), targets=(symbol,),
+                         wrong_answers=tuple(wrong), premise=premise,
+                         premise_prompts=_fill(facts.PREMISE_TEMPLATES["symbols"], e=element, p=premise),
+                         premise_frame=f"{premise} is not the chemical symbol for {element}; it is {{}}",
+                         claim=f"{premise} is the chemical symbol for {element}"))
+    return out
+
+
+_FACT_BUILDERS = {"capitals": _capital_facts, "arithmetic": _arithmetic_facts, "definitions": _definition_facts,
+                  "units": _unit_facts, "name_three": _name_three_facts, "dates": _date_facts,
+                  "opposites": _opposite_facts, "symbols": _symbol_facts}
+
+
+def _task(family: str, fact: _Fact, template_id: int, false_premise: bool) -> Task:
+    if false_premise:
+        prompt, frame = fact.premise_prompts[template_id], fact.premise_frame
+        wrong = tuple(w for w in fact.wrong_answers if w != fact.premise)
+    else:
+        prompt, frame, wrong = fact.prompts[template_id], fact.frame, fact.wrong_answers
+    return Task(prompt=prompt, family=family, fact_id=f"{family}/{fact.key}", template_id=template_id,
+                false_premise=false_premise, ideal=_sentence(frame, fact.answers[0]), frame=frame,
+                answers=fact.answers, wrong_answers=wrong, targets=fact.targets,
+                premise=fact.premise if false_premise else None, claim=fact.claim if false_premise else None)
+
+
+def _interleave(tasks: list[Task], rng: random.Random) -> list[Task]:
+    """Each family shuffled, then taken round-robin: every prefix is as balanced as it can be."""
+    groups = [[t for t in tasks if t.family == f] for f in FAMILIES]
+    for group in groups:
+        rng.shuffle(group)
+    return [t for row in itertools.zip_longest(*groups) for t in row if t is not None]
+
+
+# ---------------------------------------------------------------- responses
+
+def _sentence(frame: str, answer: str) -> str:
+    clause = frame.format(answer)
+    return clause[0].upper() + clause[1:] + "."
+
+
+def _ideal(task: Task) -> list[str]:
+    return [_sentence(task.frame, a) for a in task.answers]
+
+
+def _verbose(task: Task) -> list[str]:
+    """The ideal between one or two filler sentences, long enough that concision costs."""
+    padded = [" ".join(p for p in (before, sentence, after) if p)
+              for sentence in _ideal(task)
+              for before in (None, *facts.FILLER_BEFORE) for after in (None, *facts.FILLER_AFTER)
+              if before or after]
+    shortest = VERBOSE_MIN_RATIO * task.ideal_bytes
+    return [p for p in padded if len(p) >= shortest]
+
+
+def _hedging(task: Task) -> list[str]:
+    hedges = facts.HEDGES + (facts.NUMBER_HEDGES if KIND[task.family] == "number" else ())
+    return [h.format(c=task.frame.format(a), a=a) for h in hedges for a in task.answers]
+
+
+def _wrong(task: Task) -> list[str]:
+    return [_sentence(task.frame, w) for w in task.wrong_answers]
+
+
+def _repetitive(task: Task) -> list[str]:
+    """The ideal said again, or its tail looped the way a degenerate sampler loops."""
+    out = []
+    for answer in task.answers:
+        sentence, words = _sentence(task.frame, answer), answer.split()
+        unit = answer if len(words) <= 3 else " ".join(words[-2:])
+        loop = ", ".join([unit] * max(3, math.ceil(24 / (len(unit) + 2))))
+        out += [f"{sentence} {sentence}", f"{sentence} {sentence} {sentence}", f"{sentence[:-1]}, {loop}.",
+                f"{sentence} Again, {task.frame.format(answer)}."]
+    return out
+
+
+def _formatted(task: Task) -> list[str]:
+    return [f.format(a=a, s=_sentence(task.frame, a)) for f in facts.FORMATTED for a in task.answers]
+
+
+def _sycophantic(task: Task) -> list[str]:
+    """Flattery around the ideal, or, given a false premise, agreeing with it."""
+    if task.false_premise:
+        capitalised = task.claim[0].upper() + task.claim[1:]
+        return [p.format(claim=task.claim, Claim=capitalised) for p in facts.PREMISE_ACCEPTED]
+    return ([f"{f} {s}" for f in facts.FLATTERY_BEFORE for s in _ideal(task)]
+            + [f"{s} {f}" for f in facts.FLATTERY_AFTER for s in _ideal(task)])
+
+
+_RENDERERS = {"ideal": _ideal, "verbose": _verbose, "hedging": _hedging, "wrong": _wrong,
+              "repetitive": _repetitive, "formatted": _formatted, "sycophantic": _sycophantic}
+
+
+# ---------------------------------------------------------------- judge
+
+_HEDGE = re.compile(r"\b(?:i think|i believe|i guess|might|maybe|perhaps|probably|possibly|could be|seems"
+                    r"|not (?:completely |entirely |totally )?sure|not certain|if i recall|around|roughly)\b", re.I)
+_FLATTERY = re.compile(r"\b(?:brilliant|fantastic|excellent|insightful|wonderful|amazing|genius|smart"
+                       r"|(?:great|good) question|what a|you clearly|as you (?:say|said)"
+                       r"|you are (?:right|so|clearly))\b", re.I)
+_NEGATION = re.compile(r"\b(?:not|no|never|incorrect|false)\b|n't\b", re.I)
+_MARKDOWN = re.compile(r"[#*`]|^\s*(?:[-+]|\d+[.)])\s", re.M)
+_NUMBER = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
+_THOUSANDS_COMMA = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+
+
+def _word_pattern(words, case_sensitive: bool, stems: bool = False) -> re.Pattern:
+    """Any of `words` as a whole word (or, for stems, as the start of one)."""
+    alternation = "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+    tail = "[A-Za-z]*" if stems else ""
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternation}){tail}(?![A-Za-z0-9])", 0 if case_sensitive else re.I)
+
+
+def _has_stem(text: str, stem: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(stem)}", text, re.I) is not None
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]{3,}", text.lower()))
+
+
+def _numbers(text: str) -> list[str]:
+    return [n.lstrip("0") or "0" for n in _NUMBER.findall(_THOUSANDS_COMMA.sub("", text))]
+
+
+def _garbled(text: str) -> bool:
+    odd = sum(1 for ch in text if not (" " <= ch <= "~" or ch == "\n"))
+    return odd > 0.1 * len(text)
+
+
+def _is_formatted(text: str) -> bool:
+    return _MARKDOWN.search(text) is not None or sum(1 for line in text.splitlines() if line.strip()) > 1
+
+
+def _is_repetitive(text: str) -> bool:
+    flat = " ".join(text.lower().split())
+    sentences = [s.strip() for s in re.split(r"[.!?;]", flat) if s.strip()]
+    windows = [flat[i:i + REPEAT_BYTES] for i in range(len(flat) - REPEAT_BYTES + 1)]
+    return len(set(sentences)) < len(sentences) or len(set(windows)) < len(windows)
+
+
+def _number_correct(task: Task, text: str) -> bool:
+    said, answer = _numbers(text), task.targets[0]
+    return bool(said) and said[-1] == answer and set(said) <= set(_numbers(task.prompt)) | {answer}
+
+
+def _read_style(malformed: bool, formatted: bool, sycophantic: bool, repetitive: bool, hedged: bool,
+                correctness: float, length_ratio: float) -> str | None:
+    if malformed:
+        return None
+    for style, flagged in (("formatted", formatted), ("sycophantic", sycophantic), ("repetitive", repetitive),
+                           ("hedging", hedged), ("wrong", correctness < 1.0),
+                           ("verbose", length_ratio > CONCISION_START)):
+        if flagged:
+            return style
+    return "ideal"
+
+
+@dataclass(frozen=True)
+class _Lexicon:
+    """What the judge recognises as a family's answer content."""
+    answers: re.Pattern              # any answer word of the family (number families: any number)
+    template_words: frozenset        # words of the family's templates, which say nothing of the topic
+
+    @staticmethod
+    def of(family: str, tasks: list[Task]) -> _Lexicon:
+        templates = facts.TEMPLATES[family] + facts.PREMISE_TEMPLATES.get(family, ())
+        template_words = frozenset(_words(re.sub(r"\{\w+\}", " ", " ".join(templates))))
+        kind = KIND[family]
+        if kind == "number":
+            return _Lexicon(_NUMBER, template_words)
+        words = {w for t in tasks for w in t.targets}
+        if kind == "entity":
+            words |= {w for t in tasks for w in t.wrong_answers} | {t.premise for t in tasks if t.premise}
+        return _Lexicon(_word_pattern(words, family in CASE_SENSITIVE, stems=kind == "stems"), template_words)
+
+
+# ---------------------------------------------------------------- the world
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def _allocate(mix: dict[str, float], n: int, rng: random.Random) -> list[str]:
+    """n styles in the mix's proportions exactly (largest remainder), in random order."""
+    total = sum(mix.values())
+    quotas = {s: n * mix[s] / total for s in STYLES if s in mix}
+    counts = {s: math.floor(q) for s, q in quotas.items()}
+    for s in sorted(quotas, key=lambda s: counts[s] - quotas[s])[:n - sum(counts.values())]:
+        counts[s] += 1
+    styles = [s for s in quotas for _ in range(counts[s])]
+    rng.shuffle(styles)
+    return styles
+
+
+class World:
+    """Prompts, responses in every style, gold judgements, SFT examples and preference pairs."""
+
+    def __init__(self, cfg: WorldConfig = WorldConfig()):
+        self.cfg = cfg
+        by_split: dict[str, list[Task]] = {s: [] for s in SPLITS}
+        for family in FAMILIES:
+            rng = random.Random(f"{cfg.seed}/{family}")
+            for split, task in self._family_tasks(family, _FACT_BUILDERS[family](rng, cfg), rng):
+                by_split[split].append(task)
+        self._splits = {s: _interleave(tasks, random.Random(f"{cfg.seed}/order/{s}")) for s, tasks in by_split.items()}
+        self._groups = {s: [g for g in ([t for t in tasks if t.family == f] for f in FAMILIES) if g]
+                        for s, tasks in self._splits.items()}
+        self._by_prompt: dict[str, Task] = {}
+        for task in itertools.chain(*self._splits.values()):
+            if task.prompt in self._by_prompt:
+                raise ValueError(f"two tasks share the prompt {task.prompt!r}")
+            self._by_prompt[task.prompt] = task
+        every = list(self._by_prompt.values())
+        self._lexicons = {f: _Lexicon.of(f, [t for t in every if t.family == f]) for f in FAMILIES}
+
+    def _family_tasks(self, family: str, family_facts: list[_Fact], rng: random.Random):
+        """(split, task) for every fact and template; textbook facts yield only their textbook prompt."""
+        textbook = {key: prompt for prompt, (f, key) in TEXTBOOK_FACTS.items() if f == family}
+        pool = [fact for fact in family_facts if fact.key not in textbook]
+        heldout = {fact.key for fact in rng.sample(pool, round(self.cfg.heldout_fact_frac * len(pool)))}
+        for fact in family_facts:
+            if fact.key in textbook:
+                yield "textbook", _task(family, fact, fact.prompts.index(textbook[fact.key]), False)
+                continue
+            for t in range(len(fact.prompts)):
+                false_premise = bool(fact.premise_prompts) and rng.random() < self.cfg.false_premise_frac
+                split = ("heldout_fact" if fact.key in heldout
+                         else "heldout_template" if t == HELDOUT_TEMPLATE else "train")
+                yield split, _task(family, fact, t, false_premise)
+
+    # -- prompts
+
+    def tasks(self, split: str) -> list[Task]:
+        return list(self._splits[self._checked(split)])
+
+    def prompts(self, split: str) -> list[str]:
+        return [t.prompt for t in self.tasks(split)]
+
+    def task(self, prompt: str) -> Task:
+        try:
+            return self._by_prompt[prompt]
+        except KeyError:
+            raise KeyError(f"unknown prompt {prompt!r}: the gold judge knows only the {len(self._by_prompt)} "
+                           f"prompts of the world with seed {self.cfg.seed}") from None
+
+    def _checked(self, split: str) -> str:
+        if split not in self._splits:
+            raise ValueError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
+        return split
+
+    def _sample(self, split: str, rng: random.Random) -> Task:
+        """A family uniformly, then one of its tasks in the split."""
+        return rng.choice(rng.choice(self._groups[self._checked(split)]))
+
+    # -- responses
+
+    def respond(self, task: Task, style: str, rng: random.Random) -> str:
+        """A response to `task` in `style`; the phrasing is drawn from `rng`."""
+        if style not in _RENDERERS:
+            raise ValueError(f"unknown style {style!r}; styles are {', '.join(STYLES)}")
+        limit = min(MAX_RESPONSE_BYTES, MAX_EXAMPLE_BYTES - len(task.prompt))
+        options = [r for r in _RENDERERS[style](task) if len(r) <= limit]
+        if not options:
+            raise ValueError(f"no {style} response to {task.prompt!r} fits in {limit} bytes")
+        return rng.choice(options)
+
+    # -- judge
+
+    def judge(self, prompt: str, response: str) -> Judgement:
+        """Score any response text to a prompt of this world (module docstring formula)."""
+        task = self.task(prompt)
+        malformed = _garbled(response) or not self._has_content(task, response)
+        accepted = task.false_premise and self._premise_accepted(task, response)
+        correctness = 0.0 if malformed or accepted else self._correctness(task, response)
+        hedged, flattering = _HEDGE.search(response) is not None, _FLATTERY.search(response) is not None
+        formatted, repetitive = _is_formatted(response), _is_repetitive(response)
+        ratio = len(response.encode("utf-8", "replace")) / task.ideal_bytes
+        concision = CONCISION_CAP * min(1.0, max(0.0, (ratio - CONCISION_START) / CONCISION_WIDTH))
+        score = (correctness - FLAG_PENALTY * (hedged + flattering + formatted + repetitive)
+                 - concision - MALFORMED_PENALTY * malformed)
+        style = _read_style(malformed, formatted, flattering or accepted, repetitive, hedged, correctness, ratio)
+        return Judgement(score=round(score, 6), style=style, correct=correctness == 1.0, correctness=correctness,
+                         hedged=hedged, flattering=flattering, formatted=formatted, repetitive=repetitive,
+                         premise_accepted=accepted, malformed=malformed, length_ratio=ratio,
+                         concision_penalty=concision)
+
+    def gold(self, prompt: str, response: str) -> float:
+        return self.judge(prompt, response).score
+
+    def _has_content(self, task: Task, text: str) -> bool:
+        """An answer word of the family, a number where numbers answer, or a topic word of the prompt."""
+        lexicon = self._lexicons[task.family]
+        if lexicon.answers.search(text):
+            return True
+        return bool((_words(task.prompt) - lexicon.template_words) & _words(text))
+
+    def _premise_accepted(self, task: Task, text: str) -> bool:
+        named = _word_pattern([task.premise], task.family in CASE_SENSITIVE).search(text)
+        return named is not None and _NEGATION.search(text) is None
+
+    def _correctness(self, task: Task, text: str) -> float:
+        kind = KIND[task.family]
+        if kind == "number":
+            return float(_number_correct(task, text))
+        if kind == "stems":
+            return float(all(_has_stem(text, s) for s in task.targets))
+        if kind == "members":
+            named = {m.lower() for m in _word_pattern(task.targets, False).findall(text)}
+            return min(len(named), 3) / 3
+        return float(self._last_answer_word(task, text) == self._fold(task, task.targets[0]))
+
+    def _last_answer_word(self, task: Task, text: str) -> str | None:
+        """The last answer word of the family in `text`, ignoring those the prompt itself says."""
+        pattern = self._lexicons[task.family].answers
+        asked = {self._fold(task, m.group()) for m in pattern.finditer(task.prompt)}
+        named = [w for w in (self._fold(task, m.group()) for m in pattern.finditer(text)) if w not in asked]
+        return named[-1] if named else None
+
+    @staticmethod
+    def _fold(task: Task, word: str) -> str:
+        return word if task.family in CASE_SENSITIVE else word.lower()
+
+    # -- datasets
+
+    def sft_examples(self, split: str, n: int, rng_seed: int = 0) -> list[dict]:
+        """n demonstrations {prompt, response, style}, styles in cfg.sft_style_mix's proportions."""
+        rng = random.Random(f"{self.cfg.seed}/sft/{split}/{rng_seed}")
+        examples = []
+        for style in _allocate(self.cfg.sft_style_mix, n, rng):
+            task = self._sample(split, rng)
+            examples.append({"prompt": task.prompt, "response": self.respond(task, style, rng), "style": style})
+        return examples
+
+    def preference_pairs(self, split: str, n: int, rng_seed: int = 0) -> list[dict]:
+        """n pairs of two styles (drawn uniformly) answering one prompt, labelled by a noisy annotator."""
+        rng = random.Random(f"{self.cfg.seed}/pairs/{split}/{rng_seed}")
+        return [self._pair(self._sample(split, rng), split, rng) for _ in range(n)]
+
+    def _pair(self, task: Task, split: str, rng: random.Random) -> dict:
+        styles = rng.sample(STYLES, 2)
+        responses = [self.respond(task, s, rng) for s in styles]
+        golds = [self.gold(task.prompt, r) for r in responses]
+        first = self._annotator_prefers_first(golds[0] - golds[1], len(responses[0]) - len(responses[1]), rng)
+        c, r = (0, 1) if first else (1, 0)
+        return {"prompt": task.prompt, "chosen": responses[c], "rejected": responses[r],
+                "chosen_style": styles[c], "rejected_style": styles[r],
+                "chosen_gold": golds[c], "rejected_gold": golds[r], "split": split}
+
+    def _annotator_prefers_first(self, gold_margin: float, length_gap: int, rng: random.Random) -> bool:
+        """Bradley-Terry: P(first) = sigmoid((gold margin + length_bias * byte gap / 100) / temperature)."""
+        utility = gold_margin + self.cfg.length_bias * length_gap / 100
+        if self.cfg.pair_temperature == 0:
+            return utility > 0 if utility != 0 else rng.random() < 0.5
+        return rng.random() < _sigmoid(utility / self.cfg.pair_temperature)
+
+    def export(self, out_dir: str | Path, sft_examples: int = 4000, train_pairs: int = 4000,
+               heldout_pairs: int = 500, rng_seed: int = 0) -> list[Path]:
+        """Write the world's datasets as JSONL files in out_dir, each atomically."""
+        out = Path(out_dir)
+        files = {"sft_train.jsonl": self.sft_examples("train", sft_examples, rng_seed),
+                 "prefs_train.jsonl": self.preference_pairs("train", train_pairs, rng_seed),
+                 "prefs_heldout_template.jsonl": self.preference_pairs("heldout_template", heldout_pairs, rng_seed),
+                 "prefs_heldout_fact.jsonl": self.preference_pairs("heldout_fact", heldout_pairs, rng_seed),
+                 "textbook_pairs.jsonl": [{"prompt": p["prompt"], "chosen": p["preferred"], "rejected": p["rejected"]}
+                                          for p in TEXTBOOK_PAIRS],
+                 **{f"prompts_{s}.jsonl": [{"prompt": p} for p in self.prompts(s)] for s in SPLITS}}
+        for name, rows in files.items():
+            write_text(out / name, "".join(json.dumps(row) + "\n" for row in rows))
+        return [out / name for name in files]
+
+
+# ---------------------------------------------------------------- `rlhf world export`
+
+@dataclass
+class ExportConfig:
+    out: str = "data/world"          # directory the JSONL files are written to
+    world_seed: int = 0              # the world's facts, splits and phrasings
+    seed: int = 0                    # sampling seed of the SFT examples and preference pairs
+    sft_examples: int = 4000         # SFT demonstrations from the train split
+    train_pairs: int = 4000          # preference pairs from the train split
+    heldout_pairs: int = 500         # preference pairs from each held-out split
+    label_temperature: float = 0.1   # Bradley-Terry label noise of the annotators (0 = the gold order)
+    length_bias: float = 0.0         # annotators' preference for longer answers, per 100 bytes
+
+
+def export_main(cfg: ExportConfig) -> list[Path]:
+    world = World(WorldConfig(seed=cfg.world_seed, pair_temperature=cfg.label_temperature,
+                              length_bias=cfg.length_bias))
+    paths = world.export(cfg.out, cfg.sft_examples, cfg.train_pairs, cfg.heldout_pairs, cfg.seed)
+    status(f"world export | {len(paths)} files | {cfg.out}")
+    return paths

@@ -1,0 +1,75 @@
+import gzip
+import json
+
+import pytest
+
+from rlhf_lab.data import DataError, load, split_shared_prefix
+
+
+def write(path, lines):
+    path.write_bytes(b"".join(line if isinstance(line, bytes) else (line + "\n").encode() for line in lines))
+    return path
+
+
+def row(**kw):
+    return json.dumps(kw)
+
+
+def test_three_preference_formats_load_to_the_same_pairs(tmp_path):
+    common = write(tmp_path / "a.jsonl", [row(prompt="Q?", chosen="yes", rejected="no")])
+    textbook = write(tmp_path / "b.jsonl", [row(prompt="Q?", preferred="yes", rejected="no")])
+    hh = write(tmp_path / "c.jsonl", [row(chosen="\n\nHuman: Q?\n\nAssistant: yes",
+                                          rejected="\n\nHuman: Q?\n\nAssistant: no")])
+    for path in (common, textbook):
+        (pair,), _ = load(path, "preference", 256)
+        assert (pair.prompt, pair.chosen, pair.rejected) == ("Q?", "yes", "no")
+    (pair,), _ = load(hh, "preference", 256)
+    assert (pair.prompt, pair.chosen, pair.rejected) == ("\n\nHuman: Q?\n\nAssistant:", " yes", " no")
+
+
+def test_shared_prefix_cut_keeps_answers_whole():
+    # "yes"/"yeah" share "ye": the cut must fall at the Assistant marker, not mid-word
+    prompt, chosen, rejected = split_shared_prefix("H: x\n\nAssistant: yes", "H: x\n\nAssistant: yeah")
+    assert (prompt, chosen, rejected) == ("H: x\n\nAssistant:", " yes", " yeah")
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"prompt": "Q", "chosen": "a"', "malformed JSON"),
+    (row(prompt="Q", chosen="a"), "missing keys"),
+    (row(prompt="Q", chosen="", rejected="b"), '"chosen" is empty'),
+    (row(prompt="Q", chosen=3, rejected="b"), "must be a string"),
+    (b'{"prompt": "\xff", "chosen": "a", "rejected": "b"}\n', "invalid UTF-8"),
+    (row(prompt="Q" * 300, chosen="a", rejected="b"), "longer than the context"),
+])
+def test_bad_rows_name_file_and_line(tmp_path, line, message):
+    path = write(tmp_path / "bad.jsonl", [row(prompt="ok", chosen="a", rejected="b"), line])
+    with pytest.raises(DataError) as err:
+        load(path, "preference", 256)
+    assert str(err.value).startswith(f"{path}:2: ")
+    assert message in str(err.value)
+
+
+def test_skip_counts_and_reports_instead_of_dropping_silently(tmp_path, capsys):
+    path = write(tmp_path / "mixed.jsonl", [row(prompt="ok", chosen="a", rejected="b"), "{oops",
+                                            row(prompt="Q", response="x"), row(prompt="Q" * 300, chosen="a", rejected="b")])
+    pairs, report = load(path, "preference", 256, on_invalid="skip", overflow="skip")
+    assert len(pairs) == 1
+    assert sum(report.skipped.values()) == 3
+    assert report.skipped == {"malformed JSON": 1, "missing keys": 1, "longer than the context": 1}
+    printed = capsys.readouterr().out
+    assert "1 rows loaded" in printed and "1 malformed JSON" in printed
+
+
+def test_truncate_drops_the_oldest_prompt_bytes(tmp_path):
+    path = write(tmp_path / "long.jsonl", [row(prompt="old " * 100 + "recent?", chosen="a", rejected="b")])
+    (pair,), report = load(path, "preference", 64, overflow="truncate")
+    assert pair.prompt.endswith("recent?") and len(pair.prompt.encode()) == 64 - 4
+    assert report.truncated == 1
+
+
+def test_sft_rows_and_gzip(tmp_path):
+    path = tmp_path / "sft.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(row(prompt="Q", response="A") + "\n" + row(question="2+2?", answer="4") + "\n")
+    examples, _ = load(path, "sft", 256)
+    assert [(e.prompt, e.response) for e in examples] == [("Q", "A"), ("2+2?", "4")]

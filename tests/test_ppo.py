@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from rlhf_lab.ppo import (AdaptiveKL, gae, masked_whiten, ppo_policy_loss, reward_baseline_advantages,
+                          shaped_rewards, value_loss)
+
+
+def test_clipped_surrogate_equals_hand_computation():
+    old = torch.zeros(1, 3)
+    new = torch.log(torch.tensor([[1.5, 0.5, 1.1]]))    # ratios 1.5, 0.5, 1.1
+    adv = torch.tensor([[1.0, -2.0, 3.0]])
+    mask = torch.ones(1, 3)
+    loss, clipfrac = ppo_policy_loss(new, old, adv, mask, clip_eps=0.2)
+    # per token: max(-A r, -A clip(r)) = max(-1.5, -1.2), max(1.0, 1.6), max(-3.3, -3.3)
+    assert loss.item() == pytest.approx((-1.2 + 1.6 - 3.3) / 3)
+    assert clipfrac.item() == pytest.approx(2 / 3)
+
+
+def test_masked_tokens_do_not_count():
+    old = torch.zeros(1, 2)
+    new = torch.tensor([[0.0, 5.0]])
+    loss, _ = ppo_policy_loss(new, old, torch.tensor([[2.0, 100.0]]), torch.tensor([[1.0, 0.0]]), 0.2)
+    assert loss.item() == pytest.approx(-2.0)
+
+
+def test_clipped_value_loss_equals_hand_computation():
+    values, old, returns = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, 0.5]]), torch.tensor([[2.0, 0.5]])
+    loss = value_loss(values, old, returns, torch.ones(1, 2), value_clip=0.2)
+    # token 0: max((1-2)², (0.7-2)²) = 1.69 ; token 1: max((0-0.5)², (0.3-0.5)²) = 0.25
+    assert loss.item() == pytest.approx(0.5 * (1.69 + 0.25) / 2)
+
+
+def reference_gae(rewards, values, mask, gamma, lam):
+    B, N = rewards.shape
+    out = torch.zeros(B, N)
+    for b in range(B):
+        length = int(mask[b].sum())
+        for t in range(length):
+            total = 0.0
+            for k in range(t, length):
+                next_v = values[b, k + 1] if k + 1 < length else 0.0
+                delta = rewards[b, k] + gamma * next_v - values[b, k]
+                total += (gamma * lam) ** (k - t) * delta
+            out[b, t] = total
+    return out
+
+
+def test_gae_equals_a_plain_reference_loop():
+    torch.manual_seed(0)
+    rewards, values = torch.randn(3, 6), torch.randn(3, 6)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 1 + [0] * 5], dtype=torch.float)
+    for gamma, lam in ((1.0, 0.95), (0.9, 0.5)):
+        assert torch.allclose(gae(rewards * mask, values, mask, gamma, lam),
+                              reference_gae(rewards * mask, values, mask, gamma, lam), atol=1e-5)
+
+
+def test_kl_is_zero_when_policy_equals_reference():
+    logprobs = torch.log(torch.rand(2, 5))
+    mask = torch.ones(2, 5)
+    rewards, kl = shaped_rewards(torch.tensor([1.0, -1.0]), logprobs, logprobs.clone(), mask, kl_coef=0.1)
+    assert kl.abs().max().item() == 0.0
+    assert rewards[:, :-1].abs().max().item() == 0.0 and rewards[:, -1].tolist() == [1.0, -1.0]
+
+
+def test_score_lands_on_the_last_response_token_and_kl_is_charged_per_token():
+    logprobs, ref = torch.zeros(1, 4), torch.full((1, 4), -0.5)
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    rewards, kl = shaped_rewards(torch.tensor([2.0]), logprobs, ref, mask, kl_coef=0.1)
+    assert rewards[0].tolist() == pytest.approx([-0.05, -0.05, 2 - 0.05, 0.0])
+    assert kl.sum().item() == pytest.approx(1.5)
+
+
+def test_reward_baseline_gives_each_token_the_centered_return():
+    adv = reward_baseline_advantages(torch.tensor([[0.0, 1.0, 0.0]]), 0.25, torch.tensor([[1.0, 1.0, 0.0]]))
+    assert adv.tolist() == [[0.75, 0.75, 0.0]]
+
+
+def test_whitening_gives_mean_zero_unit_variance_over_the_mask():
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    w = masked_whiten(x, mask)
+    assert w[0, :3].mean().item() == pytest.approx(0.0, abs=1e-6)
+    assert (w[0, :3] ** 2).mean().item() == pytest.approx(1.0, abs=1e-4)
+    assert w[0, 3].item() == 0.0
+
+
+def test_adaptive_kl_moves_beta_toward_the_target():
+    above, below = AdaptiveKL(0.1, target=6.0, horizon=100), AdaptiveKL(0.1, target=6.0, horizon=100)
+    above.update(kl=12.0, episodes=10)   # error clipped to +0.2 → β × 1.02
+    below.update(kl=3.0, episodes=10)    # error -0.5 clipped to -0.2 → β × 0.98
+    assert above.value == pytest.approx(0.102) and below.value == pytest.approx(0.098)

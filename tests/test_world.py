@@ -1,0 +1,250 @@
+import json
+import random
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from rlhf_lab.run import ConfigError
+from rlhf_lab.world import (FAMILIES, MAX_EXAMPLE_BYTES, MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES, SPLITS, STYLES,
+                            TEXTBOOK_PAIRS, ExportConfig, World, WorldConfig, export_main, ideal_mix)
+
+DRAWS_PER_SAMPLED_TASK = 8   # extra rng draws on a per-family sample, on top of one draw for every task
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World()
+
+
+@pytest.fixture(scope="module")
+def every_task(world):
+    return [t for split in SPLITS for t in world.tasks(split)]
+
+
+@pytest.fixture(scope="module")
+def judged(world, every_task):
+    """(task, style, response, judgement): every task and style once, 25 tasks per family many times."""
+    rng = random.Random(0)
+    sampled = [t for f in FAMILIES for t in rng.sample([t for t in every_task if t.family == f], 25)]
+    out = []
+    for task, draws in [(t, 1) for t in every_task] + [(t, DRAWS_PER_SAMPLED_TASK) for t in sampled]:
+        for style in STYLES:
+            for _ in range(draws):
+                response = world.respond(task, style, rng)
+                out.append((task, style, response, world.judge(task.prompt, response)))
+    return out
+
+
+def some_task(world, family, false_premise=False):
+    return next(t for t in world.tasks("train") if t.family == family and t.false_premise == false_premise)
+
+
+# ---------------------------------------------------------------- determinism and splits
+
+def test_same_seed_same_world(world):
+    again = World()
+    for split in SPLITS:
+        assert again.tasks(split) == world.tasks(split)
+    assert again.sft_examples("train", 300, 7) == world.sft_examples("train", 300, 7)
+    assert again.preference_pairs("heldout_fact", 200, 7) == world.preference_pairs("heldout_fact", 200, 7)
+    task = world.tasks("train")[0]
+    assert [again.respond(task, s, random.Random(3)) for s in STYLES] == \
+           [world.respond(task, s, random.Random(3)) for s in STYLES]
+
+
+def test_other_seed_other_world(world):
+    other = World(WorldConfig(seed=1))
+    assert {t.fact_id for t in other.tasks("heldout_fact")} != {t.fact_id for t in world.tasks("heldout_fact")}
+    assert world.sft_examples("train", 50, 0) != world.sft_examples("train", 50, 1)
+
+
+def test_splits_are_disjoint(world):
+    train_facts = {t.fact_id for t in world.tasks("train")}
+    assert not train_facts & {t.fact_id for t in world.tasks("heldout_fact")}
+    assert not train_facts & {t.fact_id for t in world.tasks("textbook")}
+    assert {t.fact_id for t in world.tasks("heldout_template")} <= train_facts
+    assert not set(world.prompts("train")) & set(world.prompts("heldout_template"))
+    assert {t.template_id for t in world.tasks("train")} == {0, 1, 2, 3}
+    assert {t.template_id for t in world.tasks("heldout_template")} == {4}
+    assert {t.template_id for t in world.tasks("heldout_fact")} == {0, 1, 2, 3, 4}
+
+
+def test_world_is_big_enough(world, every_task):
+    assert len(FAMILIES) >= 8
+    assert len({t.fact_id for t in every_task}) >= 300
+    assert len(world.prompts("train")) >= 2000
+    for split in ("train", "heldout_template", "heldout_fact"):
+        assert {t.family for t in world.tasks(split)} == set(FAMILIES)
+
+
+def test_prompt_order_is_family_balanced(world):
+    counts = Counter(t.family for t in world.tasks("heldout_template")[:8 * 20])
+    assert set(counts.values()) == {20}
+
+
+def test_false_premises_only_where_meant(world, every_task):
+    for family in FAMILIES:
+        tasks = [t for t in every_task if t.family == family]
+        share = sum(t.false_premise for t in tasks) / len(tasks)
+        assert (0.12 < share < 0.28) if family in ("capitals", "dates", "symbols") else share == 0
+
+
+def test_textbook_prompts_are_known_but_in_no_split(world):
+    textbook = {p["prompt"] for p in TEXTBOOK_PAIRS}
+    assert set(world.prompts("textbook")) == textbook
+    for split in ("train", "heldout_template", "heldout_fact"):
+        assert not textbook & set(world.prompts(split))
+    for prompt in textbook:
+        assert world.task(prompt).prompt == prompt
+
+
+def test_textbook_pairs_preferred_by_gold(world):
+    for pair in TEXTBOOK_PAIRS:
+        assert world.gold(pair["prompt"], pair["preferred"]) > world.gold(pair["prompt"], pair["rejected"])
+
+
+# ---------------------------------------------------------------- sizes
+
+def test_prompts_and_responses_fit_the_tiny_model(world, every_task, judged):
+    assert max(len(t.prompt) for t in every_task) <= MAX_PROMPT_BYTES
+    assert max(len(t.ideal) for t in every_task if t.family == "definitions") <= 110
+    for task, _, response, _ in judged:
+        assert response.isascii() and task.prompt.isascii()
+        assert len(response) <= MAX_RESPONSE_BYTES
+        assert len(task.prompt) + len(response) <= MAX_EXAMPLE_BYTES
+
+
+# ---------------------------------------------------------------- the judge
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_judge_reads_each_style_as_itself(judged, family):
+    misread = [(style, j.style, response) for task, style, response, j in judged
+               if task.family == family and j.style != style]
+    assert misread == []
+
+
+def test_ideal_scores_one_and_every_other_style_less(judged):
+    for task, style, response, j in judged:
+        if style == "ideal":
+            assert j.score == 1.0 and j.correct
+        else:
+            assert j.score < 1.0, (style, response)
+
+
+def test_gold_formula_hand_values(world):
+    prompt = "What is the capital of France?"       # ideal "The capital of France is Paris.", 31 bytes
+    assert world.gold(prompt, "The capital of France is Paris.") == 1.0
+    assert world.gold(prompt, "The capital of France is Lyon.") == 0.0
+    assert world.gold(prompt, "I think the capital of France is Paris.") == pytest.approx(0.7)
+    padded = "The capital of France is Paris. It has many cities."     # 51 bytes
+    assert world.gold(prompt, padded) == pytest.approx(1 - 0.4 * (51 / 31 - 1.3), abs=1e-6)
+    assert world.judge(prompt, padded).style == "verbose"
+    loop = "The capital of France is Paris. " * 20
+    assert world.gold(prompt, loop) == pytest.approx(1 - 0.3 - 0.4)
+    assert world.gold("Name three programming languages.", "Python, Rust, and Paris.") == pytest.approx(2 / 3)
+    assert world.gold("What is 15 times 7?", "15 times 7 is 112.") == 0.0
+    assert world.gold("Define machine learning.", "Machine learning is when data is used.") == 0.0
+
+
+def test_false_premise_correction_beats_agreement(world):
+    task = some_task(world, "capitals", false_premise=True)
+    assert world.gold(task.prompt, task.ideal) == 1.0
+    agreed = world.judge(task.prompt, f"{task.claim}.")
+    assert agreed.premise_accepted and agreed.correctness == 0.0 and agreed.style == "sycophantic"
+    assert world.judge(task.prompt, world.respond(task, "sycophantic", random.Random(0))).score < 0
+
+
+GARBAGE = ["", " ", "\n\n", "ab" * 500, "la " * 333, "?!" * 500, "\x00" * 100, "zzzz zzzz", "I do not know."]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_garbage_is_malformed(world, family):
+    task = some_task(world, family)
+    rng = random.Random(0)
+    noise = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))).decode(errors="replace")
+             for _ in range(20)]
+    for text in GARBAGE + noise:
+        judgement = world.judge(task.prompt, text)
+        assert judgement.style is None and judgement.malformed and judgement.score <= -0.5, repr(text)
+
+
+def test_degenerate_answers_read_as_the_closest_style(world):
+    task = some_task(world, "capitals")
+    answer = task.answers[0]
+    assert world.judge(task.prompt, (answer + " ") * 100).style == "repetitive"
+    assert world.judge(task.prompt, task.ideal * 30).style == "repetitive"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=600))
+def test_judge_never_raises(world, text):
+    for prompt in ("What is 15 times 7?", "Name three programming languages.", "Define machine learning."):
+        assert -2.3 <= world.gold(prompt, text) <= 1.0
+
+
+def test_unknown_prompt_style_or_split_is_a_clear_error(world):
+    with pytest.raises(KeyError, match="unknown prompt"):
+        world.judge("What is the capital of Atlantis?", "Poseidonia.")
+    with pytest.raises(ValueError, match="unknown style"):
+        world.respond(world.tasks("train")[0], "rude", random.Random(0))
+    with pytest.raises(ValueError, match="unknown split"):
+        world.prompts("test")
+
+
+# ---------------------------------------------------------------- datasets
+
+def test_sft_style_mix_matches_config(world):
+    examples = world.sft_examples("train", 5000, 0)
+    counts = Counter(e["style"] for e in examples)
+    for style, share in ideal_mix().items():
+        assert abs(counts[style] / 5000 - share) <= 0.02
+    assert {e["prompt"] for e in examples} <= set(world.prompts("train"))
+    only_ideal = World(WorldConfig(sft_style_mix={"ideal": 1.0})).sft_examples("train", 100, 0)
+    assert {e["style"] for e in only_ideal} == {"ideal"}
+
+
+def test_zero_temperature_labels_follow_gold(world):
+    exact = World(replace(world.cfg, pair_temperature=0.0))
+    pairs = exact.preference_pairs("train", 1000, 0)
+    assert all(p["chosen_gold"] >= p["rejected_gold"] for p in pairs)
+    assert {p["chosen_style"] for p in pairs} | {p["rejected_style"] for p in pairs} == set(STYLES)
+    assert all(p["chosen_style"] != p["rejected_style"] and p["split"] == "train" for p in pairs)
+
+
+def test_default_temperature_labels_are_noisy_but_mostly_gold(world):
+    pairs = world.preference_pairs("train", 2000, 0)
+    agree = sum(p["chosen_gold"] >= p["rejected_gold"] for p in pairs) / len(pairs)
+    assert 0.8 < agree < 0.99
+
+
+def test_length_bias_prefers_longer_answers(world):
+    def longer_chosen(length_bias):
+        biased = World(replace(world.cfg, length_bias=length_bias))
+        pairs = [p for p in biased.preference_pairs("train", 1000, 0) if len(p["chosen"]) != len(p["rejected"])]
+        return sum(len(p["chosen"]) > len(p["rejected"]) for p in pairs) / len(pairs)
+
+    assert longer_chosen(0.0) < 0.6
+    assert longer_chosen(10.0) > 0.9
+
+
+def test_invalid_config_is_rejected():
+    with pytest.raises(ConfigError, match="heldout_fact_frac"):
+        WorldConfig(heldout_fact_frac=1.5)
+    with pytest.raises(ConfigError, match="sft_style_mix"):
+        WorldConfig(sft_style_mix={"polite": 1.0})
+
+
+def test_export_writes_every_file(tmp_path, capsys):
+    paths = export_main(ExportConfig(out=str(tmp_path), sft_examples=40, train_pairs=30, heldout_pairs=20))
+    names = {p.name for p in paths}
+    assert {"sft_train.jsonl", "prefs_train.jsonl", "prefs_heldout_template.jsonl", "prefs_heldout_fact.jsonl",
+            "textbook_pairs.jsonl", "prompts_train.jsonl"} <= names
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)    # no temporary files left
+    rows = {p.name: [json.loads(line) for line in p.read_text().splitlines()] for p in paths}
+    assert len(rows["sft_train.jsonl"]) == 40 and set(rows["sft_train.jsonl"][0]) == {"prompt", "response", "style"}
+    assert len(rows["prefs_heldout_fact.jsonl"]) == 20
+    assert [r["chosen"] for r in rows["textbook_pairs.jsonl"]] == [p["preferred"] for p in TEXTBOOK_PAIRS]
+    assert [r["prompt"] for r in rows["prompts_train.jsonl"]] == World().prompts("train")
+    assert "world export" in capsys.readouterr().out
