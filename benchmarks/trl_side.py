@@ -301,5 +301,6 @@ def main(argv=None) -> None:
     for name in MODEL_SHAPES:
         print(f"  {name:28s} {statistics.median(g[name] for g, _ in results):8.1f}")
 
+
 if __name__ == "__main__":
     main()

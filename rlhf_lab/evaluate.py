@@ -176,7 +176,7 @@ class EvalConfig:
     rm: str = "runs/rm"             # reward model for the proxy reward
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
     world_seed: int = 0             # the world whose held-out prompts are used
-    split: str = "heldout_template" # held-out prompts: "heldout_template" | "heldout_fact"
+    split: str = "heldout_prompt"   # held-out prompts: "heldout_prompt" | "heldout_template" | "heldout_fact"
     prompts: int = 500              # how many held-out prompts (one sample each per model)
     max_new_tokens: int = 192       # response length limit, bytes
     shown: int = 12                 # side-by-side samples in report.md

@@ -178,7 +178,7 @@ def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list,
         heldout = {}
     else:
         heldout = {split: from_rows(world.preference_pairs(split, 500, cfg.seed + 1))
-                   for split in ("heldout_template", "heldout_fact")}
+                   for split in ("heldout_prompt", "heldout_template", "heldout_fact")}
     return train, heldout
 
 

@@ -102,7 +102,7 @@ def load_data(cfg: SFTConfig, world: World) -> tuple[list, list]:
         heldout, _ = data.load(cfg.eval_data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow)
     else:
         heldout = [data.SFTExample(r["prompt"], r["response"])
-                   for r in world.sft_examples("heldout_template", 512, cfg.seed + 1)]
+                   for r in world.sft_examples("heldout_prompt", 512, cfg.seed + 1)]
     return distributed.shard(train), heldout
 
 
@@ -154,7 +154,7 @@ def finish(cfg: SFTConfig, run: Run, model: MiniGPT, world: World, encoded_eval,
     metrics = {"eval_loss": eval_loss(model, encoded_eval, device), "steps": cfg.steps,
                "training_style_mix": world.cfg.sft_style_mix}
     if not cfg.data:
-        prompts = world.prompts("heldout_template")[:cfg.eval_samples]
+        prompts = world.prompts("heldout_prompt")[:cfg.eval_samples]
         metrics.update(evaluate.sample_and_judge(model, world, prompts, SamplingConfig(), cfg.seed))
     evaluate.plot_history(run, ["sft/loss", "sft/eval_loss"], "SFT loss", "sft_loss.png")
     metrics = run.finish(metrics)

@@ -44,7 +44,9 @@ malformed -> None, formatted, sycophantic (flattering or premise accepted),
 repetitive, hedging, wrong (correctness < 1), verbose (bytes > 1.3 ideal_bytes),
 else ideal. It never raises on a response, only on a prompt it did not generate.
 
-Splits: "train" (train facts x templates 0-3), "heldout_template" (train facts x
+Splits: "train" (train facts x templates 0-3, less heldout_prompt_frac of those
+prompts, which form "heldout_prompt": unseen prompts of seen facts and phrasings,
+what the SFT and PPO evaluations sample on), "heldout_template" (train facts x
 template 4), "heldout_fact" (heldout_fact_frac of each family's facts x all five
 templates) and "textbook" (the six TEXTBOOK_PAIRS prompts, whose facts are in no
 other split). Each split is ordered round-robin over families, so any prefix of
@@ -75,7 +77,7 @@ from rlhf_lab.run import ConfigError, status, write_text
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
 STYLES = ("ideal", "verbose", "hedging", "wrong", "repetitive", "formatted", "sycophantic")
-SPLITS = ("train", "heldout_template", "heldout_fact", "textbook")
+SPLITS = ("train", "heldout_prompt", "heldout_template", "heldout_fact", "textbook")
 HELDOUT_TEMPLATE = 4
 MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES, MAX_EXAMPLE_BYTES = 70, 180, 240
 
@@ -139,6 +141,7 @@ class WorldConfig:
     """Everything that shapes a world: equal configs give identical worlds."""
     seed: int = 0                    # facts sampled, held-out facts, false premises, wrong answers
     heldout_fact_frac: float = 0.1   # share of each family's facts never seen in training
+    heldout_prompt_frac: float = 0.1 # share of training fact x template prompts never seen in training
     false_premise_frac: float = 0.2  # share of capitals/dates/symbols prompts asserting a false premise
     arithmetic_per_op: int = 60      # arithmetic facts per operation, sampled from a, b in 2..20
     sft_style_mix: dict[str, float] = field(default_factory=ideal_mix)  # style -> weight in sft_examples
@@ -147,6 +150,7 @@ class WorldConfig:
 
     def __post_init__(self):
         checks = ((0 <= self.heldout_fact_frac < 1, "heldout_fact_frac must be in [0, 1)"),
+                  (0 <= self.heldout_prompt_frac < 1, "heldout_prompt_frac must be in [0, 1)"),
                   (0 <= self.false_premise_frac <= 1, "false_premise_frac must be in [0, 1]"),
                   (1 <= self.arithmetic_per_op <= 190, "arithmetic_per_op must be in 1..190"),
                   (set(self.sft_style_mix) <= set(STYLES), f"sft_style_mix keys must be among {STYLES}"),
@@ -546,6 +550,7 @@ class World:
         textbook = {key: prompt for prompt, (f, key) in TEXTBOOK_FACTS.items() if f == family}
         pool = [fact for fact in family_facts if fact.key not in textbook]
         heldout = {fact.key for fact in rng.sample(pool, round(self.cfg.heldout_fact_frac * len(pool)))}
+        prompt_rng = random.Random(f"{self.cfg.seed}/heldout_prompt/{family}")
         for fact in family_facts:
             if fact.key in textbook:
                 yield "textbook", _task(family, fact, fact.prompts.index(textbook[fact.key]), False)
@@ -553,7 +558,9 @@ class World:
             for t in range(len(fact.prompts)):
                 false_premise = bool(fact.premise_prompts) and rng.random() < self.cfg.false_premise_frac
                 split = ("heldout_fact" if fact.key in heldout
-                         else "heldout_template" if t == HELDOUT_TEMPLATE else "train")
+                         else "heldout_template" if t == HELDOUT_TEMPLATE
+                         else "heldout_prompt" if prompt_rng.random() < self.cfg.heldout_prompt_frac
+                         else "train")
                 yield split, _task(family, fact, t, false_premise)
 
     # -- prompts
@@ -687,6 +694,7 @@ class World:
         out = Path(out_dir)
         files = {"sft_train.jsonl": self.sft_examples("train", sft_examples, rng_seed),
                  "prefs_train.jsonl": self.preference_pairs("train", train_pairs, rng_seed),
+                 "prefs_heldout_prompt.jsonl": self.preference_pairs("heldout_prompt", heldout_pairs, rng_seed),
                  "prefs_heldout_template.jsonl": self.preference_pairs("heldout_template", heldout_pairs, rng_seed),
                  "prefs_heldout_fact.jsonl": self.preference_pairs("heldout_fact", heldout_pairs, rng_seed),
                  "textbook_pairs.jsonl": [{"prompt": p["prompt"], "chosen": p["preferred"], "rejected": p["rejected"]}

@@ -71,6 +71,14 @@ def test_splits_are_disjoint(world):
     assert {t.template_id for t in world.tasks("heldout_fact")} == {0, 1, 2, 3, 4}
 
 
+def test_heldout_prompts_are_unseen_combinations_of_seen_facts_and_templates(world):
+    train, heldout = world.tasks("train"), world.tasks("heldout_prompt")
+    assert 0.05 < len(heldout) / (len(train) + len(heldout)) < 0.15
+    assert not {t.prompt for t in train} & {t.prompt for t in heldout}
+    assert {t.template_id for t in heldout} <= {0, 1, 2, 3}
+    assert len({t.fact_id for t in heldout} & {t.fact_id for t in train}) >= 0.9 * len({t.fact_id for t in heldout})
+
+
 def test_world_is_big_enough(world, every_task):
     assert len(FAMILIES) >= 8
     assert len({t.fact_id for t in every_task}) >= 300

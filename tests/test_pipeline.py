@@ -1,0 +1,85 @@
+"""End to end on the assistant world: tiny sizes in CI, full sizes marked slow."""
+import json
+
+import pytest
+import torch
+
+from rlhf_lab import pipeline, ppo, tokenizer
+from rlhf_lab.model import positions_from_mask
+from rlhf_lab.rollout import Rollout, encode_prompts
+from rlhf_lab.run import SHIPPED_SFT, load_model
+from rlhf_lab.world import World
+
+
+def first_byte_probability(model, prompts, byte):
+    tokens, mask = encode_prompts(prompts, "cpu")
+    with torch.no_grad():
+        hidden = model.trunk(tokens, positions_from_mask(mask), mask)
+        return model.lm_head(hidden[:, -1]).softmax(-1)[:, byte].mean().item()
+
+
+def starts_with(byte):
+    def reward(r: Rollout):
+        return torch.tensor([1.0 if text.encode()[:1] == bytes([byte]) else 0.0 for text in r.responses])
+    return reward
+
+
+def test_a_few_ppo_steps_raise_the_rewarded_first_byte(tmp_path):
+    prompts = World().prompts("heldout_template")[:64]
+    before = first_byte_probability(load_model(SHIPPED_SFT), prompts, ord("#"))
+    cfg = ppo.PPOConfig(out=str(tmp_path / "ppo"), iterations=4, batch_size=32, minibatch_size=16,
+                        lr=3e-4, max_new_tokens=48, eos_penalty=0.0, kl_coef=0.0, device="cpu")
+    ppo.train_ppo(cfg, reward_fn=starts_with(ord("#")))
+    after = first_byte_probability(load_model(tmp_path / "ppo"), prompts, ord("#"))
+    assert after > before + 0.05, (before, after)
+
+
+def tiny_ppo(out, **kw):
+    return ppo.PPOConfig(out=str(out), iterations=2, batch_size=16, minibatch_size=8, max_new_tokens=32,
+                         device="cpu", **kw)
+
+
+def test_two_runs_with_one_seed_give_identical_metrics(tmp_path):
+    for name in ("a", "b"):
+        ppo.train_ppo(tiny_ppo(tmp_path / name), reward_fn=starts_with(ord("T")))
+    logs = [(tmp_path / n / "metrics.jsonl").read_text().splitlines() for n in ("a", "b")]
+    strip = [[{k: v for k, v in json.loads(line).items() if not k.startswith("ms_")} for line in log] for log in logs]
+    assert strip[0] == strip[1]
+
+
+def killed_after(calls_allowed, reward):
+    """A reward function that dies on a later call, as a killed process would."""
+    calls = []
+
+    def fn(r):
+        calls.append(1)
+        if len(calls) > calls_allowed:
+            raise KeyboardInterrupt
+        return reward(r)
+    return fn
+
+
+def test_a_killed_run_resumes_to_the_same_result(tmp_path):
+    ppo.train_ppo(tiny_ppo(tmp_path / "full", eval_every=1), reward_fn=starts_with(ord("T")))
+    with pytest.raises(KeyboardInterrupt):
+        ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1), reward_fn=killed_after(1, starts_with(ord("T"))))
+    ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1), reward_fn=starts_with(ord("T")))
+    full, cut = load_model(tmp_path / "full"), load_model(tmp_path / "cut")
+    assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), cut.state_dict().values()))
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_tiny_pipeline_improves_gold_over_sft(tmp_path):
+    summary = pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), preset="tiny", device="cpu"))
+    assert summary["gold_mean_policy"] > summary["gold_mean_sft"]
+    for stage in ("rm", "ppo", "eval"):
+        assert (tmp_path / stage / "metrics.json").exists()
+    assert (tmp_path / "report.md").read_text().startswith("# SFT versus the RLHF policy")
+
+
+@pytest.mark.slow
+def test_default_pipeline_meets_its_targets(tmp_path):
+    summary = pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), device="cpu"))
+    assert summary["gold_win_rate_vs_sft"] >= 0.8
+    assert summary["style_mix_policy"]["ideal"] >= 2 * summary["style_mix_sft"]["ideal"]
+    assert summary["proxy_mean_policy"] > summary["proxy_mean_sft"]
