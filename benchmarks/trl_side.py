@@ -253,7 +253,7 @@ def with_foreign_load(fn, **kwargs) -> tuple[dict, float]:
     return figures, max(0.0, (busy1 - busy0) - (ours1 - ours0)) / max(1, total1 - total0)
 
 
-def wait_for_quiet(max_load=0.05, window=2.0, max_wait=120.0) -> None:
+def wait_for_quiet(max_load=0.05, window=2.0, max_wait=300.0) -> None:
     """Sleep until other processes use under max_load of the CPU for a whole window (or max_wait passes)."""
     deadline = time.monotonic() + max_wait
     while time.monotonic() < deadline and with_foreign_load(lambda: time.sleep(window))[1] > max_load:
@@ -263,7 +263,7 @@ def wait_for_quiet(max_load=0.05, window=2.0, max_wait=120.0) -> None:
 def quiet_runs(fn, repeats: int, max_load: float, **kwargs) -> tuple[list, int]:
     """`repeats` runs of fn taken while the machine was quiet, and how many loaded runs were dropped."""
     kept, dropped = [], 0
-    while len(kept) < repeats and dropped < 3 * repeats:
+    while len(kept) < repeats and dropped < repeats:
         wait_for_quiet(max_load)
         figures, load = with_foreign_load(fn, **kwargs)
         if load <= max_load:

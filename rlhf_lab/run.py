@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file, safe_open
 from torch import nn
 
-from rlhf_lab.model import GPTConfig, MiniGPT
+from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT
 
 SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rlhf sft` with defaults
 
@@ -153,9 +153,13 @@ def save_model(path: Path, model: nn.Module, extra: dict[str, str] | None = None
     save_tensors(path, model.state_dict(), metadata)
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> MiniGPT:
-    """A MiniGPT from a model.safetensors file or a run directory holding one."""
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM:
+    """A MiniGPT from a model.safetensors file or a run directory holding one, or an
+    HFCausalLM from a Hugging Face `save_pretrained` directory (config.json with a model_type)."""
     path = Path(path)
+    if is_hf_directory(path):
+        from rlhf_lab import hf   # transformers is imported only by those who load an HF model
+        return hf.from_pretrained(path, device)
     if path.is_dir():
         path = path / "model.safetensors"
     if not path.exists():
@@ -165,6 +169,12 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> MiniGPT:
     model = MiniGPT(GPTConfig(**json.loads(meta["gpt_config"])))
     model.load_state_dict(load_file(str(path)))
     return model.to(device)
+
+
+def is_hf_directory(path: Path) -> bool:
+    """A run directory's config.json holds a stage config; an HF one names its model_type."""
+    config = path / "config.json"
+    return path.is_dir() and config.exists() and "model_type" in read_json(config)
 
 
 def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,

@@ -1,0 +1,51 @@
+import json
+
+import torch
+
+from rlhf_lab import tokenizer
+from rlhf_lab.model import GPTConfig, MiniGPT
+from rlhf_lab.run import load_model
+from rlhf_lab.sft import SFTConfig, batch_indices, make_batch, response_loss, train_sft
+
+
+def tiny(out, **kw):
+    return SFTConfig(out=str(out), steps=6, examples=64, batch_size=8, eval_every=3, eval_samples=8,
+                     width=32, n_layers=1, n_heads=2, ffn=64, device="cpu", **kw)
+
+
+def test_loss_covers_response_and_eos_only():
+    inputs, targets = make_batch([tokenizer.encode_pair("ab", "cd"), tokenizer.encode_pair("x", "y")], "cpu")
+    # row 0: BOS a b SEP c d EOS → the targets of inputs BOS a b SEP c d are _ _ _ c d EOS
+    assert targets[0].tolist() == [-100, -100, -100, ord("c"), ord("d"), tokenizer.EOS]
+    assert targets[1].tolist() == [-100, -100, ord("y"), tokenizer.EOS, -100, -100]
+
+
+def test_response_loss_equals_cross_entropy_over_response_positions():
+    torch.manual_seed(0)
+    model = MiniGPT(GPTConfig(context_len=32, width=16, n_layers=1, n_heads=2, ffn=32))
+    tokens, start = tokenizer.encode_pair("ab", "cd")
+    inputs, targets = make_batch([(tokens, start)], "cpu")
+    logp = torch.log_softmax(model(inputs), -1)[0]
+    by_hand = -sum(logp[t - 1, tokens[t]] for t in range(start, len(tokens))) / (len(tokens) - start)
+    assert torch.isclose(response_loss(model, inputs, targets), by_hand)
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    lengths = list(range(100))
+    assert batch_indices(lengths, 8, 0, 5) == batch_indices(lengths, 8, 0, 5)
+    assert batch_indices(lengths, 8, 0, 5) != batch_indices(lengths, 8, 1, 5)
+    pool = sum((batch_indices(lengths, 8, 0, s) for s in range(4)), [])
+    assert sorted(pool, key=lambda i: lengths[i]) == pool      # one pool, cut in length order
+
+
+def test_tiny_sft_run_writes_its_run_directory_and_is_deterministic(tmp_path):
+    metrics = [train_sft(tiny(tmp_path / name)) for name in ("a", "b")]
+    for key in ("well_formed_rate", "style_mix", "gold_mean", "eval_loss"):
+        assert key in metrics[0]
+    assert {k: v for k, v in metrics[0].items() if k != "wall_seconds"} == \
+           {k: v for k, v in metrics[1].items() if k != "wall_seconds"}
+    run = tmp_path / "a"
+    for name in ("config.json", "metrics.jsonl", "metrics.json", "model.safetensors", "sft_loss.png"):
+        assert (run / name).exists()
+    assert json.loads((run / "config.json").read_text())["stage"] == "sft"
+    assert load_model(run).config.width == 32
