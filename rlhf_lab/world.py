@@ -143,7 +143,8 @@ class WorldConfig:
     heldout_fact_frac: float = 0.1   # share of each family's facts never seen in training
     heldout_prompt_frac: float = 0.1 # share of training fact x template prompts never seen in training
     false_premise_frac: float = 0.2  # share of capitals/dates/symbols prompts asserting a false premise
-    arithmetic_per_op: int = 60      # arithmetic facts per operation, sampled from a, b in 2..20
+    arithmetic_per_op: int = 24      # arithmetic facts per operation, sampled from a, b in 2..20
+    unit_values: int = 10            # unit conversions asked for the values 1..unit_values
     sft_style_mix: dict[str, float] = field(default_factory=ideal_mix)  # style -> weight in sft_examples
     pair_temperature: float = 0.1    # Bradley-Terry label noise on gold scores; 0 = the gold order
     length_bias: float = 0.0         # annotator utility gains length_bias * (len_a - len_b) / 100 bytes
@@ -153,6 +154,7 @@ class WorldConfig:
                   (0 <= self.heldout_prompt_frac < 1, "heldout_prompt_frac must be in [0, 1)"),
                   (0 <= self.false_premise_frac <= 1, "false_premise_frac must be in [0, 1]"),
                   (1 <= self.arithmetic_per_op <= 190, "arithmetic_per_op must be in 1..190"),
+                  (1 <= self.unit_values <= 20, "unit_values must be in 1..20"),
                   (set(self.sft_style_mix) <= set(STYLES), f"sft_style_mix keys must be among {STYLES}"),
                   (all(w >= 0 for w in self.sft_style_mix.values()) and sum(self.sft_style_mix.values()) > 0,
                    "sft_style_mix weights must be >= 0 with a positive sum"),
@@ -271,7 +273,7 @@ def _definition_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
 def _unit_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
     out = []
     for unit, plural, target, factor, wrong_factors in facts.UNITS:
-        for v in range(1, 21):
+        for v in range(1, cfg.unit_values + 1):
             name, answer = (unit if v == 1 else plural), v * factor
             wrong = [n for n in dict.fromkeys([v * w for w in wrong_factors] + [answer + factor])
                      if n not in (answer, v)]
