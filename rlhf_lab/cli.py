@@ -39,8 +39,23 @@ COMMANDS = {
     "pipeline": ("rlhf_lab.pipeline", "PipelineConfig", "main", "SFT → reward model → PPO → eval, one command"),
     "world export": ("rlhf_lab.world", "ExportConfig", "export_main",
                      "write the world's SFT, preference and textbook data as JSONL"),
+    "lab pooling": ("rlhf_lab.lab.pooling", "PoolingConfig", "main",
+                    "last-token versus mean pooling reward models, several seeds"),
+    "lab calibration": ("rlhf_lab.lab.calibration", "CalibrationConfig", "main",
+                        "reward-model margins and reliability on seen versus unseen pairs"),
+    "lab length-hack": ("rlhf_lab.lab.length_hack", "LengthHackConfig", "main",
+                        "PPO on the flawed reward len/100, with and without the KL leash"),
+    "lab multi-objective": ("rlhf_lab.lab.multi_objective", "MultiObjectiveConfig", "main",
+                            "length-biased annotators, and 0.7·helpful + 0.3·concise against the verbosity trap"),
+    "lab kl-sweep": ("rlhf_lab.lab.kl_sweep", "KLSweepConfig", "main",
+                     "PPO at several KL coefficients: reward, gold and KL curves"),
+    "lab overoptimization": ("rlhf_lab.lab.overoptimization", "OveroptimizationConfig", "main",
+                             "gold vs proxy reward against sqrt(KL) for best-of-n and PPO (Gao et al. 2022)"),
+    "lab ensemble": ("rlhf_lab.lab.ensemble", "EnsembleConfig", "main",
+                     "over-optimization with one reward model versus a conservative 4-model ensemble"),
 }
-GROUP_HELP = {"world": "the embedded assistant world and its gold judge"}
+GROUP_HELP = {"world": "the embedded assistant world and its gold judge",
+              "lab": "the textbook's experiments, each writing plots and a report (--quick for a small version)"}
 
 
 def field_comments(cls) -> dict[str, str]:

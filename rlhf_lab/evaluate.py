@@ -51,7 +51,7 @@ def table(title: str, metrics: dict) -> str:
 
 def plot_history(run: Run, keys: list[str], title: str, filename: str) -> None:
     """Curves of logged metrics against step, one PNG in the run directory."""
-    plt = _pyplot()
+    plt = pyplot()
     history = run.history()
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -95,7 +95,7 @@ def expected_calibration_error(chosen: Tensor, rejected: Tensor, bins: int = 10)
 
 
 def reliability_plot(table: list, path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0.5, 1], [0.5, 1], "k--", label="perfect calibration")
     conf, acc, n = zip(*table) if table else ((), (), ())
@@ -160,7 +160,7 @@ def reward_report(model, train: list, heldout: dict[str, list], world: World | N
     return metrics
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -27,7 +27,7 @@ from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, rollout
 from rlhf_lab.run import SHIPPED_SFT, Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
-    save_train_state, seed_everything, status
+    save_train_state, seed_everything, status, write_json
 from rlhf_lab.world import World, WorldConfig
 
 RewardFn = Callable[[Rollout], Tensor]   # a rollout of B responses → (B,) scores
@@ -308,13 +308,16 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
                 save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1)
         tick = time.perf_counter()
     bar.close()
-    return finish(run, policy)
+    return finish(run, policy, r if cfg.iterations > start else None)
 
 
-def finish(run: Run, policy: CausalLM) -> dict:
+def finish(run: Run, policy: CausalLM, last: Rollout | None) -> dict:
+    """Save the policy, the last batch's samples, curves and the final figures."""
     if not distributed.is_main():
         return {}
     save_model(run.path / "model.safetensors", policy)
+    if last is not None:
+        write_json(run.path / "samples.json", [{"prompt": p, "response": t} for p, t in zip(last.prompts, last.responses)])
     evaluate.plot_history(run, ["ppo/score", "ppo/gold", "ppo/kl", "ppo/response_len", "ppo/style_ideal"],
                           "PPO training", "ppo_curves.png")
     last = run.history()[-1]

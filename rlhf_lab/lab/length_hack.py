@@ -1,0 +1,67 @@
+"""`rlhf lab length-hack`: optimise a flawed reward, len(response)/100, with and without a KL leash.
+
+The textbook's example of reward hacking: a reward that pays for length is
+maximised by long, repetitive, useless answers. β = 0 lets the policy run there;
+β = 0.1 charges every nat it moves away from SFT. The gold judge shows the cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from rlhf_lab.lab.report import Report, plot_runs
+from rlhf_lab.ppo import PPOConfig, train_ppo
+from rlhf_lab.rollout import Rollout
+from rlhf_lab.run import read_json
+
+
+def length_reward(r: Rollout) -> torch.Tensor:
+    """The flawed reward: one point per 100 bytes of answer."""
+    return torch.tensor([len(text.encode()) / 100 for text in r.responses], device=r.tokens.device)
+
+
+@dataclass
+class LengthHackConfig:
+    out: str = "runs/lab/length_hack"               # run directory: one PPO run per β, plots, report
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.1])  # KL coefficients compared
+    iterations: int = 40                            # PPO iterations per run
+    quick: bool = False                             # a small version (tests, CI)
+    device: str = "auto"                            # "auto" | "cpu" | "cuda"
+
+
+def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
+    """The last iteration's first responses, kept by train_ppo in samples.json."""
+    return [(s["prompt"], s["response"]) for s in read_json(run / "samples.json")[:n]]
+
+
+def main(cfg: LengthHackConfig) -> dict:
+    base = PPOConfig(iterations=3 if cfg.quick else cfg.iterations, batch_size=16 if cfg.quick else 64,
+                     minibatch_size=16 if cfg.quick else 32, eos_penalty=0.0, device=cfg.device, resume=False)
+    runs = {}
+    for beta in cfg.betas:
+        runs[f"β={beta}"] = Path(cfg.out) / f"beta_{beta}"
+        train_ppo(replace(base, out=str(runs[f"β={beta}"]), kl_coef=beta), reward_fn=length_reward)
+    report = Report("Reward hacking: a length reward with and without the KL leash", Path(cfg.out))
+    plot_runs(runs, ["ppo/response_len", "ppo/score", "ppo/gold", "ppo/kl"], report.out / "length_hack.png",
+              "PPO on len(response)/100")
+    rows = []
+    for label, run in runs.items():
+        final = read_json(run / "metrics.json")
+        report.figures[label] = final
+        rows.append([label, final["response_len"], final["score"], final["gold"], final["kl"],
+                     final["style_repetitive"], final["style_ideal"]])
+    report.table(["run", "length (bytes)", "proxy", "gold", "KL (nats)", "repetitive share", "ideal share"], rows)
+    free, leashed = rows[0], rows[-1]
+    report.say(f"Finding: without a leash (β={cfg.betas[0]}) answers grew to {free[1]:.0f} bytes with gold "
+               f"{free[3]:.2f} at KL {free[4]:.1f} nats; with β={cfg.betas[-1]} they reached {leashed[1]:.0f} bytes, "
+               f"gold {leashed[3]:.2f}, KL {leashed[4]:.1f}. "
+               + ("The leash kept the policy closer to SFT and the gold score higher."
+                  if leashed[3] > free[3] and leashed[4] < free[4] else
+                  "Here the leash did not protect the gold score; see the curves."))
+    report.image("length_hack.png", "length, proxy, gold and KL per iteration")
+    for label, run in runs.items():
+        report.say(f"Samples at the end, {label}:")
+        report.table(["prompt", "response"], [[p, r.replace("\n", "⏎").replace("|", "\\|")] for p, r in samples(run)])
+    return report.write()

@@ -1,0 +1,83 @@
+"""`rlhf lab multi-objective`: annotators who like long answers, and a second objective against it.
+
+A helpfulness reward model learned from length-biased annotators pays for padding
+(the verbosity trap). Mixing in a concision reward, R = 0.7·R_helpful + 0.3·R_concise,
+is the textbook's multi-objective fix. Both policies are judged by the gold judge.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from rlhf_lab.lab.report import Report, plot_runs
+from rlhf_lab.model import SamplingConfig
+from rlhf_lab.ppo import PPOConfig, RewardFn, model_reward, train_ppo
+from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
+from rlhf_lab.rollout import Rollout, sample_texts
+from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_json
+from rlhf_lab.world import STYLES, World
+
+
+@dataclass
+class MultiObjectiveConfig:
+    out: str = "runs/lab/multi_objective"  # run directory: the biased reward model, two PPO runs, report
+    length_bias: float = 1.0               # annotators' extra utility per 100 bytes of answer
+    helpful_weight: float = 0.7            # R = w·R_helpful + (1 − w)·R_concise
+    iterations: int = 40                   # PPO iterations per run
+    quick: bool = False                    # a small version (tests, CI)
+    device: str = "auto"                   # "auto" | "cpu" | "cuda"
+
+
+def concision_reward(sft_lengths: list[int]) -> RewardFn:
+    """Shorter is better, standardised on the SFT model's answer lengths (mean 0, std 1 there)."""
+    mean, std = statistics.mean(sft_lengths), statistics.pstdev(sft_lengths) or 1.0
+
+    def score(r: Rollout) -> torch.Tensor:
+        return torch.tensor([-(len(t.encode()) - mean) / std for t in r.responses], device=r.tokens.device)
+    return score
+
+
+def mixture(parts: list[tuple[float, RewardFn]]) -> RewardFn:
+    def score(r: Rollout) -> torch.Tensor:
+        return sum(w * fn(r) for w, fn in parts)
+    return score
+
+
+def main(cfg: MultiObjectiveConfig) -> dict:
+    out, device = Path(cfg.out), pick_device(cfg.device)
+    rm_cfg = RewardConfig(out=str(out / "rm_length_biased"), length_bias=cfg.length_bias, device=cfg.device,
+                          resume=False, **(dict(pairs=256, epochs=1, norm_samples=64) if cfg.quick else {}))
+    rm_metrics = train_reward(rm_cfg)
+    helpful = model_reward(load_reward_model(rm_cfg.out, device).eval())
+    prompts = World().prompts("train")[:64 if cfg.quick else 256]
+    lengths = [len(t.encode()) for t in sample_texts(load_model(SHIPPED_SFT, device), prompts, SamplingConfig())]
+    rewards = {"helpful only": helpful,
+               f"{cfg.helpful_weight}·helpful + {1 - cfg.helpful_weight:.1f}·concise":
+                   mixture([(cfg.helpful_weight, helpful), (1 - cfg.helpful_weight, concision_reward(lengths))])}
+    base = PPOConfig(iterations=3 if cfg.quick else cfg.iterations, device=cfg.device, resume=False,
+                     **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {}))
+    runs = {label: out / f"ppo_{i}" for i, label in enumerate(rewards)}
+    for label, fn in rewards.items():
+        train_ppo(replace(base, out=str(runs[label])), reward_fn=fn)
+    report = Report("Multi-objective reward against the verbosity trap", out,
+                    {"reward_model": {k: rm_metrics[k] for k in ("heldout_gold_accuracy", "length_baseline_accuracy")}})
+    plot_runs(runs, ["ppo/gold", "ppo/response_len", "ppo/style_ideal", "ppo/style_verbose"],
+              out / "multi_objective.png", "length-biased reward, alone and mixed with concision")
+    rows = []
+    for label, run in runs.items():
+        final = read_json(run / "metrics.json")
+        report.figures[label] = final
+        rows.append([label, final["gold"], final["response_len"]] + [final[f"style_{s}"] for s in STYLES])
+    report.table(["reward", "gold", "length"] + STYLES, rows)
+    alone, mixed = rows
+    report.say(f"Finding: annotators with a length bias of {cfg.length_bias} per 100 bytes produced a reward model "
+               f"that agrees with gold on {rm_metrics['heldout_gold_accuracy']:.3f} of held-out pairs. Optimised alone "
+               f"it led to answers of {alone[2]:.0f} bytes, verbose share {alone[4]:.2f}, gold {alone[1]:.2f}; mixed "
+               f"with concision, {mixed[2]:.0f} bytes, verbose share {mixed[4]:.2f}, gold {mixed[1]:.2f}. "
+               + ("The concision term avoided the verbosity trap." if mixed[1] > alone[1] and mixed[2] < alone[2]
+                  else "The mixture did not beat the biased reward on gold here."))
+    report.image("multi_objective.png", "gold, length and style shares per iteration")
+    return report.write()

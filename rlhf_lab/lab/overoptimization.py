@@ -1,0 +1,171 @@
+"""`rlhf lab overoptimization`: gold versus proxy reward as the policy moves away from SFT.
+
+After Gao, Schulman & Hilton 2022, "Scaling Laws for Reward Model Overoptimization":
+the gold judge labels a finite preference set, a proxy reward model learns from it,
+and the policy is optimised against the proxy by best-of-n sampling and by PPO.
+With d = sqrt(KL(π ‖ π_SFT)), they found the gold gain follows
+    best-of-n:  d (α − β d)          RL:  d (α − β log d)
+rising, peaking and falling while the proxy keeps rising; bigger proxies peak later.
+Deviations: proxies differ in training-set size, not parameter count; PPO keeps a
+tiny KL penalty (β = 0.001) for stability; KL of best-of-n is the analytic
+log n − (n − 1)/n (Stiennon et al. 2020).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlhf_lab.evaluate import proxy_scores, pyplot
+from rlhf_lab.lab.report import Report, run_history
+from rlhf_lab.model import SamplingConfig
+from rlhf_lab.ppo import PPOConfig, train_ppo
+from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
+from rlhf_lab.rollout import sample_texts
+from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device
+from rlhf_lab.world import World
+
+
+@dataclass
+class OveroptimizationConfig:
+    out: str = "runs/lab/overoptimization"                # run directory: proxies, PPO runs, plots, report
+    proxy_pairs: list[int] = field(default_factory=lambda: [300, 1000, 4000])  # proxy training-set sizes
+    max_n: int = 256                                      # best-of-n up to this n (powers of 2)
+    prompts: int = 32                                     # held-out prompts for best-of-n
+    iterations: int = 40                                  # PPO iterations per proxy
+    kl_coef: float = 0.001                                # PPO β, small so the policy can run far
+    ensemble: int = 1                                     # reward models per proxy (lab ensemble uses 4)
+    ensemble_std_coef: float = 1.0                        # conservative ensemble: mean − k·std
+    quick: bool = False                                   # a small version (tests, CI)
+    device: str = "auto"                                  # "auto" | "cpu" | "cuda"
+
+
+def bon_kl(n: int) -> float:
+    """KL(best-of-n ‖ base) for distinct samples, Stiennon et al. 2020 appendix."""
+    return math.log(n) - (n - 1) / n
+
+
+def train_proxy(cfg: OveroptimizationConfig, pairs: int) -> Path:
+    """A proxy reward model from `pairs` gold-labelled pairs (label temperature 0: pure gold)."""
+    out = Path(cfg.out) / f"proxy_{pairs}_k{cfg.ensemble}"
+    if not (out / "metrics.json").exists():
+        train_reward(RewardConfig(out=str(out), pairs=pairs, label_temperature=0.0, ensemble=cfg.ensemble,
+                                  ensemble_std_coef=cfg.ensemble_std_coef, epochs=1 if cfg.quick else 2,
+                                  norm_samples=64 if cfg.quick else 256, device=cfg.device, resume=False))
+    return out
+
+
+def best_of_n(world: World, proxy, prompts: list[str], samples: list[list[str]], max_n: int, device) -> list[dict]:
+    """For n = 1, 2, 4, ...: pick the proxy's favourite of each group of n samples.
+
+    samples[i] holds max_n answers to prompts[i]; each n uses all max_n/n disjoint groups,
+    so the means have low variance.
+    """
+    flat_prompts = [p for p, group in zip(prompts, samples) for _ in group]
+    flat = [s for group in samples for s in group]
+    proxy_all = proxy_scores(proxy, flat_prompts, flat, device).view(len(prompts), max_n)          # (P, max_n)
+    gold_all = torch.tensor([world.gold(p, s) for p, s in zip(flat_prompts, flat)]).view(len(prompts), max_n)
+    points, n = [], 1
+    while n <= max_n:
+        groups_proxy = proxy_all.view(len(prompts), max_n // n, n)                                 # (P, G, n)
+        pick = groups_proxy.argmax(-1, keepdim=True)
+        points.append({"n": n, "d": math.sqrt(bon_kl(n)),
+                       "proxy": groups_proxy.gather(-1, pick).mean().item(),
+                       "gold": gold_all.view(len(prompts), max_n // n, n).gather(-1, pick).mean().item()})
+        n *= 2
+    return points
+
+
+def rl_points(run: Path) -> list[dict]:
+    return [{"d": math.sqrt(max(h["ppo/kl"], 0.0)), "proxy": h["ppo/score"], "gold": h["ppo/gold"]}
+            for h in run_history(run)]
+
+
+def fit(points: list[dict], form: str) -> tuple[float, float]:
+    """Least squares for Δgold = d(α − β d) ("bon") or d(α − β log d) ("rl"); returns (α, β)."""
+    base = points[0]["gold"] if form == "bon" else 0.0
+    d = np.array([p["d"] for p in points if p["d"] > 0])
+    y = np.array([p["gold"] - base for p in points if p["d"] > 0])
+    features = np.stack([d, -d * (d if form == "bon" else np.log(d))], 1)
+    (alpha, beta), *_ = np.linalg.lstsq(features, y, rcond=None)
+    return float(alpha), float(beta)
+
+
+def peak(alpha: float, beta: float, form: str) -> float | None:
+    """d at which the fitted gold curve peaks (None when it never turns down)."""
+    if beta <= 0:
+        return None
+    return alpha / (2 * beta) if form == "bon" else math.exp(alpha / beta - 1)
+
+
+def measure(cfg: OveroptimizationConfig) -> dict:
+    device = pick_device(cfg.device)
+    world = World()
+    max_n, n_prompts = (16, 8) if cfg.quick else (cfg.max_n, cfg.prompts)
+    prompts = world.prompts("heldout_prompt")[:n_prompts]
+    sft = load_model(SHIPPED_SFT, device)
+    repeated = [p for p in prompts for _ in range(max_n)]
+    flat = sample_texts(sft, repeated, SamplingConfig(), seed=0)
+    samples = [flat[i * max_n:(i + 1) * max_n] for i in range(len(prompts))]
+    results = {}
+    for pairs in ([200, 400] if cfg.quick else cfg.proxy_pairs):
+        proxy_dir = train_proxy(cfg, pairs)
+        proxy = load_reward_model(proxy_dir, device).eval()
+        run = Path(cfg.out) / f"ppo_{pairs}_k{cfg.ensemble}"
+        train_ppo(PPOConfig(out=str(run), rm=str(proxy_dir), kl_coef=cfg.kl_coef, device=cfg.device, resume=False,
+                            iterations=3 if cfg.quick else cfg.iterations,
+                            **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {})))
+        bon, rl = best_of_n(world, proxy, prompts, samples, max_n, device), rl_points(run)
+        results[pairs] = {"best_of_n": bon, "rl": rl, "fit_bon": fit(bon, "bon"), "fit_rl": fit(rl, "rl")}
+    return results
+
+
+def plot(results: dict, path: Path, title: str) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (pairs, r), color in zip(results.items(), ["C0", "C1", "C2", "C3"]):
+        for ax, key, form in ((axes[0], "best_of_n", "bon"), (axes[1], "rl", "rl")):
+            pts = r[key]
+            d = np.array([p["d"] for p in pts])
+            base = pts[0]["gold"] if form == "bon" else 0.0
+            ax.scatter(d, [p["gold"] for p in pts], color=color, s=12, label=f"gold, proxy from {pairs} pairs")
+            ax.scatter(d, [p["proxy"] for p in pts], color=color, s=12, marker="x", alpha=0.5)
+            grid = np.linspace(max(d.min(), 1e-3), d.max(), 100)
+            alpha, beta = r[f"fit_{form}"]
+            curve = grid * (alpha - beta * (grid if form == "bon" else np.log(grid))) + base
+            ax.plot(grid, curve, color=color)
+    axes[0].set(title="best-of-n (x: proxy, dots: gold, line: fit)", xlabel="d = sqrt(KL)", ylabel="reward")
+    axes[1].set(title="PPO (x: proxy, dots: gold, line: fit)", xlabel="d = sqrt(KL)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(results: dict, out: Path, title: str) -> dict:
+    report = Report(title, out, {str(k): v for k, v in results.items()})
+    plot(results, out / "overoptimization.png", title)
+    rows = []
+    for pairs, r in results.items():
+        bon_peak, rl_peak = peak(*r["fit_bon"], "bon"), peak(*r["fit_rl"], "rl")
+        best_bon = max(r["best_of_n"], key=lambda p: p["gold"])
+        rows.append([pairs, *r["fit_bon"], "none" if bon_peak is None else f"{bon_peak:.2f}", best_bon["n"],
+                     *r["fit_rl"], "none" if rl_peak is None else f"{rl_peak:.2f}"])
+        r["bon_peak_d"], r["rl_peak_d"] = bon_peak, rl_peak
+    report.table(["proxy pairs", "BoN α", "BoN β", "BoN peak d", "best n", "RL α", "RL β", "RL peak d"], rows)
+    peaks = [(pairs, r["bon_peak_d"]) for pairs, r in results.items()]
+    moving = all(a[1] is not None and b[1] is not None and b[1] >= a[1] for a, b in zip(peaks, peaks[1:]))
+    report.say("Finding: " + "; ".join(f"proxy from {p} pairs: best-of-n gold peaks at d ≈ "
+                                        + ("(no peak within the fit)" if d is None else f"{d:.2f}") for p, d in peaks)
+               + (". The gold peak moves to larger KL as the proxy gets more data, as Gao et al. found."
+                  if moving else ". The peak does not move monotonically with proxy size in these measurements."))
+    report.image("overoptimization.png", "gold and proxy reward against sqrt(KL)")
+    return report.write()
+
+
+def main(cfg: OveroptimizationConfig) -> dict:
+    return write_report(measure(cfg), Path(cfg.out), "Reward over-optimization (after Gao et al. 2022)")
