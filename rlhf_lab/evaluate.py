@@ -220,7 +220,7 @@ def proxy_scores(reward_model, prompts: list[str], responses: list[str], device,
                           for i in range(0, len(prompts), batch_size)])
 
 
-def compare(cfg: EvalConfig) -> dict:
+def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:
     """SFT and the policy answer the same held-out prompts; the gold judge decides."""
     from rlhf_lab.reward import load_reward_model
     from rlhf_lab.run import load_model, pick_device
@@ -265,11 +265,11 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
 
 
 def main(cfg: EvalConfig) -> dict:
-    from rlhf_lab.run import write_json, write_text
+    from rlhf_lab.run import status, write_json, write_text
 
     metrics, samples = compare(cfg)
     out = Path(cfg.out or Path(cfg.policy) / "eval")
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples, World(WorldConfig(seed=cfg.world_seed))))
-    print(table("SFT versus RLHF policy", metrics) + f"\nreport: {out / 'report.md'}")
+    status(table("SFT versus RLHF policy", metrics) + f"\nreport: {out / 'report.md'}")
     return metrics

@@ -26,7 +26,7 @@ from rlhf_lab import distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, rollout
-from rlhf_lab.run import SHIPPED_SFT, Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
+from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
     save_train_state, seed_everything, status, write_json
 from rlhf_lab.world import World, WorldConfig
 
@@ -67,7 +67,7 @@ class PPOConfig:
     def validate(self) -> None:
         check_choice("advantage", self.advantage, ("gae", "baseline"))
         if self.batch_size % self.minibatch_size:
-            raise ValueError("--batch-size must be a multiple of --minibatch-size")
+            raise ConfigError("--batch-size must be a multiple of --minibatch-size")
 
 
 # ------------------------------------------------------------------ the math

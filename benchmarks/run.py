@@ -1,0 +1,68 @@
+"""`python -m benchmarks.run`: rlhf-lab and TRL side by side on equal work, plus the roofline.
+
+Runs alternate between the two libraries in one process (this machine's speed drifts
+between sessions), each figure is the median of --repeats runs, and the ratio
+ours / theirs is printed beside both. TRL and transformers come from the `bench` extra
+(`pip install -e .[bench]`); without them only our figures are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+from benchmarks import ours
+
+STAGES = {   # name → (our function, TRL function name, figure key of each)
+    "reward model training (pairs/s)": (ours.reward_pairs_per_sec, "trl_reward_pairs_per_sec", "pairs_per_sec"),
+    "PPO full step (episodes/s)": (ours.ppo_episodes_per_sec, "trl_ppo_episodes_per_sec", "episodes_per_sec"),
+    "sampling (new tokens/s)": (ours.sampling_tokens_per_sec, "hf_generate_tokens_per_sec", "new_tokens_per_sec"),
+}
+
+
+def trl_side():
+    try:
+        from benchmarks import trl_side
+        return trl_side
+    except ImportError:
+        return None
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
+    parser.add_argument("--out", default="benchmarks/results.json", help="where the JSON of results goes")
+    args = parser.parse_args(argv)
+    theirs_module = trl_side()
+    results = {}
+    for name, (our_fn, their_name, key) in STAGES.items():
+        runs = {"rlhf-lab": [], "TRL/HF": []}
+        for _ in range(args.repeats):   # alternate: ours, theirs, ours, theirs, ...
+            runs["rlhf-lab"].append(our_fn())
+            if theirs_module:
+                runs["TRL/HF"].append(getattr(theirs_module, their_name)()[key])
+        ours_median = statistics.median(r[key] for r in runs["rlhf-lab"])
+        gflops = statistics.median(r.get("gflops_per_sec", 0.0) for r in runs["rlhf-lab"])
+        theirs_median = statistics.median(runs["TRL/HF"]) if runs["TRL/HF"] else None
+        results[name] = {"rlhf-lab": ours_median, "TRL/HF": theirs_median, "rlhf-lab GFLOP/s": gflops,
+                         "ratio": ours_median / theirs_median if theirs_median else None}
+    if theirs_module:
+        matmul = theirs_module.matmul_gflops()
+        results["matmul GFLOP/s"] = matmul
+        peak = max(matmul.values())
+        for name in STAGES:
+            results[name]["share of matmul peak"] = results[name]["rlhf-lab GFLOP/s"] / peak
+    for name, r in results.items():
+        if name in STAGES:
+            ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "n/a"
+            theirs = f"{r['TRL/HF']:.1f}" if r["TRL/HF"] else "n/a"
+            print(f"{name:<34} rlhf-lab {r['rlhf-lab']:>9.1f}   TRL/HF {theirs:>9}   ratio {ratio}   "
+                  f"{r['rlhf-lab GFLOP/s']:.1f} GFLOP/s")
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"results: {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

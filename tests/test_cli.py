@@ -1,0 +1,44 @@
+import json
+
+import pytest
+
+from rlhf_lab import cli
+
+
+def test_help_lists_every_stage(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("sft", "train-rm", "eval-rm", "ppo", "eval", "pipeline", "world", "lab"):
+        assert command in out
+
+
+def test_flags_come_from_the_dataclass_with_their_comments(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["ppo", "--help"])
+    out = capsys.readouterr().out
+    assert "--kl-coef" in out and "InstructGPT" in out and "(default: 0.02)" in out
+
+
+def test_unknown_flag_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["sft", "--no-such-flag", "1"])
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_bad_data_file_is_one_clear_line_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text(json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b"}) + "\n{broken\n")
+    code = cli.main(["train-rm", "--data", str(bad), "--out", str(tmp_path / "rm"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{bad}:2: malformed JSON" in err and "Traceback" not in err
+
+
+def test_world_export_writes_loadable_files(tmp_path):
+    from rlhf_lab.data import load
+    assert cli.main(["world", "export", "--out", str(tmp_path)]) == 0
+    pairs, _ = load(tmp_path / "textbook_pairs.jsonl", "preference", 256)
+    assert len(pairs) == 6
+    sft, _ = load(tmp_path / "sft_train.jsonl", "sft", 256)
+    assert len(sft) > 1000

@@ -1,0 +1,35 @@
+"""The lab's quick versions: the same code paths as the full experiments, small sizes."""
+import json
+
+import pytest
+
+from rlhf_lab.lab import calibration, ensemble, kl_sweep, length_hack, multi_objective, overoptimization, pooling
+from rlhf_lab.lab.overoptimization import bon_kl, fit, peak
+
+
+def test_best_of_n_kl_is_analytic():
+    assert bon_kl(1) == 0.0
+    assert bon_kl(2) == pytest.approx(0.6931 - 0.5, abs=1e-4)
+
+
+def test_fits_recover_the_functional_forms():
+    d = [0.1 * i for i in range(1, 30)]
+    bon = [{"d": 0.0, "gold": 0.5}] + [{"d": x, "gold": 0.5 + x * (2.0 - 0.8 * x)} for x in d]
+    rl = [{"d": x, "gold": x * (1.0 - 0.5 * __import__("math").log(x))} for x in d]
+    assert fit(bon, "bon") == pytest.approx((2.0, 0.8), abs=1e-6)
+    assert fit(rl, "rl") == pytest.approx((1.0, 0.5), abs=1e-6)
+    assert peak(2.0, 0.8, "bon") == pytest.approx(1.25)
+
+
+@pytest.mark.parametrize("module, config", [
+    (pooling, pooling.PoolingConfig), (calibration, calibration.CalibrationConfig),
+    (length_hack, length_hack.LengthHackConfig), (multi_objective, multi_objective.MultiObjectiveConfig),
+    (kl_sweep, kl_sweep.KLSweepConfig), (overoptimization, overoptimization.OveroptimizationConfig),
+    (ensemble, ensemble.EnsembleConfig)])
+def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
+    figures = module.main(config(out=str(tmp_path), quick=True, device="cpu"))
+    reports = list(tmp_path.rglob("report.md"))
+    assert reports and "Finding:" in "".join(r.read_text() for r in reports)
+    assert list(tmp_path.glob("*.png")) or list(tmp_path.rglob("*.png"))
+    assert json.loads((reports[0].parent / "report.json").read_text()) is not None
+    assert figures
