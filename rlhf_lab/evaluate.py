@@ -16,7 +16,7 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig
 from rlhf_lab.rollout import sample_texts
 from rlhf_lab.run import Run, SHIPPED_SFT
-from rlhf_lab.world import STYLES, World
+from rlhf_lab.world import STYLES, World, WorldConfig
 
 
 def judge_texts(world: World, prompts: list[str], responses: list[str]) -> dict:
