@@ -132,6 +132,7 @@ class RewardConfig:
     eval_data: str = ""             # held-out preference JSONL; empty → the world's held-out splits
     world_seed: int = 0             # the world's facts, splits and phrasings
     pairs: int = 4000               # world training pairs
+    heldout_pairs: int = 500        # world pairs per held-out split
     label_temperature: float = 0.1  # Bradley-Terry label noise of the world's annotators
     length_bias: float = 0.0        # world annotators' preference for longer answers (per 100 bytes)
     pooling: str = "last"           # "last" non-pad token (InstructGPT) | "mean" over the response
@@ -177,7 +178,7 @@ def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list,
     elif cfg.data:
         heldout = {}
     else:
-        heldout = {split: from_rows(world.preference_pairs(split, 500, cfg.seed + 1))
+        heldout = {split: from_rows(world.preference_pairs(split, cfg.heldout_pairs, cfg.seed + 1))
                    for split in ("heldout_prompt", "heldout_template", "heldout_fact")}
     return train, heldout
 

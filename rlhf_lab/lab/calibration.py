@@ -29,6 +29,7 @@ def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tenso
     """Train a reward model, then score seen and unseen pairs: name → (chosen, rejected)."""
     rm_cfg = RewardConfig(out=str(Path(cfg.out) / "rm"), pairs=256 if cfg.quick else cfg.pairs,
                           epochs=1 if cfg.quick else 2, norm_samples=64 if cfg.quick else 256,
+                          heldout_pairs=100 if cfg.quick else 500,
                           device=cfg.device, resume=False)
     train_reward(rm_cfg)
     device = pick_device(cfg.device)

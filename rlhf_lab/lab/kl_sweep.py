@@ -29,7 +29,7 @@ def reward_model(out: Path, quick: bool, device: str) -> Path:
     rm_dir = out / "rm"
     if not (rm_dir / "metrics.json").exists():
         train_reward(RewardConfig(out=str(rm_dir), device=device, resume=False,
-                                  **(dict(pairs=256, epochs=1, norm_samples=64) if quick else {})))
+                                  **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if quick else {})))
     return rm_dir
 
 

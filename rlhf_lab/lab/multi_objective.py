@@ -49,7 +49,7 @@ def mixture(parts: list[tuple[float, RewardFn]]) -> RewardFn:
 def main(cfg: MultiObjectiveConfig) -> dict:
     out, device = Path(cfg.out), pick_device(cfg.device)
     rm_cfg = RewardConfig(out=str(out / "rm_length_biased"), length_bias=cfg.length_bias, device=cfg.device,
-                          resume=False, **(dict(pairs=256, epochs=1, norm_samples=64) if cfg.quick else {}))
+                          resume=False, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick else {}))
     rm_metrics = train_reward(rm_cfg)
     helpful = model_reward(load_reward_model(rm_cfg.out, device).eval())
     prompts = World().prompts("train")[:64 if cfg.quick else 256]

@@ -54,7 +54,8 @@ def train_proxy(cfg: OveroptimizationConfig, pairs: int) -> Path:
     if not (out / "metrics.json").exists():
         train_reward(RewardConfig(out=str(out), pairs=pairs, label_temperature=0.0, ensemble=cfg.ensemble,
                                   ensemble_std_coef=cfg.ensemble_std_coef, epochs=1 if cfg.quick else 2,
-                                  norm_samples=64 if cfg.quick else 256, device=cfg.device, resume=False))
+                                  norm_samples=64 if cfg.quick else 256,
+                                  heldout_pairs=100 if cfg.quick else 500, device=cfg.device, resume=False))
     return out
 
 

@@ -33,7 +33,8 @@ def run(cfg: PoolingConfig) -> dict:
     for pooling in ("last", "mean"):
         results[pooling] = [train_reward(RewardConfig(
             out=str(Path(cfg.out) / f"{pooling}_seed{seed}"), pooling=pooling, seed=seed, pairs=pairs,
-            epochs=cfg.epochs, norm_samples=64 if cfg.quick else 256, device=cfg.device, resume=False))
+            epochs=cfg.epochs, norm_samples=64 if cfg.quick else 256, heldout_pairs=100 if cfg.quick else 500,
+            device=cfg.device, resume=False))
             for seed in range(seeds)]
     return results
 
