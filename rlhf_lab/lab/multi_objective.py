@@ -71,7 +71,7 @@ def main(cfg: MultiObjectiveConfig) -> dict:
         final = read_json(run / "metrics.json")
         report.figures[label] = final
         rows.append([label, final["gold"], final["response_len"]] + [final[f"style_{s}"] for s in STYLES])
-    report.table(["reward", "gold", "length"] + STYLES, rows)
+    report.table(["reward", "gold", "length", *STYLES], rows)
     alone, mixed = rows
     report.say(f"Finding: annotators with a length bias of {cfg.length_bias} per 100 bytes produced a reward model "
                f"that agrees with gold on {rm_metrics['heldout_gold_accuracy']:.3f} of held-out pairs. Optimised alone "
