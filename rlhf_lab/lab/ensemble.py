@@ -28,12 +28,13 @@ def main(cfg: EnsembleConfig) -> dict:
     base = OveroptimizationConfig(out=cfg.out, proxy_pairs=[cfg.proxy_pairs], iterations=cfg.iterations,
                                   quick=cfg.quick, device=cfg.device)
     single = measure(base)
-    ensemble = measure(replace(base, ensemble=cfg.members, ensemble_std_coef=cfg.std_coef))
-    results = {f"1 model": next(iter(single.values())), f"{cfg.members} models": next(iter(ensemble.values()))}
-    figures = write_report(results, Path(cfg.out), f"Over-optimization: one proxy versus a {cfg.members}-model ensemble")
-    one, many = results["1 model"], results[f"{cfg.members} models"]
+    members = 2 if cfg.quick else cfg.members
+    ensemble = measure(replace(base, ensemble=members, ensemble_std_coef=cfg.std_coef))
+    results = {"1 model": next(iter(single.values())), f"{members} models": next(iter(ensemble.values()))}
+    figures = write_report(results, Path(cfg.out), f"Over-optimization: one proxy versus a {members}-model ensemble")
+    one, many = results["1 model"], results[f"{members} models"]
     best = {k: max(r["rl"], key=lambda p: p["gold"]) for k, r in results.items()}
-    report = Report(f"Ensemble versus single reward model", Path(cfg.out) / "comparison", figures)
+    report = Report("Ensemble versus single reward model", Path(cfg.out) / "comparison", figures)
     report.table(["proxy", "best-of-n peak d", "PPO peak d (fit)", "best PPO gold", "at d"],
                  [[k, r["bon_peak_d"] or "none", r["rl_peak_d"] or "none", best[k]["gold"], best[k]["d"]]
                   for k, r in results.items()])

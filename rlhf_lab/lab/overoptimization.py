@@ -112,7 +112,8 @@ def measure(cfg: OveroptimizationConfig) -> dict:
     flat = sample_texts(sft, repeated, SamplingConfig(), seed=0)
     samples = [flat[i * max_n:(i + 1) * max_n] for i in range(len(prompts))]
     results = {}
-    for pairs in ([200, 400] if cfg.quick else cfg.proxy_pairs):
+    sizes = [200 * (i + 1) for i in range(min(2, len(cfg.proxy_pairs)))] if cfg.quick else cfg.proxy_pairs
+    for pairs in sizes:
         proxy_dir = train_proxy(cfg, pairs)
         proxy = load_reward_model(proxy_dir, device).eval()
         run = Path(cfg.out) / f"ppo_{pairs}_k{cfg.ensemble}"
