@@ -5,10 +5,10 @@ pytest.importorskip("transformers")
 import torch
 import torch.nn.functional as F
 
-from rlhf_lab import hf, optim, run, tokenizer
-from rlhf_lab.data import PreferencePair
-from rlhf_lab.model import GPTConfig, SamplingConfig, generate, positions_from_mask, token_logprobs
-from rlhf_lab.reward import RewardModel, bradley_terry_loss, pair_rewards
+from rlhf_lab import hf, run, tokenizer
+from rlhf_lab.model import GPTConfig, positions_from_mask, token_logprobs
+from rlhf_lab.reward import RewardModel
+from reference import assert_cached_greedy_equals_uncached, assert_one_step_trains_all_but
 
 TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 
@@ -53,18 +53,8 @@ def test_logits_equal_the_hf_models_own_with_left_padding(model):
 
 
 def test_cached_greedy_generation_equals_uncached(model):
-    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in ["capital?", "2+2"]])
-    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=15, temperature=0))
-    tokens, full_mask = prompts, mask
-    for _ in range(out.shape[1]):   # no cache: rerun the whole sequence for each new token
-        with torch.no_grad():
-            next_logits = logits(model, tokens, full_mask)[:, -1]
-        next_logits[:, [tokenizer.BOS, tokenizer.SEP, tokenizer.PAD]] = float("-inf")
-        tokens = torch.cat([tokens, next_logits.argmax(-1, keepdim=True)], 1)
-        full_mask = torch.cat([full_mask, torch.ones_like(full_mask[:, :1])], 1)
-    expected = tokens[:, prompts.shape[1]:]
+    out = assert_cached_greedy_equals_uncached(model, logits)
     assert out.shape[1] == 15
-    assert torch.equal(out[response_mask], expected[response_mask])
 
 
 def test_logprobs_equal_a_log_softmax_of_the_hf_logits(model):
@@ -79,20 +69,7 @@ def test_logprobs_equal_a_log_softmax_of_the_hf_logits(model):
 
 def test_reward_model_on_an_hf_backbone_trains_every_parameter():
     torch.manual_seed(0)
-    model = RewardModel(hf.tiny_gpt2(TINY))
-    before = {k: v.clone() for k, v in model.named_parameters()}
-    optimizer = optim.adamw([model], 1e-3, 0.0)
-    pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
-    chosen, rejected = pair_rewards(model, pairs, "cpu")
-    bradley_terry_loss(chosen, rejected).backward()
-    # A constant added to every reward cancels in r_c - r_r: the head's bias and the
-    # final LayerNorm's bias (which the linear head maps to such a constant) get none.
-    shift_only = {"head.bias", "backbone.hf.transformer.ln_f.bias"}
-    missing = [k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert set(missing) == shift_only
-    optimizer.step()
-    unchanged = [k for k, p in model.named_parameters() if torch.equal(p, before[k])]
-    assert set(unchanged) == shift_only
+    assert_one_step_trains_all_but(RewardModel(hf.tiny_gpt2(TINY)), {"head.bias", "backbone.hf.transformer.ln_f.bias"})
 
 
 def test_save_pretrained_then_load_model_round_trips(model, tmp_path):

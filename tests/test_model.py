@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from rlhf_lab import tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, filter_logits, generate, token_logprobs
+from reference import assert_cached_greedy_equals_uncached
 
 TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 
@@ -25,17 +26,7 @@ def test_changing_a_future_token_leaves_earlier_logits_unchanged(model):
 
 
 def test_cached_greedy_generation_equals_uncached(model):
-    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in ["capital?", "2+2"]])
-    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=15, temperature=0))
-    tokens, full_mask = prompts, mask
-    for _ in range(out.shape[1]):   # no cache: rerun the whole sequence for each new token
-        with torch.no_grad():
-            logits = model(tokens, full_mask)[:, -1]
-        logits[:, [tokenizer.BOS, tokenizer.SEP, tokenizer.PAD]] = float("-inf")
-        tokens = torch.cat([tokens, logits.argmax(-1, keepdim=True)], 1)
-        full_mask = torch.cat([full_mask, torch.ones_like(full_mask[:, :1])], 1)
-    expected = tokens[:, prompts.shape[1]:]
-    assert torch.equal(out[response_mask], expected[response_mask])
+    assert_cached_greedy_equals_uncached(model, lambda m, tokens, mask: m(tokens, mask))
 
 
 def test_logprobs_equal_a_direct_computation(model):

@@ -9,6 +9,7 @@ from rlhf_lab.model import GPTConfig, MiniGPT
 from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, load_reward_model,
                              pair_rewards, pool, save_reward_model, score_pairs)
 from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy
+from reference import assert_one_step_trains_all_but
 
 TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 
@@ -29,20 +30,8 @@ def test_bradley_terry_loss_is_finite_where_sigmoid_underflows():
 
 
 def test_every_trunk_parameter_gets_a_gradient_and_changes():
-    model = tiny_reward_model()
-    before = {k: v.clone() for k, v in model.named_parameters()}
-    optimizer = optim.adamw([model], 1e-3, 0.0)
-    pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
-    chosen, rejected = pair_rewards(model, pairs, "cpu")
-    bradley_terry_loss(chosen, rejected).backward()
-    # A constant added to every reward cancels in r_c - r_r: the head's bias and the
-    # final LayerNorm's bias (which the linear head maps to such a constant) get none.
-    shift_only = {"head.bias", "backbone.ln_final.bias"}
-    missing = [k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert set(missing) == shift_only
-    optimizer.step()
-    unchanged = [k for k, p in model.named_parameters() if torch.equal(p, before[k])]
-    assert set(unchanged) == shift_only
+    # the head's bias and the final LayerNorm's bias only shift every reward alike
+    assert_one_step_trains_all_but(tiny_reward_model(), {"head.bias", "backbone.ln_final.bias"})
 
 
 def test_last_token_pooling_picks_last_real_token_under_left_and_right_padding():

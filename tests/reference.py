@@ -1,0 +1,39 @@
+"""Slow, obviously-correct references the fast paths are checked against."""
+import torch
+
+from rlhf_lab import optim, tokenizer
+from rlhf_lab.data import PreferencePair
+from rlhf_lab.model import NEVER_SAMPLED, SamplingConfig, generate
+from rlhf_lab.reward import bradley_terry_loss, pair_rewards
+
+
+def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15):
+    """generate() with its KV cache against rerunning the whole sequence per token.
+    logits_fn(model, tokens, mask) → (B, T, V) without any cache."""
+    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in ["capital?", "2+2"]])
+    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=steps, temperature=0))
+    tokens, full_mask = prompts, mask
+    for _ in range(out.shape[1]):
+        with torch.no_grad():
+            next_logits = logits_fn(model, tokens, full_mask)[:, -1]
+        next_logits[:, NEVER_SAMPLED] = float("-inf")
+        tokens = torch.cat([tokens, next_logits.argmax(-1, keepdim=True)], 1)
+        full_mask = torch.cat([full_mask, torch.ones_like(full_mask[:, :1])], 1)
+    expected = tokens[:, prompts.shape[1]:]
+    assert torch.equal(out[response_mask], expected[response_mask])
+    return out
+
+
+def assert_one_step_trains_all_but(model, shift_only: set[str]):
+    """After one Bradley-Terry step every parameter has a gradient and has changed,
+    except those in shift_only: a constant added to every reward cancels in r_c − r_r."""
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    optimizer = optim.adamw([model], 1e-3, 0.0)
+    pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
+    chosen, rejected = pair_rewards(model, pairs, "cpu")
+    bradley_terry_loss(chosen, rejected).backward()
+    missing = [k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert set(missing) == shift_only
+    optimizer.step()
+    unchanged = [k for k, p in model.named_parameters() if torch.equal(p, before[k])]
+    assert set(unchanged) == shift_only
