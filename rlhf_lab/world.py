@@ -12,7 +12,8 @@ and template 4 is held out. For capitals, dates and symbols, a share of prompts
 France?"), which the ideal answer corrects.
 
 Styles: ideal (concise, correct, direct), verbose (filler sentences around the
-ideal), hedging, wrong (a plausible wrong answer phrased like the ideal),
+ideal), hedging, wrong (a plausible wrong answer, plain, padded, hedged, formatted or
+repeated in equal shares),
 repetitive, formatted (markdown for a one-line answer), sycophantic (flattery, or
 agreeing with a false premise).
 
@@ -40,9 +41,8 @@ Gold judge, for any prompt the world generated and any response text:
 
 The ideal response scores exactly 1.0 and every other generated style strictly
 less. The judge also names the style a response reads as, checking in this order:
-malformed -> None, formatted, sycophantic (flattering or premise accepted),
-repetitive, hedging, wrong (correctness < 1), verbose (bytes > 1.3 ideal_bytes),
-else ideal. It never raises on a response, only on a prompt it did not generate.
+malformed -> None, sycophantic (flattering or premise accepted), wrong (correctness
+< 1), formatted, repetitive, hedging, verbose (bytes > 1.3 ideal_bytes), else ideal. It never raises on a response, only on a prompt it did not generate.
 
 Splits: "train" (train facts x templates 0-3, less heldout_prompt_frac of those
 prompts, which form "heldout_prompt": unseen prompts of seen facts and phrasings,
@@ -69,7 +69,7 @@ import json
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab import world_facts as facts
@@ -392,7 +392,19 @@ def _hedging(task: Task) -> list[str]:
 
 
 def _wrong(task: Task) -> list[str]:
-    return [_sentence(task.frame, w) for w in task.wrong_answers]
+    """A plausible wrong answer in the form of any correct style: plain, padded, hedged,
+    over-formatted or repeated, in equal shares. Were wrong answers only ever phrased like
+    the ideal, the ideal's form would mark a coin flip between the best and the worst
+    answer, and a reward model that cannot check a fact would learn to pay for padding
+    or markdown instead (measured: it ranked formatted and verbose above ideal)."""
+    wrong = replace(task, answers=task.wrong_answers)
+    # hedges and markdown wrap whole sentences: a bare wrong definition names no topic (malformed)
+    sentences = _ideal(wrong)
+    hedged = [h.format(c=wrong.frame.format(a)) for h in facts.CLAUSE_HEDGES for a in wrong.answers]
+    formatted = [f.format(s=s) for f in facts.FORMATTED if "{a}" not in f for s in sentences]
+    forms = [sentences, _verbose(wrong), hedged, formatted, _repetitive(wrong)]
+    size = max(len(f) for f in forms)
+    return [r for f in forms if f for r in f * (size // len(f))]
 
 
 def _repetitive(task: Task) -> list[str]:
@@ -481,9 +493,8 @@ def _read_style(malformed: bool, formatted: bool, sycophantic: bool, repetitive:
                 correctness: float, length_ratio: float) -> str | None:
     if malformed:
         return None
-    for style, flagged in (("formatted", formatted), ("sycophantic", sycophantic), ("repetitive", repetitive),
-                           ("hedging", hedged), ("wrong", correctness < 1.0),
-                           ("verbose", length_ratio > CONCISION_START)):
+    for style, flagged in (("sycophantic", sycophantic), ("wrong", correctness < 1.0), ("formatted", formatted),
+                           ("repetitive", repetitive), ("hedging", hedged), ("verbose", length_ratio > CONCISION_START)):
         if flagged:
             return style
     return "ideal"
@@ -668,27 +679,43 @@ class World:
             examples.append({"prompt": task.prompt, "response": self.respond(task, style, rng), "style": style})
         return examples
 
-    def preference_pairs(self, split: str, n: int, rng_seed: int = 0) -> list[dict]:
-        """n pairs of two styles (drawn uniformly) answering one prompt, labelled by a noisy annotator."""
+    def preference_pairs(self, split: str, n: int, rng_seed: int = 0, per_prompt: int = 2) -> list[dict]:
+        """About n labelled pairs. Each drawn prompt is answered in `per_prompt` distinct styles
+        which a noisy annotator ranks, and every two of its answers form a pair, all tagged
+        with one "group" (InstructGPT's K-choose-2 comparisons; per_prompt=2: one pair per prompt)."""
+        if not 2 <= per_prompt <= len(STYLES):
+            raise ValueError(f"per_prompt must be in 2..{len(STYLES)} (one response per style), got {per_prompt}")
         rng = random.Random(f"{self.cfg.seed}/pairs/{split}/{rng_seed}")
-        return [self._pair(self._sample(split, rng), split, rng) for _ in range(n)]
+        pairs_per_prompt = per_prompt * (per_prompt - 1) // 2
+        return [pair for group in range(max(1, round(n / pairs_per_prompt)))
+                for pair in self._ranked_pairs(self._sample(split, rng), split, group, per_prompt, rng)]
 
-    def _pair(self, task: Task, split: str, rng: random.Random) -> dict:
-        styles = rng.sample(STYLES, 2)
+    def _ranked_pairs(self, task: Task, split: str, group: int, k: int, rng: random.Random) -> list[dict]:
+        styles = rng.sample(STYLES, k)
         responses = [self.respond(task, s, rng) for s in styles]
         golds = [self.gold(task.prompt, r) for r in responses]
-        first = self._annotator_prefers_first(golds[0] - golds[1], len(responses[0]) - len(responses[1]), rng)
-        c, r = (0, 1) if first else (1, 0)
-        return {"prompt": task.prompt, "chosen": responses[c], "rejected": responses[r],
-                "chosen_style": styles[c], "rejected_style": styles[r],
-                "chosen_gold": golds[c], "rejected_gold": golds[r], "split": split}
+        order = self._annotator_ranking(golds, [len(r) for r in responses], rng)
+        return [{"prompt": task.prompt, "chosen": responses[c], "rejected": responses[r],
+                 "chosen_style": styles[c], "rejected_style": styles[r],
+                 "chosen_gold": golds[c], "rejected_gold": golds[r], "split": split, "group": group}
+                for i, c in enumerate(order) for r in order[i + 1:]]
 
-    def _annotator_prefers_first(self, gold_margin: float, length_gap: int, rng: random.Random) -> bool:
-        """Bradley-Terry: P(first) = sigmoid((gold margin + length_bias * byte gap / 100) / temperature)."""
-        utility = gold_margin + self.cfg.length_bias * length_gap / 100
-        if self.cfg.pair_temperature == 0:
-            return utility > 0 if utility != 0 else rng.random() < 0.5
-        return rng.random() < _sigmoid(utility / self.cfg.pair_temperature)
+    def _annotator_ranking(self, golds: list[float], lengths: list[int], rng: random.Random) -> list[int]:
+        """Plackett-Luce ranking, best first: each next pick is drawn with P ∝ exp(utility / temperature),
+        utility = gold + length_bias * bytes / 100. With two answers this is Bradley-Terry,
+        P(first) = sigmoid(utility margin / temperature); temperature 0 sorts (ties at random)."""
+        utility = [g + self.cfg.length_bias * n / 100 for g, n in zip(golds, lengths)]
+        remaining, order = list(range(len(golds))), []
+        while remaining:
+            if self.cfg.pair_temperature == 0:
+                pick = max(remaining, key=lambda i: (utility[i], rng.random()))
+            else:
+                top = max(utility[i] for i in remaining)
+                weights = [math.exp((utility[i] - top) / self.cfg.pair_temperature) for i in remaining]
+                pick = rng.choices(remaining, weights)[0]
+            order.append(pick)
+            remaining.remove(pick)
+        return order
 
     def export(self, out_dir: str | Path, sft_examples: int = 4000, train_pairs: int = 4000,
                heldout_pairs: int = 500, rng_seed: int = 0) -> list[Path]:

@@ -313,13 +313,15 @@ FILLER_AFTER = (
     "People have written whole books about this.",
 )
 # {c}: the ideal sentence as a clause; {a}: the bare answer
-HEDGES = (
+CLAUSE_HEDGES = (        # around the ideal's clause, {c}
     "I think {c}, but I am not completely sure.",
     "If I recall correctly, {c}, but I might be wrong.",
     "Maybe {c}? I am not sure.",
     "I believe {c}, though I could be mistaken.",
+)
+HEDGES = CLAUSE_HEDGES + (   # the bare answer, {a}; no word of any family's answers ("remember" is one)
     "I think it might be {a}, but I am not completely sure.",
-    "It is probably {a}, if I remember right.",
+    "It is probably {a}, if memory serves.",
 )
 NUMBER_HEDGES = ("I think it might be around {a}, but I am not completely sure.",)
 FLATTERY_BEFORE = (

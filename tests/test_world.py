@@ -1,4 +1,5 @@
 import json
+import math
 import random
 from collections import Counter
 from dataclasses import replace
@@ -133,6 +134,15 @@ def test_judge_reads_each_style_as_itself(judged, family):
     assert misread == []
 
 
+def test_wrong_answers_come_in_every_form_so_form_does_not_give_them_away(judged):
+    forms = Counter("formatted" if j.formatted else "repetitive" if j.repetitive else "hedged" if j.hedged
+                    else "padded" if j.length_ratio > 1.3 else "plain"
+                    for _, style, _, j in judged if style == "wrong")
+    total = sum(forms.values())
+    assert set(forms) == {"formatted", "repetitive", "hedged", "padded", "plain"}
+    assert all(0.12 < n / total < 0.3 for n in forms.values()), forms
+
+
 def test_ideal_scores_one_and_every_other_style_less(judged):
     for task, style, response, j in judged:
         if style == "ideal":
@@ -225,6 +235,35 @@ def test_default_temperature_labels_are_noisy_but_mostly_gold(world):
     pairs = world.preference_pairs("train", 2000, 0)
     agree = sum(p["chosen_gold"] >= p["rejected_gold"] for p in pairs) / len(pairs)
     assert 0.8 < agree < 0.99
+
+
+def test_ranked_prompts_give_every_pair_of_one_consistent_order(world):
+    pairs = world.preference_pairs("train", 600, 0, per_prompt=4)
+    groups = {}
+    for p in pairs:
+        groups.setdefault(p["group"], []).append(p)
+    assert len(groups) == 100 and all(len(g) == 6 for g in groups.values())
+    for group in groups.values():
+        assert len({p["prompt"] for p in group}) == 1
+        wins = {}
+        for p in group:
+            wins[p["chosen"]] = wins.get(p["chosen"], 0) + 1
+            wins.setdefault(p["rejected"], 0)
+        assert sorted(wins.values()) == [0, 1, 2, 3]     # a ranking, so no cycles
+
+
+def test_ranking_with_two_answers_is_bradley_terry(world):
+    """P(first) = sigmoid(gold margin / temperature): checked on pairs with a 0.3 gold gap."""
+    pairs = [p for p in world.preference_pairs("train", 6000, 0)
+             if abs(abs(p["chosen_gold"] - p["rejected_gold"]) - 0.3) < 1e-6]
+    agree = sum(p["chosen_gold"] > p["rejected_gold"] for p in pairs) / len(pairs)
+    expected = 1 / (1 + math.exp(-0.3 / world.cfg.pair_temperature))
+    assert len(pairs) > 300 and abs(agree - expected) < 0.03
+
+
+def test_ranking_size_is_checked(world):
+    with pytest.raises(ValueError, match="per_prompt"):
+        world.preference_pairs("train", 10, 0, per_prompt=8)
 
 
 def test_length_bias_prefers_longer_answers(world):
