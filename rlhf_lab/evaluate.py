@@ -129,7 +129,13 @@ def gold_accuracy(world: World, pairs: list, chosen: Tensor, rejected: Tensor) -
 
 def reward_report(model, train: list, heldout: dict[str, list], world: World | None, out: Path,
                   device) -> dict:
-    """Accuracy, margin, calibration, gold agreement and the length baseline."""
+    """Accuracy, margin, calibration, gold agreement and the length baseline.
+
+    The headline figures (heldout_*, ece, margin, length baseline) are on the first
+    held-out set: the world's unseen prompts of training facts (what PPO is judged
+    on) or the given file. Every set also gets <name>_accuracy and, on the world,
+    <name>_gold_accuracy (by template and by fact: facts the model never saw).
+    """
     from rlhf_lab.data import PreferencePair
     from rlhf_lab.reward import score_pairs
     from rlhf_lab.world import TEXTBOOK_PAIRS
@@ -137,21 +143,20 @@ def reward_report(model, train: list, heldout: dict[str, list], world: World | N
     metrics = {}
     if train:
         metrics["train_accuracy"] = pair_accuracy(*score_pairs(model, train[:2000], device))
-    everything = [p for pairs in heldout.values() for p in pairs]
     scored = {name: score_pairs(model, pairs, device) for name, pairs in heldout.items()}
-    chosen = torch.cat([c for c, _ in scored.values()])
-    rejected = torch.cat([r for _, r in scored.values()])
+    headline = next(iter(heldout))
+    chosen, rejected = scored[headline]
     ece, bins = expected_calibration_error(chosen, rejected)
     metrics.update(heldout_accuracy=pair_accuracy(chosen, rejected),
-                   length_baseline_accuracy=length_baseline_accuracy(everything),
+                   length_baseline_accuracy=length_baseline_accuracy(heldout[headline]),
                    chosen_reward_mean=chosen.mean().item(), rejected_reward_mean=rejected.mean().item(),
-                   margin=(chosen - rejected).mean().item(), ece=ece, heldout_pairs=len(everything))
-    for name, (c, r) in scored.items():
-        metrics[f"{name}_accuracy"] = pair_accuracy(c, r)
+                   margin=(chosen - rejected).mean().item(), ece=ece, heldout_pairs=len(chosen))
     if world is not None:
         metrics["heldout_gold_accuracy"], metrics["heldout_gold_pairs"] = gold_accuracy(
-            world, everything, chosen, rejected)
-        for name, (c, r) in scored.items():
+            world, heldout[headline], chosen, rejected)
+    for name, (c, r) in scored.items():
+        metrics[f"{name}_accuracy"] = pair_accuracy(c, r)
+        if world is not None:
             metrics[f"{name}_gold_accuracy"] = gold_accuracy(world, heldout[name], c, r)[0]
     textbook = [PreferencePair(t["prompt"], t["preferred"], t["rejected"]) for t in TEXTBOOK_PAIRS]
     tc, tr = score_pairs(model, textbook, device)

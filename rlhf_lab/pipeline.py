@@ -39,7 +39,7 @@ def stage_configs(cfg: PipelineConfig):
     if cfg.preset == "tiny":
         s, r, p, e = stages
         stages = (replace(s, steps=60, examples=500, eval_every=30, eval_samples=64),
-                  replace(r, pairs=600, epochs=1, norm_samples=64, heldout_pairs=100),
+                  replace(r, pairs=840, batch_size=8, epochs=1, norm_samples=64, heldout_pairs=100),
                   replace(p, iterations=6, batch_size=32, minibatch_size=16, eval_every=3),
                   replace(e, prompts=96, shown=4))
     return stages

@@ -3,9 +3,11 @@
 Trained on preference pairs with the Bradley-Terry loss -log σ(r(chosen) - r(rejected))
 (Bradley & Terry 1952; Ouyang et al. 2022 eq. 1). Every trunk parameter learns;
 the textbook version updated only the head, on embedding-layer features.
-Deviations from InstructGPT: one pair per prompt per step instead of all K-choose-2
-comparisons of a prompt in one batch, and a reward normalised to mean 0 / std 1 on
-the SFT model's own responses (as Ziegler et al. 2019 do) stored in the checkpoint.
+As in InstructGPT, a prompt's answers are ranked K at a time and all K-choose-2 of
+its comparisons train in one batch, each answer scored once (K forward passes for
+K(K-1)/2 pairs); the world's default K is 7, one answer per style. One addition:
+the reward is normalised to mean 0 / std 1 on the SFT model's own responses (as
+Ziegler et al. 2019 do), and the offset and scale are stored in the checkpoint.
 """
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ from torch import Tensor, nn
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, positions_from_mask
 from rlhf_lab.rollout import sample_texts
-from rlhf_lab.run import SHIPPED_SFT, Run, check_choice, load_model, pick_device, progress, resume_step, \
+from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, check_choice, load_model, pick_device, progress, resume_step, \
     save_tensors, save_train_state, seed_everything, status, tensor_metadata
-from rlhf_lab.world import World, WorldConfig
+from rlhf_lab.world import STYLES, World, WorldConfig
 
 POOLINGS = ("last", "mean")
 
@@ -103,12 +105,28 @@ def encode_responses(prompts: list[str], responses: list[str], device) -> tuple[
 
 
 def pair_rewards(score_fn, pairs: list[data.PreferencePair], device) -> tuple[Tensor, Tensor]:
-    """Rewards of chosen and rejected (B,) each, from one pass over all 2B sequences.
+    """Rewards of chosen and rejected (B,) each, from one pass in which every distinct
+    (prompt, response) is scored once: a ranked prompt's K-choose-2 pairs cost K sequences.
     score_fn: a RewardModel (raw, for training) or its .score (normalised)."""
-    prompts = [p.prompt for p in pairs] * 2
-    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-    rewards = score_fn(*encode_responses(prompts, responses, device))                 # (2B,)
-    return rewards[:len(pairs)], rewards[len(pairs):]
+    index: dict[tuple[str, str], int] = {}
+    for p in pairs:
+        index.setdefault((p.prompt, p.chosen), len(index))
+        index.setdefault((p.prompt, p.rejected), len(index))
+    prompts, responses = (list(column) for column in zip(*index))
+    rewards = score_fn(*encode_responses(prompts, responses, device))                 # (U,) distinct answers
+    chosen = torch.tensor([index[p.prompt, p.chosen] for p in pairs], device=rewards.device)
+    rejected = torch.tensor([index[p.prompt, p.rejected] for p in pairs], device=rewards.device)
+    return rewards[chosen], rewards[rejected]
+
+
+def group_pairs(pairs: list[data.PreferencePair]) -> list[list[data.PreferencePair]]:
+    """Pairs of one ranked prompt (meta "group") stay together; any other pair is its own group.
+    InstructGPT trains a prompt's comparisons as one batch element: shuffled apart, each answer
+    would be seen K-1 times per epoch, and the reward model overfits."""
+    groups: dict = {}
+    for i, pair in enumerate(pairs):
+        groups.setdefault(pair.meta.get("group", ("row", i)), []).append(pair)
+    return list(groups.values())
 
 
 @torch.no_grad()
@@ -131,14 +149,15 @@ class RewardConfig:
     data: str = ""                  # preference JSONL; empty → the assistant world
     eval_data: str = ""             # held-out preference JSONL; empty → the world's held-out splits
     world_seed: int = 0             # the world's facts, splits and phrasings
-    pairs: int = 4000               # world training pairs
+    pairs: int = 14000              # world training pairs (about: whole ranked prompts)
+    responses_per_prompt: int = 7   # K: world answers ranked per prompt, giving K(K-1)/2 pairs
     heldout_pairs: int = 500        # world pairs per held-out split
     label_temperature: float = 0.1  # Bradley-Terry label noise of the world's annotators
     length_bias: float = 0.0        # world annotators' preference for longer answers (per 100 bytes)
     pooling: str = "last"           # "last" non-pad token (InstructGPT) | "mean" over the response
     epochs: int = 2                 # passes over the training pairs
-    batch_size: int = 32            # pairs per step
-    lr: float = 3e-4                # peak AdamW learning rate
+    batch_size: int = 32            # prompts per step, with all their pairs
+    lr: float = 1e-3                # peak AdamW learning rate
     warmup: int = 30                # linear warmup steps
     weight_decay: float = 0.01      # AdamW weight decay on matrices
     grad_clip: float = 1.0          # global gradient-norm clip
@@ -155,6 +174,9 @@ class RewardConfig:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("on_invalid", self.on_invalid, ("error", "skip"))
         check_choice("overflow", self.overflow, ("error", "skip", "truncate"))
+        if not 2 <= self.responses_per_prompt <= len(STYLES):
+            raise ConfigError(f"responses_per_prompt must be in 2..{len(STYLES)} (one answer per style), "
+                              f"got {self.responses_per_prompt}")
 
 
 def world_for(cfg: RewardConfig) -> World:
@@ -172,7 +194,8 @@ def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list,
     def from_file(path):
         return data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow)[0]
 
-    train = from_file(cfg.data) if cfg.data else from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed))
+    train = (from_file(cfg.data) if cfg.data else
+             from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed, cfg.responses_per_prompt)))
     if cfg.eval_data:
         heldout = {"heldout": from_file(cfg.eval_data)}
     elif cfg.data:
@@ -188,13 +211,15 @@ def new_reward_model(cfg: RewardConfig, device) -> RewardModel:
     return RewardModel(backbone, cfg.pooling).to(device)
 
 
-def train_member(cfg: RewardConfig, run: Run, member: int, train: list, heldout: dict, device) -> RewardModel:
-    """One reward model: Bradley-Terry with AdamW, warmup + cosine, clipping, eval each epoch."""
+def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], heldout: dict,
+                 device) -> RewardModel:
+    """One reward model: Bradley-Terry with AdamW, warmup + cosine, clipping, eval each epoch.
+    groups: the training pairs, grouped by ranked prompt (group_pairs)."""
     seed = cfg.seed + 1000 * member
     seed_everything(seed)
     model = new_reward_model(cfg, device)
     optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
-    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    steps_per_epoch = max(1, len(groups) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     prefix = f"rm{member}" if cfg.ensemble > 1 else "rm"
     state = f"train_state_{member}.safetensors"
@@ -203,8 +228,8 @@ def train_member(cfg: RewardConfig, run: Run, member: int, train: list, heldout:
     ddp_model = distributed.wrap(model)
     for step in range(start, total):
         epoch, index = divmod(step, steps_per_epoch)
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-        batch = [train[i] for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
+        order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+        batch = [pair for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size] for pair in groups[i]]
         optim.set_lr(optimizer, optim.lr_at(step, total, cfg.lr, cfg.warmup))
         chosen, rejected = pair_rewards(ddp_model, batch, device)
         loss = bradley_terry_loss(chosen, rejected)
@@ -270,12 +295,12 @@ def train_reward(cfg: RewardConfig) -> dict:
     run = Run(cfg.out, "train-rm", cfg)
     context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
     train, heldout = load_pairs(cfg, world, context_len)
-    train = distributed.shard(train)
+    groups = distributed.shard(group_pairs(train))
     sft_policy = load_model(cfg.sft, device)
     members = []
     for member in range(cfg.ensemble):
-        model = train_member(cfg, run, member, train, heldout, device)
-        normalise(model, [p.prompt for p in train], sft_policy, cfg.norm_samples, cfg.seed + member, device)
+        model = train_member(cfg, run, member, groups, heldout, device)
+        normalise(model, list(dict.fromkeys(p.prompt for p in train)), sft_policy, cfg.norm_samples, cfg.seed + member, device)
         members.append(model)
     if not distributed.is_main():
         return {}

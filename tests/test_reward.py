@@ -6,9 +6,10 @@ import torch
 from rlhf_lab import optim, tokenizer
 from rlhf_lab.data import PreferencePair
 from rlhf_lab.model import GPTConfig, MiniGPT
-from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, load_reward_model,
-                             pair_rewards, pool, save_reward_model, score_pairs)
-from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy
+from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, group_pairs,
+                             load_reward_model, pair_rewards, pool, save_reward_model, score_pairs)
+from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy, reward_report
+from rlhf_lab.world import World
 from reference import assert_one_step_trains_all_but
 
 TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
@@ -75,6 +76,30 @@ def test_training_on_an_easy_separable_set_reaches_full_accuracy():
     assert pair_accuracy(*score_pairs(model, held_out, "cpu")) == 1.0
 
 
+def test_ranked_pairs_score_each_answer_once_and_match_scoring_alone():
+    model = tiny_reward_model().eval()
+    answers = ["Paris.", "It might be Paris.", "Lyon.", "# Paris"]
+    pairs = [PreferencePair("Capital of France?", a, b, meta={"group": 0})
+             for i, a in enumerate(answers) for b in answers[i + 1:]]
+    seen = []
+    def counting(tokens, mask, start):
+        seen.append(len(tokens))
+        return model(tokens, mask, start)
+    chosen, rejected = pair_rewards(counting, pairs, "cpu")
+    assert seen == [4]
+    alone = {a: model(*encode_responses(["Capital of France?"], [a], "cpu")).item() for a in answers}
+    assert chosen.tolist() == pytest.approx([alone[p.chosen] for p in pairs], abs=1e-5)
+    assert rejected.tolist() == pytest.approx([alone[p.rejected] for p in pairs], abs=1e-5)
+
+
+def test_pairs_of_one_ranked_prompt_stay_in_one_group():
+    ranked = [PreferencePair("Q", f"a{i}", f"b{i}", meta={"group": i // 3}) for i in range(6)]
+    loose = [PreferencePair("Q", "x", "y"), PreferencePair("Q", "x", "y")]
+    groups = group_pairs(ranked + loose)
+    assert [len(g) for g in groups] == [3, 3, 1, 1]
+    assert groups[0] == ranked[:3]
+
+
 def test_ensemble_conservative_score_and_round_trip(tmp_path):
     members = [tiny_reward_model(seed) for seed in (0, 1)]
     save_reward_model(tmp_path / "model.safetensors", members, std_coef=1.0)
@@ -93,3 +118,38 @@ def test_ece_is_the_gap_between_accuracy_and_confidence():
     ece, bins = expected_calibration_error(chosen, torch.zeros(4))
     assert ece == pytest.approx(0.75 - 5 / 7, abs=1e-6)
     assert len(bins) == 1 and bins[0][1] == pytest.approx(0.75)
+
+
+class GoldOracle(torch.nn.Module):
+    """A 'reward model' that reads each row back to text and asks the gold judge."""
+
+    def __init__(self, world):
+        super().__init__()
+        self.world = world
+
+    def score(self, tokens, mask, start):
+        rewards = []
+        for row, n, s in zip(tokens.tolist(), mask.sum(-1).tolist(), start.tolist()):
+            prompt, response = tokenizer.decode(row[1:s - 1]), tokenizer.decode(row[s:n - 1])
+            rewards.append(self.world.gold(prompt, response))
+        return torch.tensor(rewards)
+
+
+def test_report_calls_the_gold_judge_itself_perfect_on_every_split(tmp_path):
+    world = World()
+    as_pairs = lambda rows: [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in rows]
+    heldout = {"heldout_prompt": as_pairs(world.preference_pairs("heldout_prompt", 60, 1)),
+               "heldout_fact": as_pairs(world.preference_pairs("heldout_fact", 40, 1))}
+    metrics = reward_report(GoldOracle(world), [], heldout, world, tmp_path, "cpu")
+    assert metrics["heldout_pairs"] == 60      # the headline is the first set
+    assert metrics["heldout_gold_accuracy"] == 1.0 and metrics["heldout_fact_gold_accuracy"] == 1.0
+    assert metrics["textbook_pairs_correct"] == 6
+    assert 0.8 < metrics["heldout_accuracy"] < 1.0     # the labels carry Bradley-Terry noise
+    assert (tmp_path / "reliability.png").exists()
+
+
+def test_more_ranked_answers_than_styles_is_a_config_error():
+    from rlhf_lab.reward import RewardConfig
+    from rlhf_lab.run import ConfigError
+    with pytest.raises(ConfigError, match="responses_per_prompt"):
+        RewardConfig(responses_per_prompt=8).validate()

@@ -32,7 +32,7 @@ from rlhf_lab.world import World
 @dataclass
 class OveroptimizationConfig:
     out: str = "runs/lab/overoptimization"                # run directory: proxies, PPO runs, plots, report
-    proxy_pairs: list[int] = field(default_factory=lambda: [300, 1000, 4000])  # proxy training-set sizes
+    proxy_pairs: list[int] = field(default_factory=lambda: [1000, 4000, 14000])  # proxy training-set sizes
     max_n: int = 256                                      # best-of-n up to this n (powers of 2)
     prompts: int = 32                                     # held-out prompts for best-of-n
     iterations: int = 40                                  # PPO iterations per proxy
