@@ -199,7 +199,9 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     BOS, SEP and PAD never appear inside a response, so they are never sampled.
     """
     B, P = prompts.shape
-    new = min(cfg.max_new_tokens, model.config.context_len - P)
+    # one slot short of the context: an unfinished response gets an EOS when it is
+    # re-encoded as a whole example (reward.encode_responses)
+    new = min(cfg.max_new_tokens, model.config.context_len - P - 1)
     cache = model.new_cache(B, P + new)
     key_mask = torch.ones(B, P + new, dtype=torch.bool, device=prompts.device)
     key_mask[:, :P] = prompt_mask

@@ -70,3 +70,12 @@ def test_top_k_and_top_p_keep_only_the_head_of_the_distribution():
     kept_p = filter_logits(logits, SamplingConfig(top_p=0.7)).isfinite()
     assert kept_k.tolist() == [[True, True, False, False]]
     assert kept_p.tolist() == [[True, True, False, False]]
+
+
+def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_encoded():
+    from rlhf_lab.rollout import encode_prompts
+    torch.manual_seed(0)                                           # an untrained model, sampled to the limit
+    model = MiniGPT(GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64))
+    prompts, mask = encode_prompts(["x" * 50], "cpu")          # BOS + 50 + SEP = 52 of 64 positions
+    responses, _ = generate(model, prompts, mask, SamplingConfig(max_new_tokens=100))
+    assert prompts.shape[1] + responses.shape[1] + 1 == 64
