@@ -19,7 +19,7 @@ class PipelineConfig:
     out: str = "runs/pipeline"       # run directory holding sft/, rm/, ppo/, eval/
     from_scratch: bool = False       # retrain SFT instead of starting from the shipped checkpoint
     preset: str = "default"          # "default" | "tiny" (seconds, for tests: same code, small sizes)
-    kl_coef: float = 0.02            # β of the PPO stage (InstructGPT)
+    kl_coef: float = 0.1             # β of the PPO stage (see docs/ppo.md for 0.02 and 0.05)
     seed: int = 0                    # every stage's seed
     world_seed: int = 0              # the assistant world
     device: str = "auto"             # "auto" | "cpu" | "cuda"
@@ -39,9 +39,9 @@ def stage_configs(cfg: PipelineConfig):
     if cfg.preset == "tiny":
         s, r, p, e = stages
         stages = (replace(s, steps=60, examples=500, eval_every=30, eval_samples=64),
-                  replace(r, pairs=840, batch_size=8, epochs=1, norm_samples=64, heldout_pairs=100),
-                  replace(p, iterations=6, batch_size=32, minibatch_size=16, eval_every=3),
-                  replace(e, prompts=96, shown=4))
+                  replace(r, pairs=4200, batch_size=8, epochs=1, norm_samples=64, heldout_pairs=100),
+                  replace(p, iterations=10, batch_size=32, minibatch_size=16, eval_every=5),
+                  replace(e, shown=4))
     return stages
 
 

@@ -17,7 +17,7 @@ def test_flags_come_from_the_dataclass_with_their_comments(capsys):
     with pytest.raises(SystemExit):
         cli.main(["ppo", "--help"])
     out = capsys.readouterr().out
-    assert "--kl-coef" in out and "InstructGPT" in out and "(default: 0.02)" in out
+    assert "--kl-coef" in out and "InstructGPT" in out and "(default: 0.1)" in out
 
 
 def test_unknown_flag_is_an_error(capsys):
