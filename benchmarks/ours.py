@@ -39,49 +39,59 @@ def random_text(rng: random.Random, lo: int, hi: int) -> str:
     return "".join(chr(rng.randrange(97, 123)) for _ in range(rng.randint(lo, hi)))
 
 
-def _median_rate(step, items: int, steps: int, warmup: int) -> float:
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_rate(step, items: int, steps: int, warmup: int, device: str) -> float:
     times = []
     for i in range(warmup + steps):
+        _sync(device)
         start = time.perf_counter()
         step(i)
+        _sync(device)
         times.append(time.perf_counter() - start)
     return items / statistics.median(times[warmup:])
 
 
-def reward_pairs_per_sec(batch_size=32, min_len=60, max_len=200, steps=20, warmup=3, seed=0) -> dict:
+def reward_pairs_per_sec(device="cpu", batch_size=32, min_len=60, max_len=200, steps=20, warmup=3,
+                         seed=0) -> dict:
     """Bradley-Terry training steps on random pairs of 60-200 bytes, pairs / s."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = RewardModel(MiniGPT(CONFIG))
+    model = RewardModel(MiniGPT(CONFIG)).to(device)
     optimizer = optim.adamw([model], 1e-4, 0.0)
     batches = [[PreferencePair("", random_text(rng, min_len, max_len), random_text(rng, min_len, max_len))
                 for _ in range(batch_size)] for _ in range(warmup + steps)]
 
     def step(i):
-        chosen, rejected = pair_rewards(model, batches[i], "cpu")
+        chosen, rejected = pair_rewards(model, batches[i], device)
         bradley_terry_loss(chosen, rejected).backward()
         optim.clip_and_step(optimizer, [model], 1.0)
-    rate = _median_rate(step, batch_size, steps, warmup)
+    rate = _median_rate(step, batch_size, steps, warmup, device)
     mean_len = (min_len + max_len) / 2 + 3
     flops = 3 * forward_flops(int(2 * batch_size * mean_len), int(mean_len))
     return {"pairs_per_sec": rate, "gflops_per_sec": flops * rate / batch_size / 1e9}
 
 
-def ppo_episodes_per_sec(batch_size=32, response_length=32, ppo_epochs=4, iterations=8, warmup=2, seed=0) -> dict:
+def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_epochs=4, iterations=8, warmup=2,
+                         seed=0) -> dict:
     """One full PPO iteration (rollout, reward, reference, value, update), episodes / s.
 
     EOS is never sampled, so every response has exactly `response_length` tokens, like TRL's run
     without a stop token."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    policy, reference = MiniGPT(CONFIG), MiniGPT(CONFIG)
+    policy, reference = MiniGPT(CONFIG).to(device), MiniGPT(CONFIG).to(device)
     reference.load_state_dict(policy.state_dict())
-    value, reward = RewardModel(MiniGPT(CONFIG)), RewardModel(MiniGPT(CONFIG))
+    value, reward = RewardModel(MiniGPT(CONFIG)).to(device), RewardModel(MiniGPT(CONFIG)).to(device)
     cfg = PPOConfig(batch_size=batch_size, minibatch_size=batch_size, ppo_epochs=ppo_epochs,
                     max_new_tokens=response_length, eos_penalty=0.0)
     optimizer = optim.adamw([policy, value], 1e-5, 0.0)
     sampling = SamplingConfig(max_new_tokens=response_length)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)       # sampling, on the models' device
+    shuffle = torch.Generator().manual_seed(seed)                # minibatch order, on the CPU
     reward_fn = model_reward(reward.eval())
     with torch.no_grad():
         policy.token_embedding.weight[257] -= 100.0    # no EOS: fixed-length responses
@@ -90,8 +100,8 @@ def ppo_episodes_per_sec(batch_size=32, response_length=32, ppo_epochs=4, iterat
         prompts = [random_text(rng, 22, 62) for _ in range(batch_size)]
         r = rollout(policy, prompts, sampling, generator)
         batch = score_batch(policy, reference, value, reward_fn, r, cfg, 0.02, 0.0)
-        ppo_update(policy, value, optimizer, batch, cfg, generator)
-    rate = _median_rate(step, batch_size, iterations, warmup)
+        ppo_update(policy, value, optimizer, batch, cfg, shuffle)
+    rate = _median_rate(step, batch_size, iterations, warmup, device)
     total = 44 + response_length
     tokens = batch_size * total
     flops = (forward_flops(batch_size * response_length, total)              # sampling
@@ -100,14 +110,18 @@ def ppo_episodes_per_sec(batch_size=32, response_length=32, ppo_epochs=4, iterat
     return {"episodes_per_sec": rate, "gflops_per_sec": flops * rate / batch_size / 1e9}
 
 
-def sampling_tokens_per_sec(batch_size=32, new_tokens=32, prompt_len=64, repeats=5, seed=0) -> dict:
+def sampling_tokens_per_sec(device="cpu", batch_size=32, new_tokens=32, prompt_len=64, repeats=5,
+                            seed=0) -> dict:
     """KV-cache sampling of exactly `new_tokens` per row, new tokens / s."""
     torch.manual_seed(seed)
-    model = MiniGPT(CONFIG).eval()
+    model = MiniGPT(CONFIG).to(device).eval()
     with torch.no_grad():
         model.token_embedding.weight[257] -= 100.0
-    prompts = torch.randint(0, 256, (batch_size, prompt_len))
+    prompts = torch.randint(0, 256, (batch_size, prompt_len), device=device)
     mask = torch.ones_like(prompts, dtype=torch.bool)
     cfg = SamplingConfig(max_new_tokens=new_tokens)
-    rate = _median_rate(lambda i: generate(model, prompts, mask, cfg), batch_size * new_tokens, repeats, 1)
-    return {"new_tokens_per_sec": rate}
+    rate = _median_rate(lambda i: generate(model, prompts, mask, cfg), batch_size * new_tokens, repeats, 1,
+                        device)
+    # per new token: one forward over keys from prompt_len to prompt_len + new_tokens, new_tokens/2 more on average
+    flops_per_token = forward_flops(1, prompt_len + new_tokens // 2)
+    return {"new_tokens_per_sec": rate, "gflops_per_sec": flops_per_token * rate / 1e9}

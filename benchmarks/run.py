@@ -20,6 +20,9 @@ STAGES = {   # name → (our function, TRL function name, figure key of each)
 }
 
 
+TRL_DEFAULTS = "TRL reward training, its defaults (bf16, gradient checkpointing)"
+
+
 def trl_side():
     try:
         from benchmarks import trl_side
@@ -32,22 +35,27 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
     parser.add_argument("--out", default="benchmarks/results.json", help="where the JSON of results goes")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both libraries run")
     args = parser.parse_args(argv)
     theirs_module = trl_side()
     results = {}
     for name, (our_fn, their_name, key) in STAGES.items():
         runs = {"rlhf-lab": [], "TRL/HF": []}
         for _ in range(args.repeats):   # alternate: ours, theirs, ours, theirs, ...
-            runs["rlhf-lab"].append(our_fn())
+            runs["rlhf-lab"].append(our_fn(device=args.device))
             if theirs_module:
-                runs["TRL/HF"].append(getattr(theirs_module, their_name)()[key])
+                runs["TRL/HF"].append(getattr(theirs_module, their_name)(device=args.device)[key])
         ours_median = statistics.median(r[key] for r in runs["rlhf-lab"])
         gflops = statistics.median(r.get("gflops_per_sec", 0.0) for r in runs["rlhf-lab"])
         theirs_median = statistics.median(runs["TRL/HF"]) if runs["TRL/HF"] else None
         results[name] = {"rlhf-lab": ours_median, "TRL/HF": theirs_median, "rlhf-lab GFLOP/s": gflops,
                          "ratio": ours_median / theirs_median if theirs_median else None}
-    if theirs_module:
-        matmul = theirs_module.matmul_gflops()
+    if theirs_module:   # what a user of TRL gets without our fp32 / no-checkpointing settings
+        defaults = [theirs_module.trl_reward_pairs_per_sec(device=args.device, fp32=False, gradient_checkpointing=True)
+                    ["pairs_per_sec"] for _ in range(args.repeats)]
+        results[TRL_DEFAULTS] = statistics.median(defaults)
+        print(f"{TRL_DEFAULTS:<34} {results[TRL_DEFAULTS]:.1f} pairs/s")
+        matmul = theirs_module.matmul_gflops(device=args.device)
         results["matmul GFLOP/s"] = matmul
         peak = max(matmul.values())
         for name in STAGES:
