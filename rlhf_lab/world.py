@@ -42,7 +42,8 @@ Gold judge, for any prompt the world generated and any response text:
 The ideal response scores exactly 1.0 and every other generated style strictly
 less. The judge also names the style a response reads as, checking in this order:
 malformed -> None, sycophantic (flattering or premise accepted), wrong (correctness
-< 1), formatted, repetitive, hedging, verbose (bytes > 1.3 ideal_bytes), else ideal. It never raises on a response, only on a prompt it did not generate.
+< 1), formatted, repetitive, hedging, verbose (bytes > 1.3 ideal_bytes), else ideal.
+It never raises on a response, only on a prompt it did not generate.
 
 Splits: "train" (train facts x templates 0-3, less heldout_prompt_frac of those
 prompts, which form "heldout_prompt": unseen prompts of seen facts and phrasings,
@@ -386,9 +387,15 @@ def _verbose(task: Task) -> list[str]:
     return [p for p in padded if len(p) >= shortest]
 
 
-def _hedging(task: Task) -> list[str]:
-    hedges = facts.HEDGES + (facts.NUMBER_HEDGES if KIND[task.family] == "number" else ())
+def _hedged(task: Task, hedges: tuple[str, ...]) -> list[str]:
     return [h.format(c=task.frame.format(a), a=a) for h in hedges for a in task.answers]
+
+
+def _hedging(task: Task) -> list[str]:
+    return _hedged(task, facts.HEDGES + (facts.NUMBER_HEDGES if KIND[task.family] == "number" else ()))
+
+
+SENTENCE_FORMATS = tuple(f for f in facts.FORMATTED if "{a}" not in f)   # markdown around the whole sentence
 
 
 def _wrong(task: Task) -> list[str]:
@@ -399,10 +406,8 @@ def _wrong(task: Task) -> list[str]:
     or markdown instead (measured: it ranked formatted and verbose above ideal)."""
     wrong = replace(task, answers=task.wrong_answers)
     # hedges and markdown wrap whole sentences: a bare wrong definition names no topic (malformed)
-    sentences = _ideal(wrong)
-    hedged = [h.format(c=wrong.frame.format(a)) for h in facts.CLAUSE_HEDGES for a in wrong.answers]
-    formatted = [f.format(s=s) for f in facts.FORMATTED if "{a}" not in f for s in sentences]
-    forms = [sentences, _verbose(wrong), hedged, formatted, _repetitive(wrong)]
+    forms = [_ideal(wrong), _verbose(wrong), _hedged(wrong, facts.CLAUSE_HEDGES),
+             _formatted(wrong, SENTENCE_FORMATS), _repetitive(wrong)]
     size = max(len(f) for f in forms)
     return [r for f in forms if f for r in f * (size // len(f))]
 
@@ -419,8 +424,8 @@ def _repetitive(task: Task) -> list[str]:
     return out
 
 
-def _formatted(task: Task) -> list[str]:
-    return [f.format(a=a, s=_sentence(task.frame, a)) for f in facts.FORMATTED for a in task.answers]
+def _formatted(task: Task, templates: tuple[str, ...] = facts.FORMATTED) -> list[str]:
+    return [f.format(a=a, s=_sentence(task.frame, a)) for f in templates for a in task.answers]
 
 
 def _sycophantic(task: Task) -> list[str]:
@@ -520,10 +525,6 @@ class _Lexicon:
 
 
 # ---------------------------------------------------------------- the world
-
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
-
 
 def _allocate(mix: dict[str, float], n: int, rng: random.Random) -> list[str]:
     """n styles in the mix's proportions exactly (largest remainder), in random order."""
