@@ -39,7 +39,8 @@ def random_text(rng: random.Random, lo: int, hi: int) -> str:
     return "".join(chr(rng.randrange(97, 123)) for _ in range(rng.randint(lo, hi)))
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so a timer read measures it (shared with trl_side.py)."""
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -47,10 +48,10 @@ def _sync(device: str) -> None:
 def _median_rate(step, items: int, steps: int, warmup: int, device: str) -> float:
     times = []
     for i in range(warmup + steps):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         step(i)
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return items / statistics.median(times[warmup:])
 

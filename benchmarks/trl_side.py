@@ -43,6 +43,8 @@ from transformers import (  # noqa: E402
     set_seed,
 )
 
+from benchmarks.ours import sync  # noqa: E402
+
 # transformers 5 renamed gradient_checkpointing to activation_checkpointing; the old name still works
 # and also works with transformers 4, so keep it and drop the notice
 warnings.filterwarnings("ignore", message=".*deprecated and will be removed in v6.*", category=FutureWarning)
@@ -92,11 +94,6 @@ def random_bytes(rng: random.Random, n: int, min_len: int, max_len: int) -> list
     return [[rng.randrange(256) for _ in range(rng.randint(min_len, max_len))] for _ in range(n)]
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 class StepClock(TrainerCallback):
     """Wall time at the end of every optimizer step (RewardTrainer) or PPO iteration (PPOTrainer).
 
@@ -108,7 +105,7 @@ class StepClock(TrainerCallback):
         self.device, self.ends = device, []
 
     def on_step_end(self, args, state, control, **kwargs):
-        _sync(self.device)
+        sync(self.device)
         self.ends.append(time.perf_counter())
 
     def rate(self, items_per_step: int, warmup: int) -> tuple[float, float]:
@@ -201,10 +198,10 @@ def hf_generate_tokens_per_sec(device="cpu", batch_size=32, new_tokens=32, promp
     with torch.inference_mode():
         model.generate(prompts, **kwargs)  # warm-up, untimed
         for _ in range(repeats):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             out = model.generate(prompts, **kwargs)  # (B, P + new_tokens)
-            _sync(device)
+            sync(device)
             seconds.append(time.perf_counter() - start)
     assert out.shape == (batch_size, prompt_len + new_tokens)
     sec = statistics.median(seconds)
@@ -212,11 +209,11 @@ def hf_generate_tokens_per_sec(device="cpu", batch_size=32, new_tokens=32, promp
 
 
 def _time_matmul(a, b, iters: int, device: str) -> float:
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(iters):
         torch.matmul(a, b)
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
 

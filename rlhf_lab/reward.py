@@ -297,10 +297,11 @@ def train_reward(cfg: RewardConfig) -> dict:
     train, heldout = load_pairs(cfg, world, context_len)
     groups = distributed.shard(group_pairs(train))
     sft_policy = load_model(cfg.sft, device)
+    prompts = list(dict.fromkeys(p.prompt for p in train))     # a ranked prompt's pairs share one prompt
     members = []
     for member in range(cfg.ensemble):
         model = train_member(cfg, run, member, groups, heldout, device)
-        normalise(model, list(dict.fromkeys(p.prompt for p in train)), sft_policy, cfg.norm_samples, cfg.seed + member, device)
+        normalise(model, prompts, sft_policy, cfg.norm_samples, cfg.seed + member, device)
         members.append(model)
     if not distributed.is_main():
         return {}
