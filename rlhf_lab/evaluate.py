@@ -146,7 +146,9 @@ def reward_report(model, train: list, heldout: dict[str, list], world: World | N
     scored = {name: score_pairs(model, pairs, device) for name, pairs in heldout.items()}
     headline = next(iter(heldout))
     chosen, rejected = scored[headline]
-    ece, bins = expected_calibration_error(chosen, rejected)
+    # calibration of P(chosen ≻ rejected) = σ(r_c − r_r) on the trained scale: the
+    # normalisation for PPO divides by the reward's spread and would distort it
+    ece, bins = expected_calibration_error(*score_pairs(model, heldout[headline], device, raw=True))
     metrics.update(heldout_accuracy=pair_accuracy(chosen, rejected),
                    length_baseline_accuracy=length_baseline_accuracy(heldout[headline]),
                    chosen_reward_mean=chosen.mean().item(), rejected_reward_mean=rejected.mean().item(),
@@ -216,13 +218,11 @@ def kl_per_response(policy: CausalLM, reference: CausalLM, prompts: list[str], r
     return total / len(prompts)
 
 
-def proxy_scores(reward_model, prompts: list[str], responses: list[str], device, batch_size: int = 64) -> Tensor:
-    from rlhf_lab.reward import encode_responses
+def proxy_scores(reward_model, prompts: list[str], responses: list[str], device) -> Tensor:
+    from rlhf_lab.reward import score_texts
 
     with torch.no_grad():
-        return torch.cat([reward_model.score(*encode_responses(prompts[i:i + batch_size],
-                                                               responses[i:i + batch_size], device)).cpu()
-                          for i in range(0, len(prompts), batch_size)])
+        return score_texts(reward_model.score, prompts, responses, device).cpu()
 
 
 def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:

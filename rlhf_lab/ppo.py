@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rlhf_lab import distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
-from rlhf_lab.rollout import Rollout, rollout
+from rlhf_lab.rollout import CHUNK_TOKENS, Rollout, length_chunks, rollout
 from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
     save_train_state, seed_everything, status, write_json
 from rlhf_lab.world import World, WorldConfig
@@ -183,25 +185,38 @@ class Batch:
     returns: Tensor
 
 
-def response_values(value_model: RewardModel, r: Rollout) -> Tensor:
-    """V(s_t) for each response token t: the head at the column before it, (B, N)."""
-    return value_model.token_scores(r.tokens, r.mask)[:, r.prompt_len - 1:-1]
+def by_length(fn, r: Rollout, chunk_tokens: int = CHUNK_TOKENS) -> tuple[Tensor, ...]:
+    """fn(tokens, mask, start) → tensors over the rows (b,) or their response columns
+    (b, end - start), run on rows of similar length (rollout.length_chunks) and put back
+    in batch order: (B,) or (B, N), zero on the cut columns, which are padding."""
+    n = r.response_mask.shape[1]
+    parts, order = [], []
+    for rows, first, end in length_chunks(r.mask, chunk_tokens):
+        out = fn(r.tokens[rows, first:end], r.mask[rows, first:end], r.prompt_len - first)
+        parts.append([x if x.dim() == 1 else F.pad(x, (0, n - x.shape[1])) for x in out])
+        order.append(rows)
+    inverse = torch.cat(order).argsort()
+    return tuple(torch.cat(column)[inverse] for column in zip(*parts))
+
+
+def response_values(value_model: RewardModel, tokens: Tensor, mask: Tensor, start: int) -> tuple[Tensor]:
+    """V(s_t) for each response token t ≥ start: the head at the column before it, (B, T - start)."""
+    return (value_model.token_scores(tokens, mask)[:, start - 1:-1],)
 
 
 def model_reward(reward_model) -> RewardFn:
     """The reward model's normalised score of each rollout response."""
-    def score(r: Rollout) -> Tensor:
-        start = torch.full((len(r.prompts),), r.prompt_len, device=r.tokens.device)
-        return reward_model.score(r.tokens, r.mask, start)
-    return score
+    def score_rows(tokens: Tensor, mask: Tensor, start: int) -> tuple[Tensor]:
+        return (reward_model.score(tokens, mask, torch.full((len(tokens),), start, device=tokens.device)),)
+    return lambda r: by_length(score_rows, r)[0]
 
 
 @torch.no_grad()
 def score_batch(policy: CausalLM, reference: CausalLM, value_model: RewardModel, reward_fn: RewardFn,
                 r: Rollout, cfg: PPOConfig, kl_coef: float, baseline: float) -> Batch:
-    old_logprobs, entropy = token_logprobs(policy, r.tokens, r.mask, r.prompt_len)     # (B, N)
-    ref_logprobs, _ = token_logprobs(reference, r.tokens, r.mask, r.prompt_len)
-    values = response_values(value_model, r) * r.response_mask                         # (B, N)
+    old_logprobs, entropy = by_length(partial(token_logprobs, policy), r)              # (B, N)
+    ref_logprobs, _ = by_length(partial(token_logprobs, reference), r)
+    values = by_length(partial(response_values, value_model), r)[0] * r.response_mask  # (B, N)
     scores = reward_fn(r).float() - cfg.eos_penalty * (~r.ended).float()               # D3, (B,)
     rewards, kl = shaped_rewards(scores, old_logprobs, ref_logprobs, r.response_mask, kl_coef)
     if cfg.advantage == "gae":
@@ -223,8 +238,8 @@ def ppo_update(policy: CausalLM, value_model: RewardModel, optimizer, batch: Bat
             mb = mb.to(r.tokens.device)
             sub = Rollout([], [], r.tokens[mb], r.mask[mb], r.response_mask[mb], r.prompt_len)
             mask = sub.response_mask
-            logprobs, _ = token_logprobs(policy, sub.tokens, sub.mask, sub.prompt_len)   # (b, N)
-            values = response_values(value_model, sub)
+            logprobs, _ = by_length(partial(token_logprobs, policy), sub)                # (b, N)
+            values, = by_length(partial(response_values, value_model), sub)
             pg_loss, clipfrac = ppo_policy_loss(logprobs, batch.old_logprobs[mb], batch.advantages[mb],
                                                 mask, cfg.clip_eps)
             vf_loss = value_loss(values, batch.old_values[mb], batch.returns[mb], mask, cfg.value_clip)

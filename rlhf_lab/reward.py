@@ -86,6 +86,10 @@ class RewardEnsemble(nn.Module):
         self.std_coef = std_coef
         self.config = members[0].config
 
+    def forward(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
+        """Raw reward (B,): the members' mean Bradley-Terry logit (what calibration reads)."""
+        return torch.stack([m(tokens, mask, response_start) for m in self.members]).mean(0)
+
     def score(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
         scores = torch.stack([m.score(tokens, mask, response_start) for m in self.members])  # (K, B)
         return scores.mean(0) - self.std_coef * scores.std(0, unbiased=False)
@@ -104,6 +108,36 @@ def encode_responses(prompts: list[str], responses: list[str], device) -> tuple[
     return tokens.to(device), mask.to(device), start.to(device)
 
 
+CHUNK_TOKENS = 4096   # padded tokens per forward pass when scoring rows sorted by length
+
+
+def score_texts(score_fn, prompts: list[str], responses: list[str], device,
+                chunk_tokens: int = CHUNK_TOKENS) -> Tensor:
+    """Scores (N,) of (prompt, response) rows, in chunks of rows of similar length.
+
+    Padding a whole batch to its longest row wastes about a third of a world batch's
+    positions; rows sorted by length and cut into chunks of at most `chunk_tokens`
+    padded tokens skip most of that, with the same scores and gradients.
+    score_fn: a RewardModel (raw, for training) or its .score (normalised)."""
+    rows = [tokenizer.encode_pair(p, r) for p, r in zip(prompts, responses)]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    chunks, chunk = [], []
+    for i in order:                                  # ascending: row i is the chunk's longest
+        if chunk and (len(chunk) + 1) * len(rows[i][0]) > chunk_tokens:
+            chunks.append(chunk)
+            chunk = []
+        chunk.append(i)
+    chunks.append(chunk)
+    scores = []
+    for chunk in chunks:
+        tokens, mask = tokenizer.right_pad([rows[i][0] for i in chunk])
+        start = torch.tensor([rows[i][1] for i in chunk])
+        scores.append(score_fn(tokens.to(device), mask.to(device), start.to(device)))    # (len(chunk),)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return torch.cat(scores)[inverse.to(device)]
+
+
 def pair_rewards(score_fn, pairs: list[data.PreferencePair], device) -> tuple[Tensor, Tensor]:
     """Rewards of chosen and rejected (B,) each, from one pass in which every distinct
     (prompt, response) is scored once: a ranked prompt's K-choose-2 pairs cost K sequences.
@@ -113,7 +147,7 @@ def pair_rewards(score_fn, pairs: list[data.PreferencePair], device) -> tuple[Te
         index.setdefault((p.prompt, p.chosen), len(index))
         index.setdefault((p.prompt, p.rejected), len(index))
     prompts, responses = (list(column) for column in zip(*index))
-    rewards = score_fn(*encode_responses(prompts, responses, device))                 # (U,) distinct answers
+    rewards = score_texts(score_fn, prompts, responses, device)                       # (U,) distinct answers
     chosen = torch.tensor([index[p.prompt, p.chosen] for p in pairs], device=rewards.device)
     rejected = torch.tensor([index[p.prompt, p.rejected] for p in pairs], device=rewards.device)
     return rewards[chosen], rewards[rejected]
@@ -131,13 +165,13 @@ def group_pairs(pairs: list[data.PreferencePair]) -> list[list[data.PreferencePa
 
 @torch.no_grad()
 def score_pairs(model: RewardModel | RewardEnsemble, pairs: list[data.PreferencePair], device,
-                batch_size: int = 64) -> tuple[Tensor, Tensor]:
-    """Normalised rewards (N,) of chosen and rejected for a whole set, in batches."""
+                raw: bool = False) -> tuple[Tensor, Tensor]:
+    """Rewards (N,) of chosen and rejected for a whole set: normalised (what PPO sees)
+    or raw (the trained Bradley-Terry logits, whose differences are log-odds)."""
     model.eval()
-    scored = [pair_rewards(model.score, pairs[i:i + batch_size], device)
-              for i in range(0, len(pairs), batch_size)]
+    chosen, rejected = pair_rewards(model if raw else model.score, pairs, device)
     model.train()
-    return torch.cat([c for c, _ in scored]).cpu(), torch.cat([r for _, r in scored]).cpu()
+    return chosen.cpu(), rejected.cpu()
 
 
 @dataclass
@@ -256,8 +290,7 @@ def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: i
     prompts = prompts[:n]
     responses = sample_texts(sft_policy, prompts, SamplingConfig(), seed=seed)
     model.eval()
-    raw = torch.cat([model(*encode_responses(prompts[i:i + 64], responses[i:i + 64], device))
-                     for i in range(0, len(prompts), 64)])
+    raw = score_texts(model, prompts, responses, device)
     model.offset.fill_(raw.mean().item())
     model.scale.fill_(raw.std().clamp(min=1e-6).item())
     model.train()

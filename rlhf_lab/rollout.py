@@ -46,6 +46,33 @@ class Rollout:
         return self.tokens[:, self.prompt_len:].gather(1, last[:, None]).squeeze(1) == tokenizer.EOS
 
 
+CHUNK_TOKENS = 2048   # padded positions per forward pass over a rollout's rows sorted by length
+
+
+def length_chunks(mask: Tensor, chunk_tokens: int = CHUNK_TOKENS) -> list[tuple[Tensor, int, int]]:
+    """A batch's rows grouped by length, each group with the columns [first, end) that
+    hold all of its real tokens: (rows, first, end) per chunk.
+
+    A rollout is padded on the left to its longest prompt and on the right to its
+    longest response; a forward pass over a chunk's window skips every column that is
+    padding in all of the chunk's rows. Positions come from the mask, so the results
+    are the same as over the whole batch.
+    """
+    columns = torch.arange(mask.shape[1], device=mask.device)
+    first = torch.where(mask, columns, mask.shape[1]).amin(-1).tolist()          # (B,) first real column
+    end = torch.where(mask, columns + 1, 0).amax(-1).tolist()                   # (B,) one past the last
+    chunks, rows, lo, hi = [], [], 0, 0
+    for i in sorted(range(len(first)), key=lambda i: end[i] - first[i]):
+        new_lo, new_hi = (min(lo, first[i]), max(hi, end[i])) if rows else (first[i], end[i])
+        if rows and (len(rows) + 1) * (new_hi - new_lo) > chunk_tokens:
+            chunks.append((torch.tensor(rows, device=mask.device), lo, hi))
+            rows, new_lo, new_hi = [], first[i], end[i]
+        rows.append(i)
+        lo, hi = new_lo, new_hi
+    chunks.append((torch.tensor(rows, device=mask.device), lo, hi))
+    return chunks
+
+
 def rollout(policy: CausalLM, prompts: list[str], cfg: SamplingConfig,
             generator: torch.Generator | None = None) -> Rollout:
     device = next(policy.parameters()).device

@@ -89,3 +89,29 @@ def test_adaptive_kl_moves_beta_toward_the_target():
     above.update(kl=12.0, episodes=10)   # error clipped to +0.2 → β × 1.02
     below.update(kl=3.0, episodes=10)    # error -0.5 clipped to -0.2 → β × 0.98
     assert above.value == pytest.approx(0.102) and below.value == pytest.approx(0.098)
+
+
+def test_length_chunks_give_the_same_log_probs_values_and_scores_as_the_whole_batch():
+    from functools import partial
+    from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, token_logprobs
+    from rlhf_lab.ppo import by_length, model_reward, response_values
+    from rlhf_lab.reward import RewardModel
+    from rlhf_lab.rollout import length_chunks, rollout
+    torch.manual_seed(0)
+    tiny = GPTConfig(context_len=96, width=32, n_layers=2, n_heads=2, ffn=64)
+    policy, critic = MiniGPT(tiny).eval(), RewardModel(MiniGPT(tiny)).eval()
+    prompts = ["Hi?", "What is the capital of a rather long-named country?", "2+2?", "Name three colors."] * 3
+    r = rollout(policy, prompts, SamplingConfig(max_new_tokens=24), torch.Generator().manual_seed(0))
+    assert len(length_chunks(r.mask, 200)) > 2                            # the small budget really splits
+    with torch.no_grad():
+        whole_lp, whole_entropy = token_logprobs(policy, r.tokens, r.mask, r.prompt_len)
+        lp, entropy = by_length(partial(token_logprobs, policy), r, chunk_tokens=200)
+        whole_values, = response_values(critic, r.tokens, r.mask, r.prompt_len)
+        values, = by_length(partial(response_values, critic), r, chunk_tokens=200)
+        start = torch.full((len(prompts),), r.prompt_len)
+        whole_scores = critic.score(r.tokens, r.mask, start)
+        scores = model_reward(critic)(r)
+    on = r.response_mask
+    for chunked, whole in ((lp, whole_lp), (entropy, whole_entropy), (values, whole_values)):
+        assert torch.allclose(chunked[on], whole[on], atol=1e-5)         # off the mask: padding, unused
+    assert torch.allclose(scores, whole_scores, atol=1e-5)

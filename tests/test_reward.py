@@ -127,12 +127,14 @@ class GoldOracle(torch.nn.Module):
         super().__init__()
         self.world = world
 
-    def score(self, tokens, mask, start):
+    def forward(self, tokens, mask, start):
         rewards = []
         for row, n, s in zip(tokens.tolist(), mask.sum(-1).tolist(), start.tolist()):
             prompt, response = tokenizer.decode(row[1:s - 1]), tokenizer.decode(row[s:n - 1])
             rewards.append(self.world.gold(prompt, response))
         return torch.tensor(rewards)
+
+    score = forward     # the gold scale is both its raw and its normalised reward
 
 
 def test_report_calls_the_gold_judge_itself_perfect_on_every_split(tmp_path):
@@ -153,3 +155,14 @@ def test_more_ranked_answers_than_styles_is_a_config_error():
     from rlhf_lab.run import ConfigError
     with pytest.raises(ConfigError, match="responses_per_prompt"):
         RewardConfig(responses_per_prompt=8).validate()
+
+
+def test_scoring_in_length_chunks_matches_one_padded_batch():
+    from rlhf_lab.reward import score_texts
+    model = tiny_reward_model().eval()
+    prompts = ["Q?", "A much longer question, please?", "Mid-size question?", "Q2?", "Another one?"]
+    responses = ["a", "b" * 20, "ccc", "d" * 12, "e" * 25]
+    with torch.no_grad():
+        whole = model(*encode_responses(prompts, responses, "cpu"))
+        chunked = score_texts(model, prompts, responses, "cpu", chunk_tokens=60)
+    assert torch.allclose(chunked, whole, atol=1e-5)

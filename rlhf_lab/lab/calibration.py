@@ -37,7 +37,7 @@ def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tenso
     train, heldout = load_pairs(rm_cfg, world_for(rm_cfg), model.config.context_len)
     sets = {"seen (training pairs)": train[:500], **{f"unseen: {k.removeprefix('heldout_')}": v
                                                        for k, v in heldout.items()}}
-    return {name: score_pairs(model, pairs, device) for name, pairs in sets.items()}
+    return {name: score_pairs(model, pairs, device, raw=True) for name, pairs in sets.items()}   # log-odds scale
 
 
 def main(cfg: CalibrationConfig) -> dict:

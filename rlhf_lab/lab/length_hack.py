@@ -26,7 +26,7 @@ def length_reward(r: Rollout) -> torch.Tensor:
 class LengthHackConfig:
     out: str = "runs/lab/length_hack"               # run directory: one PPO run per β, plots, report
     betas: list[float] = field(default_factory=lambda: [0.0, 0.1])  # KL coefficients compared
-    iterations: int = 40                            # PPO iterations per run
+    iterations: int = 30                            # PPO iterations per run (full run: under 10 min on 2 cores)
     quick: bool = False                             # a small version (tests, CI)
     device: str = "auto"                            # "auto" | "cpu" | "cuda"
 

@@ -26,7 +26,8 @@ class MultiObjectiveConfig:
     out: str = "runs/lab/multi_objective"  # run directory: the biased reward model, two PPO runs, report
     length_bias: float = 1.0               # annotators' extra utility per 100 bytes of answer
     helpful_weight: float = 0.7            # R = w·R_helpful + (1 − w)·R_concise
-    iterations: int = 40                   # PPO iterations per run
+    rm_pairs: int = 7000                   # training pairs of the biased reward model
+    iterations: int = 30                   # PPO iterations per run (full run: under 10 min on 2 cores)
     quick: bool = False                    # a small version (tests, CI)
     device: str = "auto"                   # "auto" | "cpu" | "cuda"
 
@@ -49,7 +50,8 @@ def mixture(parts: list[tuple[float, RewardFn]]) -> RewardFn:
 def main(cfg: MultiObjectiveConfig) -> dict:
     out, device = Path(cfg.out), pick_device(cfg.device)
     rm_cfg = RewardConfig(out=str(out / "rm_length_biased"), length_bias=cfg.length_bias, device=cfg.device,
-                          resume=False, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick else {}))
+                          resume=False, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick
+                                           else dict(pairs=cfg.rm_pairs)))
     rm_metrics = train_reward(rm_cfg)
     helpful = model_reward(load_reward_model(rm_cfg.out, device).eval())
     prompts = World().prompts("train")[:64 if cfg.quick else 256]

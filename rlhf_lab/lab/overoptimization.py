@@ -32,10 +32,10 @@ from rlhf_lab.world import World
 @dataclass
 class OveroptimizationConfig:
     out: str = "runs/lab/overoptimization"                # run directory: proxies, PPO runs, plots, report
-    proxy_pairs: list[int] = field(default_factory=lambda: [1000, 4000, 14000])  # proxy training-set sizes
+    proxy_pairs: list[int] = field(default_factory=lambda: [500, 2000, 7000])  # proxy training-set sizes
     max_n: int = 256                                      # best-of-n up to this n (powers of 2)
     prompts: int = 32                                     # held-out prompts for best-of-n
-    iterations: int = 40                                  # PPO iterations per proxy
+    iterations: int = 20                                  # PPO iterations per proxy (full run: ~10 min)
     kl_coef: float = 0.001                                # PPO β, small so the policy can run far
     ensemble: int = 1                                     # reward models per proxy (lab ensemble uses 4)
     ensemble_std_coef: float = 1.0                        # conservative ensemble: mean − k·std
@@ -135,7 +135,8 @@ def plot(results: dict, path: Path, title: str) -> None:
             base = pts[0]["gold"] if form == "bon" else 0.0
             ax.scatter(d, [p["gold"] for p in pts], color=color, s=12, label=f"gold, proxy from {pairs} pairs")
             ax.scatter(d, [p["proxy"] for p in pts], color=color, s=12, marker="x", alpha=0.5)
-            grid = np.linspace(max(d.min(), 1e-3), d.max(), 100)
+            low = max(d.min(), 1e-3)                     # log d: keep the grid off zero
+            grid = np.linspace(low, max(d.max(), low), 100)
             alpha, beta = r[f"fit_{form}"]
             curve = grid * (alpha - beta * (grid if form == "bon" else np.log(grid))) + base
             ax.plot(grid, curve, color=color)
