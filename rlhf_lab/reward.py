@@ -183,7 +183,7 @@ class RewardConfig:
     data: str = ""                  # preference JSONL; empty → the assistant world
     eval_data: str = ""             # held-out preference JSONL; empty → the world's held-out splits
     world_seed: int = 0             # the world's facts, splits and phrasings
-    pairs: int = 14000              # world training pairs (about: whole ranked prompts)
+    pairs: int = 28000              # world training pairs (about: whole ranked prompts)
     responses_per_prompt: int = 7   # K: world answers ranked per prompt, giving K(K-1)/2 pairs
     heldout_pairs: int = 500        # world pairs per held-out split
     label_temperature: float = 0.1  # Bradley-Terry label noise of the world's annotators

@@ -20,7 +20,7 @@ from rlhf_lab.run import pick_device
 @dataclass
 class CalibrationConfig:
     out: str = "runs/lab/calibration"  # run directory: the reward model, plots, report
-    pairs: int = 14000                 # training pairs of the reward model
+    pairs: int = 28000                 # training pairs of the reward model
     quick: bool = False                # a small version (tests, CI)
     device: str = "auto"               # "auto" | "cpu" | "cuda"
 
