@@ -1,5 +1,6 @@
 """The lab's quick versions: the same code paths as the full experiments, small sizes."""
 import json
+import math
 
 import pytest
 
@@ -15,7 +16,7 @@ def test_best_of_n_kl_is_analytic():
 def test_fits_recover_the_functional_forms():
     d = [0.1 * i for i in range(1, 30)]
     bon = [{"d": 0.0, "gold": 0.5}] + [{"d": x, "gold": 0.5 + x * (2.0 - 0.8 * x)} for x in d]
-    rl = [{"d": x, "gold": x * (1.0 - 0.5 * __import__("math").log(x))} for x in d]
+    rl = [{"d": 0.0, "gold": 0.3}] + [{"d": x, "gold": 0.3 + x * (1.0 - 0.5 * math.log(x))} for x in d]
     assert fit(bon, "bon") == pytest.approx((2.0, 0.8), abs=1e-6)
     assert fit(rl, "rl") == pytest.approx((1.0, 0.5), abs=1e-6)
     assert peak(2.0, 0.8, "bon") == pytest.approx(1.25)
@@ -33,3 +34,9 @@ def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
     assert list(tmp_path.glob("*.png")) or list(tmp_path.rglob("*.png"))
     assert json.loads((reports[0].parent / "report.json").read_text()) is not None
     assert figures
+
+
+def test_a_best_of_n_fit_that_falls_from_the_start_peaks_at_zero_not_below():
+    assert peak(-0.035, 0.1, "bon") == 0.0
+    assert peak(0.4, -0.1, "bon") is None          # never turns down
+    assert peak(-0.16, -0.03, "rl") == 0.0         # falls all the way

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab.lab.overoptimization import OveroptimizationConfig, measure, write_report
+import math
+
+from rlhf_lab.lab.overoptimization import OveroptimizationConfig, describe_peak, measure, sft_samples, write_report
 from rlhf_lab.lab.report import Report
 
 
@@ -19,7 +21,7 @@ class EnsembleConfig:
     members: int = 4                # reward models in the ensemble
     std_coef: float = 1.0           # conservative score: mean − std_coef · std
     proxy_pairs: int = 1000         # training pairs of every proxy
-    iterations: int = 25            # PPO iterations per run (full run: under 10 min on 2 cores)
+    iterations: int = 20            # PPO iterations per run (full run: under 10 min on 2 cores)
     quick: bool = False             # a small version (tests, CI)
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
@@ -27,19 +29,29 @@ class EnsembleConfig:
 def main(cfg: EnsembleConfig) -> dict:
     base = OveroptimizationConfig(out=cfg.out, proxy_pairs=[cfg.proxy_pairs], iterations=cfg.iterations,
                                   quick=cfg.quick, device=cfg.device)
-    single = measure(base)
+    pool = sft_samples(base)                                 # both proxies pick from the same answers
+    single = measure(base, pool)
     members = 2 if cfg.quick else cfg.members
-    ensemble = measure(replace(base, ensemble=members, ensemble_std_coef=cfg.std_coef))
+    ensemble = measure(replace(base, ensemble=members, ensemble_std_coef=cfg.std_coef), pool)
     results = {"1 model": next(iter(single.values())), f"{members} models": next(iter(ensemble.values()))}
-    figures = write_report(results, Path(cfg.out), f"Over-optimization: one proxy versus a {members}-model ensemble")
-    one, many = results["1 model"], results[f"{members} models"]
+    figures = write_report(results, Path(cfg.out), f"Over-optimization: one proxy versus a {members}-model ensemble",
+                           proxy_name="{}", by_size=False)
+    return compare(results, figures, Path(cfg.out) / "comparison")
+
+
+def compare(results: dict, figures: dict, out: Path) -> dict:
+    """Where the gold peak sits for the single proxy and for the ensemble, under both methods."""
+    (one_name, one), (many_name, many) = results.items()
     best = {k: max(r["rl"], key=lambda p: p["gold"]) for k, r in results.items()}
-    report = Report("Ensemble versus single reward model", Path(cfg.out) / "comparison", figures)
+    report = Report("Ensemble versus single reward model", out, figures)
     report.table(["proxy", "best-of-n peak d", "PPO peak d (fit)", "best PPO gold", "at d"],
-                 [[k, r["bon_peak_d"] or "none", r["rl_peak_d"] or "none", best[k]["gold"], best[k]["d"]]
+                 [[k, describe_peak(r["bon_peak_d"]), describe_peak(r["rl_peak_d"]), best[k]["gold"], best[k]["d"]]
                   for k, r in results.items()])
-    later = (many["bon_peak_d"] or float("inf")) > (one["bon_peak_d"] or float("inf"))
-    report.say(f"Finding: with the ensemble the best-of-n gold peak is at d ≈ {many['bon_peak_d']} versus "
-               f"{one['bon_peak_d']} for one model; "
-               + ("the ensemble pushes the peak to larger KL." if later else "the peak did not move to larger KL here."))
+    sentences = []
+    for method, name in (("bon", "best-of-n"), ("rl", "PPO")):
+        d_one, d_many = (math.inf if d is None else d for d in (one[f"{method}_peak_d"], many[f"{method}_peak_d"]))
+        sentences.append(f"under {name} the gold peak is at d = {describe_peak(many[f'{method}_peak_d'])} with "
+                         f"{many_name} versus {describe_peak(one[f'{method}_peak_d'])} with {one_name}: "
+                         + ("the ensemble pushes it to larger KL" if d_many > d_one else "it did not move to larger KL"))
+    report.say("Finding: " + "; ".join(sentences) + ".")
     return report.write()

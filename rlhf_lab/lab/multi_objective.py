@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from rlhf_lab.lab.report import Report, plot_runs
+from rlhf_lab.lab.report import Report, plot_runs, run_history
 from rlhf_lab.model import SamplingConfig
 from rlhf_lab.ppo import PPOConfig, RewardFn, model_reward, train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
@@ -24,7 +24,7 @@ from rlhf_lab.world import STYLES, World
 @dataclass
 class MultiObjectiveConfig:
     out: str = "runs/lab/multi_objective"  # run directory: the biased reward model, two PPO runs, report
-    length_bias: float = 1.0               # annotators' extra utility per 100 bytes of answer
+    length_bias: float = 2.0               # annotators' extra utility per 100 bytes (2: padded beats ideal)
     helpful_weight: float = 0.7            # R = w·R_helpful + (1 − w)·R_concise
     rm_pairs: int = 7000                   # training pairs of the biased reward model
     iterations: int = 30                   # PPO iterations per run (full run: under 10 min on 2 cores)
@@ -64,6 +64,16 @@ def main(cfg: MultiObjectiveConfig) -> dict:
     runs = {label: out / f"ppo_{i}" for i, label in enumerate(rewards)}
     for label, fn in rewards.items():
         train_ppo(replace(base, out=str(runs[label])), reward_fn=fn)
+    return write_report(cfg, runs, rm_metrics)
+
+
+def drifted(row: list, sft: dict) -> bool:
+    """The verbosity trap: answers over 10% longer than SFT's, or 5 more points of verbose share."""
+    return row[2] > 1.1 * sft["ppo/response_len"] or row[4] > sft["ppo/style_verbose"] + 0.05
+
+
+def write_report(cfg: MultiObjectiveConfig, runs: dict[str, Path], rm_metrics: dict) -> dict:
+    out = Path(cfg.out)
     report = Report("Multi-objective reward against the verbosity trap", out,
                     {"reward_model": {k: rm_metrics[k] for k in ("heldout_gold_accuracy", "length_baseline_accuracy")}})
     plot_runs(runs, ["ppo/gold", "ppo/response_len", "ppo/style_ideal", "ppo/style_verbose"],
@@ -75,11 +85,18 @@ def main(cfg: MultiObjectiveConfig) -> dict:
         rows.append([label, final["gold"], final["response_len"]] + [final[f"style_{s}"] for s in STYLES])
     report.table(["reward", "gold", "length", *STYLES], rows)
     alone, mixed = rows
+    sft = run_history(next(iter(runs.values())))[0]          # the first rollout: the SFT policy itself
     report.say(f"Finding: annotators with a length bias of {cfg.length_bias} per 100 bytes produced a reward model "
-               f"that agrees with gold on {rm_metrics['heldout_gold_accuracy']:.3f} of held-out pairs. Optimised alone "
-               f"it led to answers of {alone[2]:.0f} bytes, verbose share {alone[4]:.2f}, gold {alone[1]:.2f}; mixed "
-               f"with concision, {mixed[2]:.0f} bytes, verbose share {mixed[4]:.2f}, gold {mixed[1]:.2f}. "
-               + ("The concision term avoided the verbosity trap." if mixed[1] > alone[1] and mixed[2] < alone[2]
-                  else "The mixture did not beat the biased reward on gold here."))
+               f"that agrees with gold on {rm_metrics['heldout_gold_accuracy']:.3f} of held-out pairs. From SFT's "
+               f"{sft['ppo/response_len']:.0f} bytes (verbose share {sft['ppo/style_verbose']:.2f}, gold "
+               f"{sft['ppo/gold']:.2f}), optimising it alone led to {alone[2]:.0f} bytes, verbose share {alone[4]:.2f}, "
+               f"gold {alone[1]:.2f}; mixed with concision, {mixed[2]:.0f} bytes, verbose share {mixed[4]:.2f}, "
+               f"gold {mixed[1]:.2f}. "
+               + ("The biased reward did not pull answers longer here, so there was no trap to avoid."
+                  if not drifted(alone, sft) else
+                  "The concision term avoided the verbosity trap." if not drifted(mixed, sft) else
+                  "The concision term softened the trap but did not avoid it at this bias and weight: the mixed "
+                  "policy also drifted to longer, padded answers." if mixed[1] > alone[1] and mixed[2] < alone[2] else
+                  "The mixture did not beat the biased reward on gold here."))
     report.image("multi_objective.png", "gold, length and style shares per iteration")
     return report.write()

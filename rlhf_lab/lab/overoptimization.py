@@ -86,8 +86,9 @@ def rl_points(run: Path) -> list[dict]:
 
 
 def fit(points: list[dict], form: str) -> tuple[float, float]:
-    """Least squares for Δgold = d(α − β d) ("bon") or d(α − β log d) ("rl"); returns (α, β)."""
-    base = points[0]["gold"] if form == "bon" else 0.0
+    """Least squares for Δgold = d(α − β d) ("bon") or d(α − β log d) ("rl"); returns (α, β).
+    Δgold is measured from the first point, the SFT policy itself (n = 1, or PPO's first rollout)."""
+    base = points[0]["gold"]
     d = np.array([p["d"] for p in points if p["d"] > 0])
     y = np.array([p["gold"] - base for p in points if p["d"] > 0])
     features = np.stack([d, -d * (d if form == "bon" else np.log(d))], 1)
@@ -96,21 +97,32 @@ def fit(points: list[dict], form: str) -> tuple[float, float]:
 
 
 def peak(alpha: float, beta: float, form: str) -> float | None:
-    """d at which the fitted gold curve peaks (None when it never turns down)."""
+    """d at which the fitted gold curve peaks: None when it never turns down, 0 when it
+    falls from the start (more optimisation only hurts)."""
     if beta <= 0:
-        return None
-    return alpha / (2 * beta) if form == "bon" else math.exp(alpha / beta - 1)
+        return None if alpha > 0 else 0.0
+    return max(0.0, alpha / (2 * beta)) if form == "bon" else math.exp(alpha / beta - 1)
 
 
-def measure(cfg: OveroptimizationConfig) -> dict:
+def describe_peak(d: float | None) -> str:
+    return "none (gold never turns down)" if d is None else "0 (gold falls from the start)" if d == 0 else f"{d:.2f}"
+
+
+def sft_samples(cfg: OveroptimizationConfig) -> tuple[list[str], list[list[str]]]:
+    """Held-out prompts and max_n SFT answers to each: the pool best-of-n picks from."""
+    max_n, n_prompts = (16, 8) if cfg.quick else (cfg.max_n, cfg.prompts)
+    prompts = World().prompts("heldout_prompt")[:n_prompts]
+    repeated = [p for p in prompts for _ in range(max_n)]
+    flat = sample_texts(load_model(SHIPPED_SFT, pick_device(cfg.device)), repeated, SamplingConfig(), seed=0)
+    return prompts, [flat[i * max_n:(i + 1) * max_n] for i in range(len(prompts))]
+
+
+def measure(cfg: OveroptimizationConfig, pool: tuple[list[str], list[list[str]]] | None = None) -> dict:
+    """Best-of-n and PPO against each proxy; `pool` reuses sft_samples across calls."""
     device = pick_device(cfg.device)
     world = World()
-    max_n, n_prompts = (16, 8) if cfg.quick else (cfg.max_n, cfg.prompts)
-    prompts = world.prompts("heldout_prompt")[:n_prompts]
-    sft = load_model(SHIPPED_SFT, device)
-    repeated = [p for p in prompts for _ in range(max_n)]
-    flat = sample_texts(sft, repeated, SamplingConfig(), seed=0)
-    samples = [flat[i * max_n:(i + 1) * max_n] for i in range(len(prompts))]
+    prompts, samples = pool or sft_samples(cfg)
+    max_n = len(samples[0])
     results = {}
     sizes = [200 * (i + 1) for i in range(min(2, len(cfg.proxy_pairs)))] if cfg.quick else cfg.proxy_pairs
     for pairs in sizes:
@@ -132,7 +144,7 @@ def plot(results: dict, path: Path, title: str) -> None:
         for ax, key, form in ((axes[0], "best_of_n", "bon"), (axes[1], "rl", "rl")):
             pts = r[key]
             d = np.array([p["d"] for p in pts])
-            base = pts[0]["gold"] if form == "bon" else 0.0
+            base = pts[0]["gold"]
             ax.scatter(d, [p["gold"] for p in pts], color=color, s=12, label=f"gold, proxy from {pairs} pairs")
             ax.scatter(d, [p["proxy"] for p in pts], color=color, s=12, marker="x", alpha=0.5)
             low = max(d.min(), 1e-3)                     # log d: keep the grid off zero
@@ -149,23 +161,31 @@ def plot(results: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_report(results: dict, out: Path, title: str) -> dict:
+def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy from {} pairs",
+                 by_size: bool = True) -> dict:
+    """Table, plot and the peak of each proxy; by_size: the proxies differ in training-set
+    size, ascending, and the finding says whether the peak moves with it."""
     report = Report(title, out, {str(k): v for k, v in results.items()})
     plot(results, out / "overoptimization.png", title)
     rows = []
     for pairs, r in results.items():
         bon_peak, rl_peak = peak(*r["fit_bon"], "bon"), peak(*r["fit_rl"], "rl")
         best_bon = max(r["best_of_n"], key=lambda p: p["gold"])
-        rows.append([pairs, *r["fit_bon"], "none" if bon_peak is None else f"{bon_peak:.2f}", best_bon["n"],
-                     *r["fit_rl"], "none" if rl_peak is None else f"{rl_peak:.2f}"])
+        rows.append([proxy_name.format(pairs), *r["fit_bon"], describe_peak(bon_peak), best_bon["n"],
+                     *r["fit_rl"], describe_peak(rl_peak)])
         r["bon_peak_d"], r["rl_peak_d"] = bon_peak, rl_peak
-    report.table(["proxy pairs", "BoN α", "BoN β", "BoN peak d", "best n", "RL α", "RL β", "RL peak d"], rows)
-    peaks = [(pairs, r["bon_peak_d"]) for pairs, r in results.items()]
-    moving = all(a[1] is not None and b[1] is not None and b[1] >= a[1] for a, b in zip(peaks, peaks[1:]))
-    report.say("Finding: " + "; ".join(f"proxy from {p} pairs: best-of-n gold peaks at d ≈ "
-                                        + ("(no peak within the fit)" if d is None else f"{d:.2f}") for p, d in peaks)
-               + (". The gold peak moves to larger KL as the proxy gets more data, as Gao et al. found."
-                  if moving else ". The peak does not move monotonically with proxy size in these measurements."))
+    report.table(["proxy", "BoN α", "BoN β", "BoN peak d", "best n", "RL α", "RL β", "RL peak d"], rows)
+    finding = "Finding: " + "; ".join(f"{proxy_name.format(p)}: gold peaks at d = {describe_peak(r['bon_peak_d'])} "
+                                      f"under best-of-n and {describe_peak(r['rl_peak_d'])} under PPO (fits)"
+                                      for p, r in results.items()) + "."
+    if by_size:
+        for method in ("bon", "rl"):
+            later = [math.inf if r[f"{method}_peak_d"] is None else r[f"{method}_peak_d"] for r in results.values()]
+            moves = all(b >= a for a, b in zip(later, later[1:])) and later[-1] > later[0]
+            finding += (f" Under {'best-of-n' if method == 'bon' else 'PPO'} the gold peak "
+                        + ("moves to larger KL as the proxy gets more data, as Gao et al. found." if moves else
+                           "does not move steadily to larger KL with proxy size in these measurements."))
+    report.say(finding)
     report.image("overoptimization.png", "gold and proxy reward against sqrt(KL)")
     return report.write()
 

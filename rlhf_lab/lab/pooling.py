@@ -15,6 +15,8 @@ from rlhf_lab.lab.report import Report
 from rlhf_lab.reward import RewardConfig, train_reward
 
 SPLITS = ("heldout_prompt", "heldout_template", "heldout_fact")
+KEYS = [f"{s}_gold_accuracy" for s in SPLITS]
+LABELS = ["unseen prompt", "unseen template", "unseen fact"]
 
 
 @dataclass
@@ -43,7 +45,7 @@ def summarise(results: dict) -> dict:
     """Mean and standard deviation over seeds of each held-out accuracy."""
     out = {}
     for pooling, runs in results.items():
-        for key in ["heldout_gold_accuracy"] + [f"{s}_gold_accuracy" for s in SPLITS]:
+        for key in KEYS:
             values = [r[key] for r in runs]
             out[f"{pooling}/{key}"] = {"mean": statistics.mean(values),
                                        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -54,12 +56,11 @@ def summarise(results: dict) -> dict:
 def plot(summary: dict, path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    keys = ["heldout_gold_accuracy"] + [f"{s}_gold_accuracy" for s in SPLITS]
     for offset, pooling in ((-0.2, "last"), (0.2, "mean")):
-        means = [summary[f"{pooling}/{k}"]["mean"] for k in keys]
-        stds = [summary[f"{pooling}/{k}"]["std"] for k in keys]
-        ax.bar([i + offset for i in range(len(keys))], means, 0.4, yerr=stds, capsize=3, label=pooling)
-    ax.set_xticks(range(len(keys)), ["all", "unseen prompt", "unseen template", "unseen fact"])
+        means = [summary[f"{pooling}/{k}"]["mean"] for k in KEYS]
+        stds = [summary[f"{pooling}/{k}"]["std"] for k in KEYS]
+        ax.bar([i + offset for i in range(len(KEYS))], means, 0.4, yerr=stds, capsize=3, label=pooling)
+    ax.set_xticks(range(len(KEYS)), LABELS)
     ax.set_ylabel("agreement with gold")
     ax.set_ylim(0.5, 1.0)
     ax.legend(title="pooling")
@@ -74,12 +75,16 @@ def main(cfg: PoolingConfig) -> dict:
     plot(summary, report.out / "pooling.png")
     rows = [[k.split("/")[1], k.split("/")[0], v["mean"], v["std"], len(v["values"])] for k, v in summary.items()]
     report.table(["held-out accuracy vs gold", "pooling", "mean", "std", "seeds"], rows)
-    last, mean = summary["last/heldout_gold_accuracy"], summary["mean/heldout_gold_accuracy"]
-    gap = last["mean"] - mean["mean"]
-    noise = max(last["std"], mean["std"], 1e-9)
-    verdict = "within the seed-to-seed spread" if abs(gap) <= noise else \
-        f"{'last-token' if gap > 0 else 'mean'} pooling is ahead by more than the seed spread"
-    report.say(f"Finding: last-token pooling reaches {last['mean']:.3f} ± {last['std']:.3f} held-out gold "
-               f"agreement, mean pooling {mean['mean']:.3f} ± {mean['std']:.3f}; the gap of {gap:+.3f} is {verdict}.")
+    gaps = []
+    for key, label in zip(KEYS, LABELS):
+        last, mean = summary[f"last/{key}"], summary[f"mean/{key}"]
+        gap = last["mean"] - mean["mean"]
+        # two standard errors of the difference of two means over seeds (about 95%)
+        noise = 2 * ((last["std"] ** 2 + mean["std"] ** 2) / len(last["values"])) ** 0.5
+        verdict = ("within noise" if abs(gap) <= noise else
+                   f"{'last-token' if gap > 0 else 'mean'} pooling ahead beyond noise")
+        gaps.append(f"{label}: last {last['mean']:.3f} ± {last['std']:.3f}, mean {mean['mean']:.3f} ± "
+                    f"{mean['std']:.3f}, gap {gap:+.3f} against two standard errors of {noise:.3f}, {verdict}")
+    report.say("Finding: held-out agreement with gold, mean ± std over seeds. " + "; ".join(gaps) + ".")
     report.image("pooling.png", "held-out accuracy by pooling")
     return report.write()
