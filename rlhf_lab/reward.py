@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, positions_from_mask
-from rlhf_lab.rollout import sample_texts
+from rlhf_lab.rollout import length_chunks, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, check_choice, load_model, pick_device, progress, resume_step, \
     save_tensors, save_train_state, seed_everything, status, tensor_metadata
 from rlhf_lab.world import STYLES, World, WorldConfig
@@ -116,26 +116,16 @@ def score_texts(score_fn, prompts: list[str], responses: list[str], device,
     """Scores (N,) of (prompt, response) rows, in chunks of rows of similar length.
 
     Padding a whole batch to its longest row wastes about a third of a world batch's
-    positions; rows sorted by length and cut into chunks of at most `chunk_tokens`
-    padded tokens skip most of that, with the same scores and gradients.
+    positions; rows grouped by rollout.length_chunks (at most `chunk_tokens` padded
+    tokens each) skip most of that, with the same scores and gradients.
     score_fn: a RewardModel (raw, for training) or its .score (normalised)."""
-    rows = [tokenizer.encode_pair(p, r) for p, r in zip(prompts, responses)]
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    chunks, chunk = [], []
-    for i in order:                                  # ascending: row i is the chunk's longest
-        if chunk and (len(chunk) + 1) * len(rows[i][0]) > chunk_tokens:
-            chunks.append(chunk)
-            chunk = []
-        chunk.append(i)
-    chunks.append(chunk)
-    scores = []
-    for chunk in chunks:
-        tokens, mask = tokenizer.right_pad([rows[i][0] for i in chunk])
-        start = torch.tensor([rows[i][1] for i in chunk])
-        scores.append(score_fn(tokens.to(device), mask.to(device), start.to(device)))    # (len(chunk),)
-    inverse = torch.empty(len(order), dtype=torch.long)
-    inverse[torch.tensor(order)] = torch.arange(len(order))
-    return torch.cat(scores)[inverse.to(device)]
+    tokens, mask, start = encode_responses(prompts, responses, "cpu")                 # (N, T) right-padded
+    scores, order = [], []
+    for rows, _, end in length_chunks(mask, chunk_tokens):                           # right padding: first is 0
+        scores.append(score_fn(tokens[rows, :end].to(device), mask[rows, :end].to(device),
+                               start[rows].to(device)))                               # (len(rows),)
+        order.append(rows)
+    return torch.cat(scores)[torch.cat(order).argsort().to(device)]
 
 
 def pair_rewards(score_fn, pairs: list[data.PreferencePair], device) -> tuple[Tensor, Tensor]:

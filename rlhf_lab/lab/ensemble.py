@@ -6,10 +6,9 @@ mean − 1·std (Coste et al. 2024). Compared: where the gold reward peaks in KL
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import math
 
 from rlhf_lab.lab.overoptimization import OveroptimizationConfig, describe_peak, measure, sft_samples, write_report
 from rlhf_lab.lab.report import Report
