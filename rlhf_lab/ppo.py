@@ -275,8 +275,9 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None):
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
         reward_fn = model_reward(reward_model)
         critic_init = getattr(reward_model, "members", [reward_model])[0]
-        value_model = RewardModel(load_model(cfg.sft, device)).to(device)
-        value_model.load_state_dict(critic_init.state_dict())
+        value_model = RewardModel(load_model(cfg.sft, device)).to(device)   # per-token head only
+        value_model.backbone.load_state_dict(critic_init.backbone.state_dict())
+        value_model.head.load_state_dict(critic_init.head.state_dict())
     else:   # a programmatic reward: the critic starts from the SFT trunk and a zero head
         value_model = RewardModel(load_model(cfg.sft, device)).to(device)
         torch.nn.init.zeros_(value_model.head.weight)

@@ -5,7 +5,7 @@ import torch
 
 from rlhf_lab import optim, tokenizer
 from rlhf_lab.data import PreferencePair
-from rlhf_lab.model import GPTConfig, MiniGPT
+from rlhf_lab.model import GPTConfig, MiniGPT, token_logprobs
 from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, group_pairs,
                              load_reward_model, pair_rewards, pool, save_reward_model, score_pairs)
 from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy, reward_report
@@ -15,9 +15,9 @@ from reference import assert_one_step_trains_all_but
 TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 
 
-def tiny_reward_model(seed=0, pooling="last"):
+def tiny_reward_model(seed=0, pooling="last", likelihood_weight=0.0):
     torch.manual_seed(seed)
-    return RewardModel(MiniGPT(TINY), pooling)
+    return RewardModel(MiniGPT(TINY), pooling, likelihood_weight)
 
 
 def test_bradley_terry_loss_hand_value():
@@ -50,9 +50,28 @@ def test_mean_pooling_averages_response_tokens_only():
     assert pool(scores, mask, torch.tensor([2]), "mean").item() == pytest.approx(4.0)
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean"])
-def test_reward_does_not_depend_on_the_padding_of_its_batch(pooling):
-    model = tiny_reward_model(pooling=pooling).eval()
+def test_likelihood_read_out_trains_every_parameter_but_the_shift():
+    model = tiny_reward_model(likelihood_weight=5.0)
+    # a gate open alike on every token is a plain mean, which its bias (scaling every
+    # weight together) cannot change; give the gate a slope first, as one step would
+    torch.nn.init.normal_(model.likelihood_gate.weight, std=0.5)
+    assert_one_step_trains_all_but(model, {"head.bias"})
+
+
+def test_likelihood_read_out_starts_as_the_mean_response_log_prob():
+    model = tiny_reward_model(likelihood_weight=2.0).eval()
+    plain = tiny_reward_model(likelihood_weight=0.0).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    tokens, mask, start = encode_responses(["Q?"], ["an answer"], "cpu")
+    with torch.no_grad():
+        logprobs, _ = token_logprobs(model.backbone, tokens, mask, int(start))
+        expected = plain(tokens, mask, start) + 2.0 * logprobs.mean()
+        assert model(tokens, mask, start).item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("pooling,likelihood_weight", [("last", 0.0), ("mean", 0.0), ("last", 5.0)])
+def test_reward_does_not_depend_on_the_padding_of_its_batch(pooling, likelihood_weight):
+    model = tiny_reward_model(pooling=pooling, likelihood_weight=likelihood_weight).eval()
     with torch.no_grad():
         alone = model(*encode_responses(["Q?"], ["short"], "cpu"))
         batched = model(*encode_responses(["Q?", "a much longer prompt here?"], ["short", "x" * 30], "cpu"))
@@ -101,7 +120,7 @@ def test_pairs_of_one_ranked_prompt_stay_in_one_group():
 
 
 def test_ensemble_conservative_score_and_round_trip(tmp_path):
-    members = [tiny_reward_model(seed) for seed in (0, 1)]
+    members = [tiny_reward_model(seed, likelihood_weight=5.0) for seed in (0, 1)]
     save_reward_model(tmp_path / "model.safetensors", members, std_coef=1.0)
     loaded = load_reward_model(tmp_path)
     assert isinstance(loaded, RewardEnsemble)
