@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from rlhf_lab import hf, run, tokenizer
 from rlhf_lab.model import GPTConfig, positions_from_mask, token_logprobs
-from rlhf_lab.reward import RewardModel
+from rlhf_lab.data import PreferencePair
+from rlhf_lab.reward import RewardModel, bradley_terry_loss, pair_rewards
 from reference import assert_cached_greedy_equals_uncached, assert_one_step_trains_all_but
 
 TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
@@ -70,6 +71,17 @@ def test_logprobs_equal_a_log_softmax_of_the_hf_logits(model):
 def test_reward_model_on_an_hf_backbone_trains_every_parameter():
     torch.manual_seed(0)
     assert_one_step_trains_all_but(RewardModel(hf.tiny_gpt2(TINY)), {"head.bias", "backbone.hf.transformer.ln_f.bias"})
+
+
+def test_likelihood_read_out_on_an_hf_backbone_reaches_every_parameter():
+    torch.manual_seed(0)
+    model = RewardModel(hf.tiny_gpt2(TINY), likelihood_weight=5.0)
+    torch.nn.init.normal_(model.likelihood_gate.weight, std=0.5)   # see test_reward: an open gate's bias is idle
+    pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
+    bradley_terry_loss(*pair_rewards(model, pairs, "cpu")).backward()
+    idle = {k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0}
+    # through the LM head the final LayerNorm's bias learns too; the head's bias cancels in r_c − r_r
+    assert idle <= {"head.bias"}
 
 
 def test_save_pretrained_then_load_model_round_trips(model, tmp_path):
