@@ -40,3 +40,8 @@ def test_a_best_of_n_fit_that_falls_from_the_start_peaks_at_zero_not_below():
     assert peak(-0.035, 0.1, "bon") == 0.0
     assert peak(0.4, -0.1, "bon") is None          # never turns down
     assert peak(-0.16, -0.03, "rl") == 0.0         # falls all the way
+
+
+def test_a_fitted_peak_beyond_the_measured_range_is_no_peak():
+    assert peak(0.16, 0.005, "rl", d_max=3.0) is None      # exp(31): far past the last point
+    assert peak(2.0, 0.8, "bon", d_max=3.0) == pytest.approx(1.25)

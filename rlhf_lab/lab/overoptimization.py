@@ -96,16 +96,19 @@ def fit(points: list[dict], form: str) -> tuple[float, float]:
     return float(alpha), float(beta)
 
 
-def peak(alpha: float, beta: float, form: str) -> float | None:
-    """d at which the fitted gold curve peaks: None when it never turns down, 0 when it
-    falls from the start (more optimisation only hurts)."""
+def peak(alpha: float, beta: float, form: str, d_max: float = math.inf) -> float | None:
+    """d at which the fitted gold curve peaks: None when it never turns down within the
+    measured range (up to d_max; a fit knows nothing beyond it), 0 when it falls from the
+    start (more optimisation only hurts)."""
     if beta <= 0:
         return None if alpha > 0 else 0.0
-    return max(0.0, alpha / (2 * beta)) if form == "bon" else math.exp(alpha / beta - 1)
+    d = max(0.0, alpha / (2 * beta)) if form == "bon" else math.exp(alpha / beta - 1)
+    return None if d > d_max else d
 
 
 def describe_peak(d: float | None) -> str:
-    return "none (gold never turns down)" if d is None else "0 (gold falls from the start)" if d == 0 else f"{d:.2f}"
+    return ("none (gold does not turn down where measured)" if d is None else
+            "0 (gold falls from the start)" if d == 0 else f"{d:.2f}")
 
 
 def sft_samples(cfg: OveroptimizationConfig) -> tuple[list[str], list[list[str]]]:
@@ -169,7 +172,8 @@ def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy 
     plot(results, out / "overoptimization.png", title)
     rows = []
     for pairs, r in results.items():
-        bon_peak, rl_peak = peak(*r["fit_bon"], "bon"), peak(*r["fit_rl"], "rl")
+        bon_peak, rl_peak = (peak(*r[f"fit_{form}"], form, max(p["d"] for p in r[key]))
+                             for form, key in (("bon", "best_of_n"), ("rl", "rl")))
         best_bon = max(r["best_of_n"], key=lambda p: p["gold"])
         rows.append([proxy_name.format(pairs), *r["fit_bon"], describe_peak(bon_peak), best_bon["n"],
                      *r["fit_rl"], describe_peak(rl_peak)])
