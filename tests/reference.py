@@ -7,10 +7,10 @@ from rlhf_lab.model import NEVER_SAMPLED, SamplingConfig, generate
 from rlhf_lab.reward import bradley_terry_loss, pair_rewards
 
 
-def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15):
+def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15, texts=("capital?", "2+2")):
     """generate() with its KV cache against rerunning the whole sequence per token.
     logits_fn(model, tokens, mask) → (B, T, V) without any cache."""
-    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in ["capital?", "2+2"]])
+    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in texts])
     out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=steps, temperature=0))
     tokens, full_mask = prompts, mask
     for _ in range(out.shape[1]):

@@ -29,6 +29,11 @@ def test_cached_greedy_generation_equals_uncached(model):
     assert_cached_greedy_equals_uncached(model, lambda m, tokens, mask: m(tokens, mask))
 
 
+def test_cached_greedy_generation_equals_uncached_without_padding(model):
+    # prompts of one length take the unmasked attention paths, prefill and decode
+    assert_cached_greedy_equals_uncached(model, lambda m, tokens, mask: m(tokens, mask), texts=("abcd", "wxyz"))
+
+
 def test_logprobs_equal_a_direct_computation(model):
     tokens = torch.randint(0, 256, (3, 10))
     mask = torch.ones_like(tokens, dtype=torch.bool)
