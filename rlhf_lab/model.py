@@ -171,11 +171,16 @@ def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) ->
     policy, the old policy and the frozen reference on exactly the same tokens.
     """
     hidden = model.trunk(tokens, positions_from_mask(mask), mask)           # (B, T, D)
-    logits = model.lm_head(hidden[:, start - 1:-1]).float()                 # (B, T-start, V)
-    logp_all = F.log_softmax(logits, dim=-1)
-    logprobs = logp_all.gather(-1, tokens[:, start:, None]).squeeze(-1)     # (B, T-start)
+    logp_all, logprobs = next_token_logprobs(model, hidden, tokens, start)
     entropy = -(logp_all.exp() * logp_all).sum(-1)                          # (B, T-start)
     return logprobs, entropy
+
+
+def next_token_logprobs(model: CausalLM, hidden: Tensor, tokens: Tensor, start: int) -> tuple[Tensor, Tensor]:
+    """From the trunk's hidden states (B, T, D): log p(· | x_<t) over the vocabulary
+    (B, T-start, V) and log p(x_t | x_<t) (B, T-start), for positions t ≥ start."""
+    logp_all = F.log_softmax(model.lm_head(hidden[:, start - 1:-1]).float(), dim=-1)
+    return logp_all, logp_all.gather(-1, tokens[:, start:, None]).squeeze(-1)
 
 
 @dataclass

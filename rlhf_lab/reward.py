@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
-from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, positions_from_mask
+from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import length_chunks, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, check_choice, load_model, pick_device, progress, resume_step, \
     save_tensors, save_train_state, seed_everything, status, tensor_metadata
@@ -80,9 +80,8 @@ class RewardModel(nn.Module):
 
     def gated_likelihood(self, hidden: Tensor, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
         """(B,): response tokens' log p under the trunk's own LM head, gated mean."""
+        _, logp = next_token_logprobs(self.backbone, hidden, tokens, 1)             # (B, T-1): log p(x_t+1)
         predicting = hidden[:, :-1]                                                  # (B, T-1, D) reads x_<=t
-        logp = self.backbone.lm_head(predicting).float().log_softmax(-1)            # (B, T-1, V)
-        logp = logp.gather(-1, tokens[:, 1:, None]).squeeze(-1)                      # (B, T-1): log p(x_t+1)
         columns = torch.arange(1, tokens.shape[1], device=tokens.device)             # (T-1,)
         response = mask[:, 1:] & (columns[None, :] >= response_start[:, None])      # (B, T-1)
         gate = torch.sigmoid(self.likelihood_gate(predicting).squeeze(-1)) * response
