@@ -6,11 +6,11 @@ mean − 1·std (Coste et al. 2024). Compared: where the gold reward peaks in KL
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab.lab.overoptimization import OveroptimizationConfig, describe_peak, measure, sft_samples, write_report
+from rlhf_lab.lab.overoptimization import (OveroptimizationConfig, describe_peak, measure, peak_reach, sft_samples,
+                                          write_report)
 from rlhf_lab.lab.report import Report
 
 
@@ -48,7 +48,7 @@ def compare(results: dict, figures: dict, out: Path) -> dict:
                   for k, r in results.items()])
     sentences = []
     for method, name in (("bon", "best-of-n"), ("rl", "PPO")):
-        d_one, d_many = (math.inf if d is None else d for d in (one[f"{method}_peak_d"], many[f"{method}_peak_d"]))
+        d_one, d_many = peak_reach(one[f"{method}_peak_d"]), peak_reach(many[f"{method}_peak_d"])
         sentences.append(f"under {name} the gold peak is at d = {describe_peak(many[f'{method}_peak_d'])} with "
                          f"{many_name} versus {describe_peak(one[f'{method}_peak_d'])} with {one_name}: "
                          + ("the ensemble pushes it to larger KL" if d_many > d_one else "it did not move to larger KL"))

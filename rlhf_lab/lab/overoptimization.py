@@ -106,6 +106,11 @@ def peak(alpha: float, beta: float, form: str, d_max: float = math.inf) -> float
     return None if d > d_max else d
 
 
+def peak_reach(d: float | None) -> float:
+    """A peak as a distance to compare: no peak where measured counts as farther than any."""
+    return math.inf if d is None else d
+
+
 def describe_peak(d: float | None) -> str:
     return ("none (gold does not turn down where measured)" if d is None else
             "0 (gold falls from the start)" if d == 0 else f"{d:.2f}")
@@ -184,7 +189,7 @@ def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy 
                                       for p, r in results.items()) + "."
     if by_size:
         for method in ("bon", "rl"):
-            later = [math.inf if r[f"{method}_peak_d"] is None else r[f"{method}_peak_d"] for r in results.values()]
+            later = [peak_reach(r[f"{method}_peak_d"]) for r in results.values()]
             moves = all(b >= a for a, b in zip(later, later[1:])) and later[-1] > later[0]
             finding += (f" Under {'best-of-n' if method == 'bon' else 'PPO'} the gold peak "
                         + ("moves to larger KL as the proxy gets more data, as Gao et al. found." if moves else
