@@ -189,6 +189,7 @@ class EvalConfig:
     shown: int = 12                 # side-by-side samples in report.md
     seed: int = 0                   # sampling seed (the same for both models)
     device: str = "auto"            # "auto" | "cpu" | "cuda"
+    precision: str = "fp32"         # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
 
 
 def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> float:
@@ -227,10 +228,17 @@ def proxy_scores(reward_model, prompts: list[str], responses: list[str], device)
 
 def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:
     """SFT and the policy answer the same held-out prompts; the gold judge decides."""
-    from rlhf_lab.reward import load_reward_model
-    from rlhf_lab.run import load_model, pick_device
+    from rlhf_lab.run import autocast, load_model, pick_device
 
     device = pick_device(cfg.device)
+    with autocast(device, cfg.precision):
+        return judged_comparison(cfg, device)
+
+
+def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, str, str]]]:
+    from rlhf_lab.reward import load_reward_model
+    from rlhf_lab.run import load_model
+
     world = World(WorldConfig(seed=cfg.world_seed))
     prompts = world.prompts(cfg.split)[:cfg.prompts]
     sft, policy = load_model(cfg.sft, device).eval(), load_model(cfg.policy, device).eval()

@@ -88,15 +88,24 @@ class Block(nn.Module):
                                  nn.Linear(cfg.ffn, cfg.width), nn.Dropout(cfg.dropout))
 
     def forward(self, x: Tensor, mask: Tensor | None, causal: bool, cache: KVCache | None, layer: int) -> Tensor:
-        B, T, D = x.shape
-        q, k, v = self.qkv(self.ln_attn(x)).split(D, dim=2)                 # 3 × (B, T, D)
-        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        if cache is not None:                                               # (B, H, T, D/H)
-            end = cache.length + T
+        q, k, v = self.project(x)                                           # 3 × (B, H, T, D/H)
+        if cache is not None:
+            end = cache.length + x.shape[1]
             cache.keys[layer, :, :, cache.length:end] = k
             cache.values[layer, :, :, cache.length:end] = v
             k, v = cache.keys[layer, :, :, :end], cache.values[layer, :, :, :end]  # (B, H, S, D/H)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T, D/H)
+        return self.mix(x, y)
+
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, T, D) → queries, keys, values (B, H, T, D/H)."""
+        B, T, D = x.shape
+        q, k, v = self.qkv(self.ln_attn(x)).split(D, dim=2)                 # 3 × (B, T, D)
+        return tuple(t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
+
+    def mix(self, x: Tensor, y: Tensor) -> Tensor:
+        """Attention output y (B, H, T, D/H) through the projection, residual and MLP: (B, T, D)."""
+        B, T, D = x.shape
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
         return x + self.mlp(self.ln_mlp(x))
 
@@ -178,9 +187,32 @@ def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) ->
 
 def next_token_logprobs(model: CausalLM, hidden: Tensor, tokens: Tensor, start: int) -> tuple[Tensor, Tensor]:
     """From the trunk's hidden states (B, T, D): log p(· | x_<t) over the vocabulary
-    (B, T-start, V) and log p(x_t | x_<t) (B, T-start), for positions t ≥ start."""
-    logp_all = F.log_softmax(model.lm_head(hidden[:, start - 1:-1]).float(), dim=-1)
+    (B, T-start, V) and log p(x_t | x_<t) (B, T-start), for positions t ≥ start.
+
+    The LM head runs in fp32 even under bf16 autocast: PPO's ratio exp(log π - log π_old)
+    and the KL penalty are differences of these, and bf16 logits (8 mantissa bits) would
+    add noise of about 0.03 nats per token to both."""
+    with fp32(hidden):
+        logp_all = F.log_softmax(model.lm_head(hidden[:, start - 1:-1].float()), dim=-1)
     return logp_all, logp_all.gather(-1, tokens[:, start:, None]).squeeze(-1)
+
+
+def fp32(like: Tensor):
+    """A region that autocast leaves in fp32, on `like`'s device."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
+def compile_blocks(model: nn.Module) -> None:
+    """torch.compile the tensor work of each MiniGPT block in place (Block.project and
+    Block.mix): Inductor fuses LayerNorm, GELU and the residual adds, and on a GPU cuts the
+    kernel launches that bound a model this small. Attention (already one fused SDPA kernel)
+    and the KV-cache writes stay eager: their layer index and cache length would otherwise
+    be baked into a new graph per layer and per length. Dynamic shapes: one graph serves
+    every batch and sequence length."""
+    for module in model.modules():
+        if isinstance(module, Block):
+            module.project = torch.compile(module.project, dynamic=True)
+            module.mix = torch.compile(module.mix, dynamic=True)
 
 
 @dataclass

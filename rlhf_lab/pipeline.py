@@ -23,19 +23,22 @@ class PipelineConfig:
     seed: int = 0                    # every stage's seed
     world_seed: int = 0              # the assistant world
     device: str = "auto"             # "auto" | "cpu" | "cuda"
+    precision: str = "fp32"          # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    compile: bool = False            # torch.compile the transformer blocks (a GPU gains most)
 
 
 def stage_configs(cfg: PipelineConfig):
     """The four stage configs, each writing under cfg.out; "tiny" shrinks the work."""
     out = Path(cfg.out)
-    common = dict(seed=cfg.seed, world_seed=cfg.world_seed, device=cfg.device)
+    common = dict(seed=cfg.seed, world_seed=cfg.world_seed, device=cfg.device, precision=cfg.precision,
+                  compile=cfg.compile)
     sft_dir = str(out / "sft") if cfg.from_scratch else SHIPPED_SFT
     stages = (sft.SFTConfig(out=str(out / "sft"), **common),
               reward.RewardConfig(out=str(out / "rm"), sft=sft_dir, **common),
               ppo.PPOConfig(out=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"), kl_coef=cfg.kl_coef, **common),
               evaluate.EvalConfig(policy=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"),
                                   out=str(out / "eval"), world_seed=cfg.world_seed, seed=cfg.seed,
-                                  device=cfg.device))
+                                  device=cfg.device, precision=cfg.precision))
     if cfg.preset == "tiny":
         s, r, p, e = stages
         stages = (replace(s, steps=60, examples=500, eval_every=30, eval_samples=64),

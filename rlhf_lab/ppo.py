@@ -27,8 +27,8 @@ from torch import Tensor
 from rlhf_lab import distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
-from rlhf_lab.rollout import CHUNK_TOKENS, Rollout, length_chunks, rollout
-from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, check_choice, load_model, pick_device, progress, resume_step, save_model, \
+from rlhf_lab.rollout import Rollout, chunk_budget, length_chunks, rollout
+from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model, pick_device, progress, resume_step, save_model, \
     save_train_state, seed_everything, status, write_json
 from rlhf_lab.world import World, WorldConfig
 
@@ -64,6 +64,8 @@ class PPOConfig:
     eval_every: int = 10             # iterations between progress lines
     seed: int = 0                    # prompt order, sampling, init
     device: str = "auto"             # "auto" | "cpu" | "cuda"
+    precision: str = "fp32"          # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    compile: bool = False            # torch.compile the transformer blocks (a GPU gains most)
     resume: bool = True              # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:
@@ -185,13 +187,13 @@ class Batch:
     returns: Tensor
 
 
-def by_length(fn, r: Rollout, chunk_tokens: int = CHUNK_TOKENS) -> tuple[Tensor, ...]:
+def by_length(fn, r: Rollout, chunk_tokens: int | None = None) -> tuple[Tensor, ...]:
     """fn(tokens, mask, start) → tensors over the rows (b,) or their response columns
     (b, end - start), run on rows of similar length (rollout.length_chunks) and put back
     in batch order: (B,) or (B, N), zero on the cut columns, which are padding."""
     n = r.response_mask.shape[1]
     parts, order = [], []
-    for rows, first, end in length_chunks(r.mask, chunk_tokens):
+    for rows, first, end in length_chunks(r.mask, chunk_tokens or chunk_budget(r.tokens.device)):
         out = fn(r.tokens[rows, first:end], r.mask[rows, first:end], r.prompt_len - first)
         parts.append([x if x.dim() == 1 else F.pad(x, (0, n - x.shape[1])) for x in out])
         order.append(rows)
@@ -279,8 +281,10 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None):
         value_model.backbone.load_state_dict(critic_init.backbone.state_dict())
         value_model.head.load_state_dict(critic_init.head.state_dict())
     else:   # a programmatic reward: the critic starts from the SFT trunk and a zero head
+        reward_model = None
         value_model = RewardModel(load_model(cfg.sft, device)).to(device)
         torch.nn.init.zeros_(value_model.head.weight)
+    compile_if(cfg.compile, policy, reference, value_model, *([reward_model] if reward_model else []))
     return policy, reference, value_model, reward_fn
 
 
@@ -301,6 +305,17 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
         last = run.history()[-1]
         kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
         kl_ctl.update(last["ppo/kl"], cfg.batch_size)
+    with autocast(device, cfg.precision):
+        last = ppo_loop(cfg, run, world, (policy, reference, value_model, reward_fn), optimizer, kl_ctl,
+                        start, baseline, device)
+        return finish(run, policy, last)
+
+
+def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: FixedKL, start: int,
+             baseline: float, device) -> Rollout | None:
+    """Iterations start..cfg.iterations; returns the last rollout (None if there was none)."""
+    policy, reference, value_model, reward_fn = models
+    modules, r = {"policy": policy, "value": value_model}, None
     prompts = distributed.shard(world.prompts("train"))
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
@@ -324,7 +339,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
                 save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1)
         tick = time.perf_counter()
     bar.close()
-    return finish(run, policy, r if cfg.iterations > start else None)
+    return r
 
 
 def finish(run: Run, policy: CausalLM, last: Rollout | None) -> dict:

@@ -22,9 +22,9 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
-from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, next_token_logprobs, positions_from_mask
-from rlhf_lab.rollout import length_chunks, sample_texts
-from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, check_choice, load_model, pick_device, progress, resume_step, \
+from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
+from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
+from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model, pick_device, progress, resume_step, \
     save_tensors, save_train_state, seed_everything, status, tensor_metadata
 from rlhf_lab.world import STYLES, World, WorldConfig
 
@@ -68,12 +68,12 @@ class RewardModel(nn.Module):
 
     def token_scores(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """(B, T) → (B, T): the head applied at every position (the value model uses this)."""
-        return self.head(self._hidden(tokens, mask)).squeeze(-1)
+        return self._head(self._hidden(tokens, mask))
 
     def forward(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
         """Raw reward (B,). response_start (B,) is each row's first response column."""
         hidden = self._hidden(tokens, mask)                                          # (B, T, D)
-        reward = pool(self.head(hidden).squeeze(-1), mask, response_start, self.pooling)
+        reward = pool(self._head(hidden), mask, response_start, self.pooling)
         if self.likelihood_weight:
             reward = reward + self.likelihood_weight * self.gated_likelihood(hidden, tokens, mask, response_start)
         return reward
@@ -86,6 +86,12 @@ class RewardModel(nn.Module):
         response = mask[:, 1:] & (columns[None, :] >= response_start[:, None])      # (B, T-1)
         gate = torch.sigmoid(self.likelihood_gate(predicting).squeeze(-1)) * response
         return (gate * logp).sum(-1) / gate.sum(-1).clamp(min=1e-6)
+
+    def _head(self, hidden: Tensor) -> Tensor:
+        """(B, T, D) → (B, T), in fp32 under bf16 autocast: rewards and values enter the
+        losses as differences, which bf16's 8 mantissa bits would round away."""
+        with fp32(hidden):
+            return self.head(hidden.float()).squeeze(-1)
 
     def _hidden(self, tokens: Tensor, mask: Tensor) -> Tensor:
         return self.backbone.trunk(tokens, positions_from_mask(mask), mask)          # (B, T, D)
@@ -143,16 +149,18 @@ CHUNK_TOKENS = 4096   # padded tokens per forward pass when scoring rows sorted 
 
 
 def score_texts(score_fn, prompts: list[str], responses: list[str], device,
-                chunk_tokens: int = CHUNK_TOKENS) -> Tensor:
+                chunk_tokens: int | None = None) -> Tensor:
     """Scores (N,) of (prompt, response) rows, in chunks of rows of similar length.
 
     Padding a whole batch to its longest row wastes about a third of a world batch's
     positions; rows grouped by rollout.length_chunks (at most `chunk_tokens` padded
-    tokens each) skip most of that, with the same scores and gradients.
+    tokens each, rollout.chunk_budget by default) skip most of that, with the same
+    scores and gradients.
     score_fn: a RewardModel (raw, for training) or its .score (normalised)."""
     tokens, mask, start = encode_responses(prompts, responses, "cpu")                 # (N, T) right-padded
     scores, order = [], []
-    for rows, _, end in length_chunks(mask, chunk_tokens):                           # right padding: first is 0
+    budget = chunk_tokens or chunk_budget(device, CHUNK_TOKENS)
+    for rows, _, end in length_chunks(mask, budget):                                 # right padding: first is 0
         scores.append(score_fn(tokens[rows, :end].to(device), mask[rows, :end].to(device),
                                start[rows].to(device)))                               # (len(rows),)
         order.append(rows)
@@ -224,6 +232,8 @@ class RewardConfig:
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
     seed: int = 0                   # init, data order, sampling
     device: str = "auto"            # "auto" | "cpu" | "cuda"
+    precision: str = "fp32"         # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    compile: bool = False           # torch.compile the transformer blocks (a GPU gains most)
     resume: bool = True             # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:
@@ -274,6 +284,7 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], h
     seed = cfg.seed + 1000 * member
     seed_everything(seed)
     model = new_reward_model(cfg, device)
+    compile_if(cfg.compile, model)
     optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
     steps_per_epoch = max(1, len(groups) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -356,16 +367,17 @@ def train_reward(cfg: RewardConfig) -> dict:
     sft_policy = load_model(cfg.sft, device)
     prompts = list(dict.fromkeys(p.prompt for p in train))     # a ranked prompt's pairs share one prompt
     members = []
-    for member in range(cfg.ensemble):
-        model = train_member(cfg, run, member, groups, heldout, device)
-        normalise(model, prompts, sft_policy, cfg.norm_samples, cfg.seed + member, device)
-        members.append(model)
-    if not distributed.is_main():
-        return {}
-    save_reward_model(run.path / "model.safetensors", members, cfg.ensemble_std_coef)
-    metrics = evaluate.reward_report(members[0] if cfg.ensemble == 1 else
-                                     RewardEnsemble(members, cfg.ensemble_std_coef),
-                                     train, heldout, world if not cfg.data else None, run.path, device)
+    with autocast(device, cfg.precision):
+        for member in range(cfg.ensemble):
+            model = train_member(cfg, run, member, groups, heldout, device)
+            normalise(model, prompts, sft_policy, cfg.norm_samples, cfg.seed + member, device)
+            members.append(model)
+        if not distributed.is_main():
+            return {}
+        save_reward_model(run.path / "model.safetensors", members, cfg.ensemble_std_coef)
+        metrics = evaluate.reward_report(members[0] if cfg.ensemble == 1 else
+                                         RewardEnsemble(members, cfg.ensemble_std_coef),
+                                         train, heldout, world if not cfg.data else None, run.path, device)
     evaluate.plot_history(run, [k for k in run.history()[-1] if k.endswith(("loss", "accuracy"))],
                           "reward model training", "rm_training.png")
     metrics = run.finish(metrics)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
-from rlhf_lab.run import Run, pick_device, progress, resume_step, save_model, save_train_state, \
+from rlhf_lab.run import Run, autocast, compile_if, pick_device, progress, resume_step, save_model, save_train_state, \
     seed_everything, status
 from rlhf_lab.world import World, WorldConfig, ideal_mix
 
@@ -46,6 +46,8 @@ class SFTConfig:
     ffn: int = 512                 # feed-forward size
     seed: int = 0                  # init, batch order and sampling
     device: str = "auto"           # "auto" | "cpu" | "cuda"
+    precision: str = "fp32"        # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    compile: bool = False          # torch.compile the transformer blocks (a GPU gains most)
     resume: bool = True            # continue from out/train_state.safetensors if present
 
     def gpt_config(self) -> GPTConfig:
@@ -126,11 +128,19 @@ def train_sft(cfg: SFTConfig) -> dict:
     run = Run(cfg.out, "sft", cfg)
     train, heldout = load_data(cfg, world)
     encoded, encoded_eval = encode_examples(train), encode_examples(heldout)
-    lengths = [len(tokens) for tokens, _ in encoded]
     model = MiniGPT(cfg.gpt_config()).to(device)
+    compile_if(cfg.compile, model)
     ddp_model = distributed.wrap(model)
     optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
     start = resume_step(run, cfg, {"model": model}, optimizer)
+    with autocast(device, cfg.precision):
+        train_loop(cfg, run, model, ddp_model, optimizer, start, encoded, encoded_eval, device)
+        return finish(cfg, run, model, world, encoded_eval, device)
+
+
+def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, start: int,
+               encoded, encoded_eval, device) -> None:
+    lengths = [len(tokens) for tokens, _ in encoded]
     bar, tick = progress(cfg.steps, "sft", start), time.perf_counter()
     for step in range(start, cfg.steps):
         optim.set_lr(optimizer, optim.lr_at(step, cfg.steps, cfg.lr, cfg.warmup))
@@ -150,7 +160,6 @@ def train_sft(cfg: SFTConfig) -> dict:
                 save_train_state(run.path / "train_state.safetensors", {"model": model}, optimizer, step + 1)
             tick = time.perf_counter()
     bar.close()
-    return finish(cfg, run, model, world, encoded_eval, device)
 
 
 def finish(cfg: SFTConfig, run: Run, model: MiniGPT, world: World, encoded_eval, device) -> dict:

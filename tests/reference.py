@@ -11,6 +11,8 @@ def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15, texts=("cap
     """generate() with its KV cache against rerunning the whole sequence per token.
     logits_fn(model, tokens, mask) → (B, T, V) without any cache."""
     prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in texts])
+    device = next(model.parameters()).device
+    prompts, mask = prompts.to(device), mask.to(device)
     out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=steps, temperature=0))
     tokens, full_mask = prompts, mask
     for _ in range(out.shape[1]):

@@ -24,11 +24,13 @@ def starts_with(byte):
     return reward
 
 
-def test_a_few_ppo_steps_raise_the_rewarded_first_byte(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])   # bf16: the GPU default, same code path on CPU
+def test_a_few_ppo_steps_raise_the_rewarded_first_byte(tmp_path, precision):
     prompts = World().prompts("heldout_template")[:64]
     before = first_byte_probability(load_model(SHIPPED_SFT), prompts, ord("#"))
     cfg = ppo.PPOConfig(out=str(tmp_path / "ppo"), iterations=4, batch_size=32, minibatch_size=16,
-                        lr=3e-4, max_new_tokens=48, eos_penalty=0.0, kl_coef=0.0, device="cpu")
+                        lr=3e-4, max_new_tokens=48, eos_penalty=0.0, kl_coef=0.0, device="cpu",
+                        precision=precision)
     ppo.train_ppo(cfg, reward_fn=starts_with(ord("#")))
     after = first_byte_probability(load_model(tmp_path / "ppo"), prompts, ord("#"))
     assert after > before + 0.05, (before, after)
