@@ -11,6 +11,8 @@ import argparse
 import json
 import statistics
 
+import torch
+
 from benchmarks import ours
 
 STAGES = {   # name → (our function, TRL function name, figure key of each)
@@ -36,26 +38,33 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
     parser.add_argument("--out", default="benchmarks/results.json", help="where the JSON of results goes")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both libraries run")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="both libraries: fp32, or bf16 autocast (TRL's bf16=True); the roofline matmul too")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile our transformer blocks (an option of ours, not equal work)")
+    parser.add_argument("--only-ours", action="store_true", help="skip TRL and Hugging Face generate")
     args = parser.parse_args(argv)
-    theirs_module = trl_side()
+    ours_kwargs = dict(device=args.device, precision=args.precision, compile=args.compile)
+    theirs_kwargs = dict(device=args.device, precision=args.precision)
+    theirs_module = None if args.only_ours else trl_side()
     results = {}
     for name, (our_fn, their_name, key) in STAGES.items():
         runs = {"rlhf-lab": [], "TRL/HF": []}
         for _ in range(args.repeats):   # alternate: ours, theirs, ours, theirs, ...
-            runs["rlhf-lab"].append(our_fn(device=args.device))
+            runs["rlhf-lab"].append(our_fn(**ours_kwargs))
             if theirs_module:
-                runs["TRL/HF"].append(getattr(theirs_module, their_name)(device=args.device)[key])
+                runs["TRL/HF"].append(getattr(theirs_module, their_name)(**theirs_kwargs)[key])
         ours_median = statistics.median(r[key] for r in runs["rlhf-lab"])
         gflops = statistics.median(r.get("gflops_per_sec", 0.0) for r in runs["rlhf-lab"])
         theirs_median = statistics.median(runs["TRL/HF"]) if runs["TRL/HF"] else None
         results[name] = {"rlhf-lab": ours_median, "TRL/HF": theirs_median, "rlhf-lab GFLOP/s": gflops,
                          "ratio": ours_median / theirs_median if theirs_median else None}
     if theirs_module:   # what a user of TRL gets without our fp32 / no-checkpointing settings
-        defaults = [theirs_module.trl_reward_pairs_per_sec(device=args.device, fp32=False, gradient_checkpointing=True)
+        defaults = [theirs_module.trl_reward_pairs_per_sec(device=args.device, precision="bf16", gradient_checkpointing=True)
                     ["pairs_per_sec"] for _ in range(args.repeats)]
         results[TRL_DEFAULTS] = statistics.median(defaults)
         print(f"{TRL_DEFAULTS:<34} {results[TRL_DEFAULTS]:.1f} pairs/s")
-        matmul = theirs_module.matmul_gflops(device=args.device)
+        matmul = theirs_module.matmul_gflops(**theirs_kwargs)
         results["matmul GFLOP/s"] = matmul
         peak = max(matmul.values())
         for name in STAGES:
@@ -66,6 +75,8 @@ def main(argv=None) -> dict:
             theirs = f"{r['TRL/HF']:.1f}" if r["TRL/HF"] else "n/a"
             print(f"{name:<34} rlhf-lab {r['rlhf-lab']:>9.1f}   TRL/HF {theirs:>9}   ratio {ratio}   "
                   f"{r['rlhf-lab GFLOP/s']:.1f} GFLOP/s")
+    results["settings"] = {**vars(args), "torch": torch.__version__,
+                           "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"results: {args.out}")

@@ -120,8 +120,8 @@ class StepClock(TrainerCallback):
 
 
 def trl_reward_pairs_per_sec(device="cpu", n_pairs=None, batch_size=32, min_len=60, max_len=200,
-                             steps=20, warmup=3, fp32=True, gradient_checkpointing=False, seed=0) -> dict:
-    """RewardTrainer on random-byte pairs; TRL's defaults are fp32=False + gradient_checkpointing=True."""
+                             steps=20, warmup=3, precision="fp32", gradient_checkpointing=False, seed=0) -> dict:
+    """RewardTrainer on random-byte pairs; TRL's defaults are bf16 + gradient_checkpointing=True."""
     from trl import RewardConfig, RewardTrainer
 
     set_seed(seed)
@@ -133,7 +133,7 @@ def trl_reward_pairs_per_sec(device="cpu", n_pairs=None, batch_size=32, min_len=
     clock = StepClock(device)
     with tempfile.TemporaryDirectory() as out:
         args = RewardConfig(output_dir=out, per_device_train_batch_size=batch_size, max_steps=warmup + steps,
-                            bf16=not fp32, gradient_checkpointing=gradient_checkpointing,
+                            bf16=precision == "bf16", gradient_checkpointing=gradient_checkpointing,
                             use_cpu=device == "cpu", seed=seed, save_strategy="no", logging_strategy="no",
                             report_to="none", disable_tqdm=True, dataloader_num_workers=0)
         trainer = RewardTrainer(model=model, args=args, train_dataset=data,
@@ -141,7 +141,7 @@ def trl_reward_pairs_per_sec(device="cpu", n_pairs=None, batch_size=32, min_len=
         trainer.train()
     pairs_per_sec, sec_per_step = clock.rate(batch_size, warmup)
     return {"pairs_per_sec": pairs_per_sec, "sec_per_step": sec_per_step, "timed_steps": steps,
-            "bf16": not fp32, "gradient_checkpointing": gradient_checkpointing}
+            "precision": precision, "gradient_checkpointing": gradient_checkpointing}
 
 
 def _ppo_models(seed: int):
@@ -156,7 +156,7 @@ def _ppo_models(seed: int):
 
 
 def trl_ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_epochs=4,
-                             num_mini_batches=1, iterations=8, warmup=2, seed=0) -> dict:
+                             num_mini_batches=1, iterations=8, warmup=2, seed=0, precision="fp32") -> dict:
     """PPOTrainer, one iteration = rollout of `batch_size` prompts + `ppo_epochs` update epochs.
 
     TRL sets batch = per_device_train_batch_size * gradient_accumulation_steps and wraps every
@@ -175,7 +175,7 @@ def trl_ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, pp
                          num_ppo_epochs=ppo_epochs, total_episodes=batch_size * (warmup + iterations),
                          response_length=response_length, local_rollout_forward_batch_size=batch_size,
                          num_sample_generations=0, missing_eos_penalty=None, stop_token=None,
-                         bf16=False, gradient_checkpointing=False, use_cpu=device == "cpu", seed=seed,
+                         bf16=precision == "bf16", gradient_checkpointing=False, use_cpu=device == "cpu", seed=seed,
                          save_strategy="no", report_to="none", disable_tqdm=True)
         trainer = PPOTrainer(args=args, processing_class=byte_tokenizer(), model=policy, ref_model=ref,
                              reward_model=reward, value_model=value, train_dataset=prompts,
@@ -187,7 +187,7 @@ def trl_ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, pp
 
 
 def hf_generate_tokens_per_sec(device="cpu", batch_size=32, new_tokens=32, prompt_len=64,
-                               repeats=5, seed=0) -> dict:
+                               repeats=5, seed=0, precision="fp32") -> dict:
     """Sampling with the KV cache; min_new_tokens pins every sequence to `new_tokens` tokens."""
     set_seed(seed)
     model = GPT2LMHeadModel(gpt2_config()).to(device).eval()
@@ -195,7 +195,7 @@ def hf_generate_tokens_per_sec(device="cpu", batch_size=32, new_tokens=32, promp
     kwargs = dict(attention_mask=torch.ones_like(prompts), do_sample=True, use_cache=True, top_k=0,
                   max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=PAD)
     seconds = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=precision == "bf16"):
         model.generate(prompts, **kwargs)  # warm-up, untimed
         for _ in range(repeats):
             sync(device)
@@ -217,11 +217,11 @@ def _time_matmul(a, b, iters: int, device: str) -> float:
     return time.perf_counter() - start
 
 
-def matmul_gflops(shapes=MODEL_SHAPES, device="cpu", repeats=5, min_seconds=0.2) -> dict:
-    """fp32 GFLOP/s (2*M*K*N per matmul), median over repeats of loops lasting about min_seconds."""
-    figures = {}
+def matmul_gflops(shapes=MODEL_SHAPES, device="cpu", repeats=5, min_seconds=0.2, precision="fp32") -> dict:
+    """GFLOP/s (2*M*K*N per matmul) in fp32 or bf16, median over repeats of loops lasting about min_seconds."""
+    figures, dtype = {}, torch.bfloat16 if precision == "bf16" else torch.float32
     for name, (m, k, n) in shapes.items():
-        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+        a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
         once = max(_time_matmul(a, b, 3, device) / 3, 1e-7)  # also the warm-up
         iters = max(1, int(min_seconds / once))
         runs = [_time_matmul(a, b, iters, device) for _ in range(repeats)]
@@ -284,7 +284,7 @@ def main(argv=None) -> None:
     runs = [
         ("trl reward fp32", "pairs/s", trl_reward_pairs_per_sec, "pairs_per_sec", dict(steps=rm_steps)),
         ("trl reward bf16+ckpt", "pairs/s", trl_reward_pairs_per_sec, "pairs_per_sec",
-         dict(steps=rm_steps, fp32=False, gradient_checkpointing=True)),
+         dict(steps=rm_steps, precision="bf16", gradient_checkpointing=True)),
         ("trl ppo fp32", "episodes/s", trl_ppo_episodes_per_sec, "episodes_per_sec", dict(iterations=ppo_iters)),
         ("hf generate", "new tokens/s", hf_generate_tokens_per_sec, "new_tokens_per_sec", {}),
     ]
