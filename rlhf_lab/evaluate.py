@@ -184,7 +184,8 @@ class EvalConfig:
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
     world_seed: int = 0             # the world whose held-out prompts are used
     split: str = "heldout_prompt"   # held-out prompts: "heldout_prompt" | "heldout_template" | "heldout_fact"
-    prompts: int = 500              # how many held-out prompts (one sample each per model)
+    prompts: int = 500              # how many held-out prompts, at most (the default split has 137)
+    samples_per_prompt: int = 4     # answers per prompt from each model; comparison j pairs answer j of each
     max_new_tokens: int = 192       # response length limit, bytes
     shown: int = 12                 # side-by-side samples in report.md
     seed: int = 0                   # sampling seed (the same for both models)
@@ -192,13 +193,13 @@ class EvalConfig:
     precision: str = "fp32"         # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
 
 
-def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> float:
-    """Gold win rate of the policy over SFT, one sample each per prompt, ties half."""
-    wins = 0.0
-    for p, a, b in zip(prompts, policy_texts, sft_texts):
-        ga, gb = world.gold(p, a), world.gold(p, b)
-        wins += 1.0 if ga > gb else 0.5 if ga == gb else 0.0
-    return wins / len(prompts)
+def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> tuple[float, float]:
+    """Gold win rate of the policy over SFT, one sample each per comparison, ties half,
+    and its standard error (the outcomes' standard deviation over √comparisons)."""
+    outcomes = torch.tensor([1.0 if ga > gb else 0.5 if ga == gb else 0.0
+                             for ga, gb in ((world.gold(p, a), world.gold(p, b))
+                                            for p, a, b in zip(prompts, policy_texts, sft_texts))])
+    return outcomes.mean().item(), (outcomes.std() / len(outcomes) ** 0.5).item()
 
 
 @torch.no_grad()
@@ -240,21 +241,23 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     from rlhf_lab.run import load_model
 
     world = World(WorldConfig(seed=cfg.world_seed))
-    prompts = world.prompts(cfg.split)[:cfg.prompts]
+    prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(cfg.samples_per_prompt)]
     sft, policy = load_model(cfg.sft, device).eval(), load_model(cfg.policy, device).eval()
     reward_model = load_reward_model(cfg.rm, device).eval()
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)
     texts = {name: sample_texts(m, prompts, sampling, seed=cfg.seed) for name, m in (("sft", sft), ("policy", policy))}
-    metrics = {"gold_win_rate_vs_sft": win_rate(world, prompts, texts["policy"], texts["sft"]),
+    wins, se = win_rate(world, prompts, texts["policy"], texts["sft"])
+    metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se,
                "kl_to_ref": kl_per_response(policy, sft, prompts, texts["policy"], device),
-               "prompts": len(prompts), "split": cfg.split}
+               "prompts": len(prompts) // cfg.samples_per_prompt, "comparisons": len(prompts), "split": cfg.split}
     for name, responses in texts.items():
         judged = judge_texts(world, prompts, responses)
         metrics.update({f"gold_mean_{name}": judged["gold_mean"],
                         f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
                         f"mean_len_{name}": judged["mean_len"], f"well_formed_rate_{name}": judged["well_formed_rate"],
                         f"style_mix_{name}": judged["style_mix"]})
-    return metrics, [(p, texts["sft"][i], texts["policy"][i]) for i, p in enumerate(prompts[:cfg.shown])]
+    first = range(0, len(prompts), cfg.samples_per_prompt)                   # each prompt's first answers
+    return metrics, [(prompts[i], texts["sft"][i], texts["policy"][i]) for i in first[:cfg.shown]]
 
 
 def markdown_report(metrics: dict, samples: list, world: World) -> str:
@@ -263,13 +266,15 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
         return text.replace("|", "\\|").replace("\n", "⏎")
 
     lines = ["# SFT versus the RLHF policy", "",
-             f"{metrics['prompts']} held-out prompts ({metrics['split']}), one sample each, judged by the gold judge.",
+             f"{metrics['prompts']} held-out prompts ({metrics['split']}), {metrics['comparisons']} comparisons of "
+             "one answer from each model, judged by the gold judge.",
              "", "| figure | SFT | policy |", "|---|---|---|"]
     for key in ("gold_mean", "proxy_mean", "mean_len", "well_formed_rate"):
         lines.append(f"| {key} | {metrics[key + '_sft']:.3f} | {metrics[key + '_policy']:.3f} |")
     for style in STYLES:
         lines.append(f"| share {style} | {metrics['style_mix_sft'][style]:.3f} | {metrics['style_mix_policy'][style]:.3f} |")
-    lines += ["", f"Gold win rate of the policy over SFT: **{metrics['gold_win_rate_vs_sft']:.3f}** (ties count half). "
+    lines += ["", f"Gold win rate of the policy over SFT: **{metrics['gold_win_rate_vs_sft']:.3f}** "
+              f"± {metrics['gold_win_rate_se']:.3f} (standard error; ties count half). "
               f"KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} nats per response**.", "",
               "| prompt | SFT (gold) | policy (gold) |", "|---|---|---|"]
     for prompt, a, b in samples:

@@ -44,7 +44,7 @@ def stage_configs(cfg: PipelineConfig):
         stages = (replace(s, steps=60, examples=500, eval_every=30, eval_samples=64),
                   replace(r, pairs=4200, batch_size=8, epochs=1, norm_samples=64, heldout_pairs=100),
                   replace(p, iterations=10, batch_size=32, minibatch_size=16, eval_every=5),
-                  replace(e, shown=4))
+                  replace(e, shown=4, samples_per_prompt=1))
     return stages
 
 
@@ -62,7 +62,8 @@ def main(cfg: PipelineConfig) -> dict:
     write_json(Path(cfg.out) / "metrics.json", summary)
     report = (Path(cfg.out) / "eval" / "report.md").read_text()
     write_text(Path(cfg.out) / "report.md", report)
-    status(f"pipeline done: gold win rate {eval_metrics['gold_win_rate_vs_sft']:.3f}, "
+    status(f"pipeline done: gold win rate {eval_metrics['gold_win_rate_vs_sft']:.3f} "
+           f"± {eval_metrics['gold_win_rate_se']:.3f}, "
            f"gold {eval_metrics['gold_mean_sft']:.3f} → {eval_metrics['gold_mean_policy']:.3f}\n"
            f"report: {Path(cfg.out) / 'report.md'}")
     return summary

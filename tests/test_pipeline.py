@@ -107,3 +107,14 @@ def test_default_pipeline_improves_gold_with_the_proxy(tmp_path):
     assert summary["gold_mean_policy"] > summary["gold_mean_sft"]
     assert summary["style_mix_policy"]["ideal"] > summary["style_mix_sft"]["ideal"] + 0.1
     assert summary["gold_win_rate_vs_sft"] > 0.5
+
+
+def test_win_rate_counts_ties_half_with_its_standard_error():
+    from types import SimpleNamespace
+    from rlhf_lab.evaluate import win_rate
+    gold = {"good": 1.0, "bad": 0.0, "same": 0.5}
+    world = SimpleNamespace(gold=lambda prompt, response: gold[response])
+    policy, sft = ["good", "same", "bad", "good"], ["bad", "same", "good", "same"]
+    rate, se = win_rate(world, ["q"] * 4, policy, sft)             # outcomes 1, 0.5, 0, 1
+    assert rate == pytest.approx(2.5 / 4)
+    assert se == pytest.approx(torch.tensor([1, 0.5, 0, 1]).std().item() / 2)

@@ -173,6 +173,7 @@ def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy 
                  by_size: bool = True) -> dict:
     """Table, plot and the peak of each proxy; by_size: the proxies differ in training-set
     size, ascending, and the finding says whether the peak moves with it."""
+    out.mkdir(parents=True, exist_ok=True)
     report = Report(title, out, {str(k): v for k, v in results.items()})
     plot(results, out / "overoptimization.png", title)
     rows = []
