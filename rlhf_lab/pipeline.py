@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sft
-from rlhf_lab.run import SHIPPED_SFT, check_choice, status, write_json, write_text
+from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, check_choice, status, write_json, write_text
 
 PRESETS = ("default", "tiny")
 
@@ -24,7 +24,7 @@ class PipelineConfig:
     world_seed: int = 0              # the assistant world
     device: str = "auto"             # "auto" | "cpu" | "cuda"
     precision: str = "fp32"          # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
-    compile: bool = False            # torch.compile the transformer blocks (a GPU gains most)
+    compile: bool = False            # torch.compile the blocks (slower at width 128, see README)
 
 
 def stage_configs(cfg: PipelineConfig):
@@ -50,6 +50,7 @@ def stage_configs(cfg: PipelineConfig):
 
 def main(cfg: PipelineConfig) -> dict:
     check_choice("preset", cfg.preset, PRESETS)
+    check_choice("precision", cfg.precision, PRECISIONS)
     sft_cfg, rm_cfg, ppo_cfg, eval_cfg = stage_configs(cfg)
     if cfg.from_scratch:
         sft.main(sft_cfg)

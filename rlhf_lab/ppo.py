@@ -28,8 +28,10 @@ from rlhf_lab import distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, length_chunks, rollout
-from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model, pick_device, progress, resume_step, save_model, \
-    save_train_state, seed_everything, status, write_json
+from rlhf_lab.run import (
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model,
+    pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
+    write_json)
 from rlhf_lab.world import World, WorldConfig
 
 RewardFn = Callable[[Rollout], Tensor]   # a rollout of B responses → (B,) scores
@@ -65,11 +67,12 @@ class PPOConfig:
     seed: int = 0                    # prompt order, sampling, init
     device: str = "auto"             # "auto" | "cpu" | "cuda"
     precision: str = "fp32"          # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
-    compile: bool = False            # torch.compile the transformer blocks (a GPU gains most)
+    compile: bool = False            # torch.compile the blocks (slower at width 128, see README)
     resume: bool = True              # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:
         check_choice("advantage", self.advantage, ("gae", "baseline"))
+        check_choice("precision", self.precision, PRECISIONS)
         if self.batch_size % self.minibatch_size:
             raise ConfigError("--batch-size must be a multiple of --minibatch-size")
 

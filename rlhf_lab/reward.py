@@ -24,8 +24,10 @@ from torch import Tensor, nn
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
-from rlhf_lab.run import SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model, pick_device, progress, resume_step, \
-    save_tensors, save_train_state, seed_everything, status, tensor_metadata
+from rlhf_lab.run import (
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model,
+    pick_device, progress, resume_step, save_tensors, save_train_state, seed_everything, status,
+    tensor_metadata)
 from rlhf_lab.world import STYLES, World, WorldConfig
 
 POOLINGS = ("last", "mean")
@@ -233,11 +235,12 @@ class RewardConfig:
     seed: int = 0                   # init, data order, sampling
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     precision: str = "fp32"         # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
-    compile: bool = False           # torch.compile the transformer blocks (a GPU gains most)
+    compile: bool = False           # torch.compile the blocks (slower at width 128, see README)
     resume: bool = True             # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:
         check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("precision", self.precision, PRECISIONS)
         check_choice("on_invalid", self.on_invalid, ("error", "skip"))
         check_choice("overflow", self.overflow, ("error", "skip", "truncate"))
         if not 2 <= self.responses_per_prompt <= len(STYLES):

@@ -16,8 +16,9 @@ from torch import Tensor
 
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
-from rlhf_lab.run import Run, autocast, compile_if, pick_device, progress, resume_step, save_model, save_train_state, \
-    seed_everything, status
+from rlhf_lab.run import (
+    PRECISIONS, Run, autocast, check_choice, compile_if, pick_device, progress, resume_step, save_model,
+    save_train_state, seed_everything, status)
 from rlhf_lab.world import World, WorldConfig, ideal_mix
 
 
@@ -47,7 +48,7 @@ class SFTConfig:
     seed: int = 0                  # init, batch order and sampling
     device: str = "auto"           # "auto" | "cpu" | "cuda"
     precision: str = "fp32"        # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
-    compile: bool = False          # torch.compile the transformer blocks (a GPU gains most)
+    compile: bool = False          # torch.compile the blocks (slower at width 128, see README)
     resume: bool = True            # continue from out/train_state.safetensors if present
 
     def gpt_config(self) -> GPTConfig:
@@ -121,6 +122,7 @@ def world_for(cfg: SFTConfig) -> World:
 
 def train_sft(cfg: SFTConfig) -> dict:
     """Train, evaluate and save; returns the final metrics (also in out/metrics.json)."""
+    check_choice("precision", cfg.precision, PRECISIONS)
     device = pick_device(cfg.device)
     distributed.init(device)
     seed_everything(cfg.seed)

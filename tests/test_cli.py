@@ -26,6 +26,14 @@ def test_unknown_flag_is_an_error(capsys):
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["sft", "train-rm", "ppo", "pipeline"])
+def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp_path, capsys, command):
+    code = cli.main([command, "--precision", "fp16", "--out", str(tmp_path / "run"), "--device", "cpu"])
+    assert code == 2
+    assert "--precision must be one of fp32, bf16" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_data_file_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     bad = tmp_path / "pairs.jsonl"
     bad.write_text(json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b"}) + "\n{broken\n")
