@@ -190,7 +190,7 @@ class EvalConfig:
     shown: int = 12                 # side-by-side samples in report.md
     seed: int = 0                   # sampling seed (the same for both models)
     device: str = "auto"            # "auto" | "cpu" | "cuda"
-    precision: str = "fp32"         # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    precision: str = "fp32"         # "fp32" | "bf16" autocast (for wide models; slower at width 128)
 
 
 def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> tuple[float, float]:

@@ -23,7 +23,7 @@ class PipelineConfig:
     seed: int = 0                    # every stage's seed
     world_seed: int = 0              # the assistant world
     device: str = "auto"             # "auto" | "cpu" | "cuda"
-    precision: str = "fp32"          # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    precision: str = "fp32"          # "fp32" | "bf16" autocast (for wide models; slower at width 128)
     compile: bool = False            # torch.compile the blocks (slower at width 128, see README)
 
 

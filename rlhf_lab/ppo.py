@@ -66,7 +66,7 @@ class PPOConfig:
     eval_every: int = 10             # iterations between progress lines
     seed: int = 0                    # prompt order, sampling, init
     device: str = "auto"             # "auto" | "cpu" | "cuda"
-    precision: str = "fp32"          # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    precision: str = "fp32"          # "fp32" | "bf16" autocast (for wide models; slower at width 128)
     compile: bool = False            # torch.compile the blocks (slower at width 128, see README)
     resume: bool = True              # continue from out/train_state.safetensors if present
 

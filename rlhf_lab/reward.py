@@ -234,7 +234,7 @@ class RewardConfig:
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
     seed: int = 0                   # init, data order, sampling
     device: str = "auto"            # "auto" | "cpu" | "cuda"
-    precision: str = "fp32"         # "fp32" | "bf16" (autocast: pays on a GPU for wide models)
+    precision: str = "fp32"         # "fp32" | "bf16" autocast (for wide models; slower at width 128)
     compile: bool = False           # torch.compile the blocks (slower at width 128, see README)
     resume: bool = True             # continue from out/train_state.safetensors if present
 
