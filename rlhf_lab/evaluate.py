@@ -229,7 +229,7 @@ def proxy_scores(reward_model, prompts: list[str], responses: list[str], device)
 
 def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:
     """SFT and the policy answer the same held-out prompts; the gold judge decides."""
-    from rlhf_lab.run import autocast, load_model, pick_device
+    from rlhf_lab.run import autocast, pick_device
 
     device = pick_device(cfg.device)
     with autocast(device, cfg.precision):

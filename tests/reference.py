@@ -3,8 +3,10 @@ import torch
 
 from rlhf_lab import optim, tokenizer
 from rlhf_lab.data import PreferencePair
-from rlhf_lab.model import NEVER_SAMPLED, SamplingConfig, generate
+from rlhf_lab.model import NEVER_SAMPLED, GPTConfig, SamplingConfig, generate
 from rlhf_lab.reward import bradley_terry_loss, pair_rewards
+
+TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)   # the tests' model: trains in ms
 
 
 def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15, texts=("capital?", "2+2")):

@@ -6,12 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_lab import hf, run, tokenizer
-from rlhf_lab.model import GPTConfig, positions_from_mask, token_logprobs
+from rlhf_lab.model import positions_from_mask, token_logprobs
 from rlhf_lab.data import PreferencePair
 from rlhf_lab.reward import RewardModel, bradley_terry_loss, pair_rewards
-from reference import assert_cached_greedy_equals_uncached, assert_one_step_trains_all_but
+from reference import TINY, assert_cached_greedy_equals_uncached, assert_one_step_trains_all_but
 
-TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 
 
 @pytest.fixture

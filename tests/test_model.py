@@ -3,10 +3,9 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_lab import tokenizer
-from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, filter_logits, generate, token_logprobs
-from reference import assert_cached_greedy_equals_uncached
+from rlhf_lab.model import MiniGPT, SamplingConfig, filter_logits, generate, token_logprobs
+from reference import TINY, assert_cached_greedy_equals_uncached
 
-TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 
 
 @pytest.fixture
@@ -80,7 +79,7 @@ def test_top_k_and_top_p_keep_only_the_head_of_the_distribution():
 def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_encoded():
     from rlhf_lab.rollout import encode_prompts
     torch.manual_seed(0)                                           # an untrained model, sampled to the limit
-    model = MiniGPT(GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64))
+    model = MiniGPT(TINY)
     prompts, mask = encode_prompts(["x" * 50], "cpu")          # BOS + 50 + SEP = 52 of 64 positions
     responses, _ = generate(model, prompts, mask, SamplingConfig(max_new_tokens=100))
     assert prompts.shape[1] + responses.shape[1] + 1 == 64

@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from rlhf_lab import optim, pipeline
-from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, compile_blocks, generate, token_logprobs
+from rlhf_lab.model import MiniGPT, SamplingConfig, compile_blocks, generate, token_logprobs
 from rlhf_lab.reward import RewardModel
 from rlhf_lab.run import ConfigError, autocast, read_json
-from reference import assert_cached_greedy_equals_uncached
+from reference import TINY, assert_cached_greedy_equals_uncached
 
-TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 CPU = torch.device("cpu")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -5,14 +5,13 @@ import torch
 
 from rlhf_lab import optim, tokenizer
 from rlhf_lab.data import PreferencePair
-from rlhf_lab.model import GPTConfig, MiniGPT, token_logprobs
+from rlhf_lab.model import MiniGPT, token_logprobs
 from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, group_pairs,
                              load_reward_model, pair_rewards, pool, save_reward_model, score_pairs)
 from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy, reward_report
 from rlhf_lab.world import World
-from reference import assert_one_step_trains_all_but
+from reference import TINY, assert_one_step_trains_all_but
 
-TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)
 
 
 def tiny_reward_model(seed=0, pooling="last", likelihood_weight=0.0):
