@@ -211,7 +211,8 @@ def kl_per_response(policy: CausalLM, reference: CausalLM, prompts: list[str], r
 
     total = 0.0
     for i in range(0, len(prompts), batch_size):
-        tokens, mask, start = encode_responses(prompts[i:i + batch_size], responses[i:i + batch_size], device)
+        tokens, mask, start = encode_responses(prompts[i:i + batch_size], responses[i:i + batch_size], device,
+                                               policy.config.context_len)
         first = int(start.min())
         lp, _ = token_logprobs(policy, tokens, mask, first)
         ref, _ = token_logprobs(reference, tokens, mask, first)
@@ -224,7 +225,7 @@ def proxy_scores(reward_model, prompts: list[str], responses: list[str], device)
     from rlhf_lab.reward import score_texts
 
     with torch.no_grad():
-        return score_texts(reward_model.score, prompts, responses, device).cpu()
+        return score_texts(reward_model.score, prompts, responses, device, reward_model.config.context_len).cpu()
 
 
 def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:

@@ -139,9 +139,16 @@ def bradley_terry_loss(chosen: Tensor, rejected: Tensor) -> Tensor:
     return -F.logsigmoid(chosen - rejected).mean()
 
 
-def encode_responses(prompts: list[str], responses: list[str], device) -> tuple[Tensor, Tensor, Tensor]:
-    """Right-padded BOS prompt SEP response EOS rows: tokens, mask (B, T), response_start (B,)."""
+def encode_responses(prompts: list[str], responses: list[str], device,
+                     max_len: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Right-padded BOS prompt SEP response EOS rows: tokens, mask (B, T), response_start (B,).
+
+    max_len (the model's context): longer rows lose the end of their response, EOS kept.
+    A sampled response fits the context as tokens, but its text can outgrow it: each byte
+    of broken UTF-8 decodes to U+FFFD, three bytes when encoded again."""
     pairs = [tokenizer.encode_pair(p, r) for p, r in zip(prompts, responses)]
+    if max_len is not None:
+        pairs = [(t if len(t) <= max_len else t[:max_len - 1] + [tokenizer.EOS], s) for t, s in pairs]
     tokens, mask = tokenizer.right_pad([t for t, _ in pairs])
     start = torch.tensor([s for _, s in pairs])
     return tokens.to(device), mask.to(device), start.to(device)
@@ -150,7 +157,7 @@ def encode_responses(prompts: list[str], responses: list[str], device) -> tuple[
 CHUNK_TOKENS = 4096   # padded tokens per forward pass when scoring rows sorted by length
 
 
-def score_texts(score_fn, prompts: list[str], responses: list[str], device,
+def score_texts(score_fn, prompts: list[str], responses: list[str], device, max_len: int | None = None,
                 chunk_tokens: int | None = None) -> Tensor:
     """Scores (N,) of (prompt, response) rows, in chunks of rows of similar length.
 
@@ -158,8 +165,9 @@ def score_texts(score_fn, prompts: list[str], responses: list[str], device,
     positions; rows grouped by rollout.length_chunks (at most `chunk_tokens` padded
     tokens each, rollout.chunk_budget by default) skip most of that, with the same
     scores and gradients.
-    score_fn: a RewardModel (raw, for training) or its .score (normalised)."""
-    tokens, mask, start = encode_responses(prompts, responses, "cpu")                 # (N, T) right-padded
+    score_fn: a RewardModel (raw, for training) or its .score (normalised); max_len: as in
+    encode_responses, for sampled texts."""
+    tokens, mask, start = encode_responses(prompts, responses, "cpu", max_len)        # (N, T) right-padded
     scores, order = [], []
     budget = chunk_tokens or chunk_budget(device, CHUNK_TOKENS)
     for rows, _, end in length_chunks(mask, budget):                                 # right padding: first is 0
@@ -326,7 +334,7 @@ def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: i
     prompts = prompts[:n]
     responses = sample_texts(sft_policy, prompts, SamplingConfig(), seed=seed)
     model.eval()
-    raw = score_texts(model, prompts, responses, device)
+    raw = score_texts(model, prompts, responses, device, model.config.context_len)
     model.offset.fill_(raw.mean().item())
     model.scale.fill_(raw.std().clamp(min=1e-6).item())
     model.train()

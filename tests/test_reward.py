@@ -184,3 +184,25 @@ def test_scoring_in_length_chunks_matches_one_padded_batch():
         whole = model(*encode_responses(prompts, responses, "cpu"))
         chunked = score_texts(model, prompts, responses, "cpu", chunk_tokens=60)
     assert torch.allclose(chunked, whole, atol=1e-5)
+
+
+def test_sampled_broken_utf8_is_scored_within_the_context():
+    """A response that filled the context as sampled bytes decodes to U+FFFD per broken byte,
+    three bytes each when encoded again: scoring cuts it back to the context, EOS kept."""
+    from rlhf_lab.reward import score_texts
+    from rlhf_lab.rollout import decode_responses
+    model = tiny_reward_model(likelihood_weight=1.0).eval()
+    prompt = "Q?"
+    room = TINY.context_len - len(tokenizer.encode_prompt(prompt)) - 1        # what generate() may sample
+    sampled = torch.full((1, room), 0xFF)                                       # never valid UTF-8
+    text = decode_responses(sampled, torch.ones_like(sampled, dtype=torch.bool))[0]
+    assert len(tokenizer.encode_pair(prompt, text)[0]) > TINY.context_len
+    tokens, mask, start = encode_responses([prompt], [text], "cpu", TINY.context_len)
+    assert tokens.shape[1] == TINY.context_len and tokens[0, -1] == tokenizer.EOS
+    assert tokens[0, int(start):-1].tolist() == tokenizer.encode(text)[:TINY.context_len - int(start) - 1]
+    with torch.no_grad():
+        score = score_texts(model, [prompt], [text], "cpu", TINY.context_len)
+        assert torch.allclose(score, model(tokens, mask, start))
+    fits = "short answer"
+    assert torch.equal(encode_responses([prompt], [fits], "cpu", TINY.context_len)[0],
+                       encode_responses([prompt], [fits], "cpu")[0])
