@@ -19,7 +19,7 @@ import torch
 from rlhf_lab import optim
 from rlhf_lab.data import PreferencePair
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, generate
-from rlhf_lab.ppo import PPOConfig, model_reward, ppo_update, score_batch
+from rlhf_lab.ppo import ActorCritic, PPOConfig, model_reward, ppo_update, score_batch
 from rlhf_lab.reward import RewardModel, bradley_terry_loss, pair_rewards
 from rlhf_lab.rollout import rollout
 from rlhf_lab.run import autocast, compile_if
@@ -100,6 +100,7 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
     generator = torch.Generator(device).manual_seed(seed)       # sampling, on the models' device
     shuffle = torch.Generator().manual_seed(seed)                # minibatch order, on the CPU
     reward_fn = model_reward(reward.eval())
+    actor_critic = ActorCritic(policy, value)
     with torch.no_grad():
         policy.token_embedding.weight[257] -= 100.0    # no EOS: fixed-length responses
 
@@ -107,7 +108,7 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
         prompts = [random_text(rng, 22, 62) for _ in range(batch_size)]
         r = rollout(policy, prompts, sampling, generator)
         batch = score_batch(policy, reference, value, reward_fn, r, cfg, 0.02, 0.0)
-        ppo_update(policy, value, optimizer, batch, cfg, shuffle)
+        ppo_update(actor_critic, optimizer, batch, cfg, shuffle)
     rate = _median_rate(step, batch_size, iterations, warmup, device, precision)
     total = 44 + response_length
     tokens = batch_size * total

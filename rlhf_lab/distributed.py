@@ -1,8 +1,9 @@
 """torchrun / DDP at the edge of the library (the core loops are single-process).
 
-`torchrun --nproc_per_node N -m rlhf_lab.cli sft ...` sets RANK/WORLD_SIZE; `init()`
-then joins the process group and every stage shards its data with `shard()`,
-averages gradients through DistributedDataParallel, and prints from rank 0 only.
+`torchrun --nproc_per_node N -m rlhf_lab.cli sft ...` (or train-rm, ppo) sets
+RANK/WORLD_SIZE; `init()` then joins the process group and every stage shards its
+data with `shard()`, averages gradients through DistributedDataParallel (`wrap()`),
+and prints and writes its run directory from rank 0 only.
 Nothing here is imported by the math.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlhf_lab import distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
@@ -234,22 +234,38 @@ def score_batch(policy: CausalLM, reference: CausalLM, value_model: RewardModel,
     return Batch(r, old_logprobs, ref_logprobs, values, scores, kl, entropy, advantages, returns)
 
 
-def ppo_update(policy: CausalLM, value_model: RewardModel, optimizer, batch: Batch, cfg: PPOConfig,
+class ActorCritic(nn.Module):
+    """The two networks PPO trains, as one module: its forward gives the policy's log-probs
+    and the critic's values on a rollout's response tokens, (B, N) each. One module with
+    one forward per backward is what DistributedDataParallel needs to average both
+    networks' gradients under torchrun (distributed.wrap)."""
+
+    def __init__(self, policy: CausalLM, value_model: RewardModel):
+        super().__init__()
+        self.policy, self.value_model = policy, value_model
+
+    def forward(self, r: Rollout) -> tuple[Tensor, Tensor]:
+        logprobs, _ = by_length(partial(token_logprobs, self.policy), r)                 # (B, N)
+        values, = by_length(partial(response_values, self.value_model), r)               # (B, N)
+        return logprobs, values
+
+
+def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, cfg: PPOConfig,
                generator: torch.Generator) -> dict[str, float]:
-    """cfg.ppo_epochs passes over the batch in shuffled minibatches (D2)."""
+    """cfg.ppo_epochs passes over the batch in shuffled minibatches (D2).
+    actor_critic: an ActorCritic, or one wrapped by distributed.wrap."""
     r, stats = batch.rollout, []
     for _ in range(cfg.ppo_epochs):
         for mb in torch.randperm(len(r.prompts), generator=generator).split(cfg.minibatch_size):
             mb = mb.to(r.tokens.device)
             sub = Rollout([], [], r.tokens[mb], r.mask[mb], r.response_mask[mb], r.prompt_len)
             mask = sub.response_mask
-            logprobs, _ = by_length(partial(token_logprobs, policy), sub)                # (b, N)
-            values, = by_length(partial(response_values, value_model), sub)
+            logprobs, values = actor_critic(sub)                                         # (b, N) each
             pg_loss, clipfrac = ppo_policy_loss(logprobs, batch.old_logprobs[mb], batch.advantages[mb],
                                                 mask, cfg.clip_eps)
             vf_loss = value_loss(values, batch.old_values[mb], batch.returns[mb], mask, cfg.value_clip)
             (pg_loss + cfg.vf_coef * vf_loss).backward()
-            optim.clip_and_step(optimizer, [policy, value_model], cfg.grad_clip)
+            optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip)
             approx_kl = 0.5 * masked_mean((logprobs.detach() - batch.old_logprobs[mb]) ** 2, mask)
             stats.append((pg_loss.item(), vf_loss.item(), clipfrac.item(), approx_kl.item()))
     names = ("ppo/policy_loss", "ppo/value_loss", "ppo/clipfrac", "ppo/approxkl")
@@ -319,6 +335,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: 
     """Iterations start..cfg.iterations; returns the last rollout (None if there was none)."""
     policy, reference, value_model, reward_fn = models
     modules, r = {"policy": policy, "value": value_model}, None
+    actor_critic = distributed.wrap(ActorCritic(policy, value_model))
     prompts = distributed.shard(world.prompts("train"))
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
@@ -327,8 +344,9 @@ def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: 
         batch_prompts = [prompts[i] for i in torch.randint(len(prompts), (cfg.batch_size,), generator=generator)]
         r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
         batch = score_batch(policy, reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
-        stats = {**batch_stats(batch, world), **ppo_update(policy, value_model, optimizer, batch, cfg, generator)}
-        baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * batch.scores.mean().item()
+        stats = {**batch_stats(batch, world), **ppo_update(actor_critic, optimizer, batch, cfg, generator)}
+        stats = {k: distributed.all_mean(v) for k, v in stats.items()}   # β and baseline agree on every rank
+        baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * stats["ppo/score"]
         stats.update({"ppo/kl_coef": kl_ctl.value, "ppo/baseline": baseline,
                       "ms_per_iteration": 1000 * (time.perf_counter() - tick)})
         kl_ctl.update(stats["ppo/kl"], cfg.batch_size)

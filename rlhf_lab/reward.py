@@ -322,7 +322,8 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], h
             run.log(member * total + step + 1, metrics)
             status(f"{prefix} epoch {epoch + 1}/{cfg.epochs} | " + " | ".join(
                 f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if k != "ms_per_step") + f" | {ms:.0f} ms/it")
-            save_train_state(run.path / state, {"model": model}, optimizer, step + 1)
+            if distributed.is_main():
+                save_train_state(run.path / state, {"model": model}, optimizer, step + 1)
             tick = time.perf_counter()
     bar.close()
     return model

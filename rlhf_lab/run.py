@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file, safe_open
 from torch import nn
 
+from rlhf_lab import distributed
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, compile_blocks
 
 SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rlhf sft` with defaults
@@ -133,6 +134,7 @@ class Run:
 
     With cfg.resume and a train state present, the directory is continued (its
     config must match); otherwise it starts afresh and stale logs are removed.
+    Under torchrun every rank reads the directory and rank 0 alone writes it.
     """
 
     def __init__(self, out: str | Path, stage: str, cfg) -> None:
@@ -148,20 +150,23 @@ class Run:
                 changed = sorted(k for k in config if old.get(k) != config[k])
                 raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
                                   "pass --no-resume to start over or choose another --out")
-        else:
+        elif distributed.is_main():
             for stale in states + [self.path / "metrics.jsonl", self.path / "metrics.json"]:
                 stale.unlink(missing_ok=True)
-        write_json(self.path / "config.json", config)
+        if distributed.is_main():
+            write_json(self.path / "config.json", config)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Append one step's metrics; the file is opened per call so a kill loses nothing."""
+        if not distributed.is_main():
+            return
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
 
     def truncate_log(self, after_step: int) -> None:
         """Drop log lines past a resumed checkpoint, so the log matches the weights."""
         log = self.path / "metrics.jsonl"
-        if not log.exists():
+        if not log.exists() or not distributed.is_main():
             return
         keep = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= after_step]
         _atomic(log, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
@@ -172,7 +177,8 @@ class Run:
 
     def finish(self, metrics: dict) -> dict:
         metrics = {**metrics, "wall_seconds": round(time.perf_counter() - self.started, 2)}
-        write_json(self.path / "metrics.json", metrics)
+        if distributed.is_main():
+            write_json(self.path / "metrics.json", metrics)
         return metrics
 
 
@@ -249,7 +255,6 @@ def resume_step(run: Run, cfg, modules: dict[str, nn.Module], optimizer,
 
 def status(line: str) -> None:
     """One progress or result line on stdout (rank 0 only; see distributed.py)."""
-    from rlhf_lab import distributed
     if distributed.is_main():
         print(line, flush=True)
 
@@ -258,6 +263,5 @@ def progress(total: int, desc: str, initial: int = 0):
     """A tqdm bar on stderr; quiet when not attached to a terminal or not rank 0."""
     from tqdm.auto import tqdm
 
-    from rlhf_lab import distributed
     return tqdm(total=total, desc=desc, initial=initial, dynamic_ncols=True,
                 disable=not distributed.is_main() or not sys.stderr.isatty())
