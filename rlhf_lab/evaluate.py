@@ -15,8 +15,8 @@ from torch import Tensor
 
 from rlhf_lab.model import CausalLM, SamplingConfig
 from rlhf_lab.rollout import sample_texts
-from rlhf_lab.run import Run, SHIPPED_SFT
-from rlhf_lab.world import STYLES, World, WorldConfig
+from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_positive
+from rlhf_lab.world import SPLITS, STYLES, World, WorldConfig
 
 
 def judge_texts(world: World, prompts: list[str], responses: list[str]) -> dict:
@@ -192,6 +192,11 @@ class EvalConfig:
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     precision: str = "fp32"         # "fp32" | "bf16" autocast (for wide models; slower at width 128)
 
+    def validate(self) -> None:
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("split", self.split, SPLITS)
+        check_positive(self, "prompts", "samples_per_prompt", "max_new_tokens")
+
 
 def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> tuple[float, float]:
     """Gold win rate of the policy over SFT, one sample each per comparison, ties half,
@@ -232,6 +237,7 @@ def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:
     """SFT and the policy answer the same held-out prompts; the gold judge decides."""
     from rlhf_lab.run import autocast, pick_device
 
+    cfg.validate()
     device = pick_device(cfg.device)
     with autocast(device, cfg.precision):
         return judged_comparison(cfg, device)

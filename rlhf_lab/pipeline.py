@@ -52,6 +52,8 @@ def main(cfg: PipelineConfig) -> dict:
     check_choice("preset", cfg.preset, PRESETS)
     check_choice("precision", cfg.precision, PRECISIONS)
     sft_cfg, rm_cfg, ppo_cfg, eval_cfg = stage_configs(cfg)
+    for stage in (sft_cfg, rm_cfg, ppo_cfg, eval_cfg):   # a bad value stops now, not after SFT's minutes
+        stage.validate()
     if cfg.from_scratch:
         sft.main(sft_cfg)
     rm_metrics = reward.main(rm_cfg)

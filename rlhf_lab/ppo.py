@@ -29,8 +29,8 @@ from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, length_chunks, rollout
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model,
-    pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if,
+    load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
     write_json)
 from rlhf_lab.world import World, WorldConfig
 
@@ -73,8 +73,16 @@ class PPOConfig:
     def validate(self) -> None:
         check_choice("advantage", self.advantage, ("gae", "baseline"))
         check_choice("precision", self.precision, PRECISIONS)
+        check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
+                       "max_new_tokens", "temperature", "eval_every")
         if self.batch_size % self.minibatch_size:
             raise ConfigError("--batch-size must be a multiple of --minibatch-size")
+        check_range(self, "kl_coef", 0.0)     # β < 0 would pay the policy to leave the reference
+        check_range(self, "gamma", 0.0, 1.0)
+        check_range(self, "lam", 0.0, 1.0)
+        check_range(self, "baseline_decay", 0.0, 1.0)
+        if self.kl_target is not None:
+            check_positive(self, "kl_target", "kl_horizon")
 
 
 # ------------------------------------------------------------------ the math

@@ -25,8 +25,8 @@ from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, compile_if, load_model,
-    pick_device, progress, resume_step, save_tensors, save_train_state, seed_everything, status,
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if,
+    load_model, pick_device, progress, resume_step, save_tensors, save_train_state, seed_everything, status,
     tensor_metadata)
 from rlhf_lab.world import STYLES, World, WorldConfig
 
@@ -251,6 +251,8 @@ class RewardConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("on_invalid", self.on_invalid, ("error", "skip"))
         check_choice("overflow", self.overflow, ("error", "skip", "truncate"))
+        check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "norm_samples")
+        check_range(self, "label_temperature", 0.0)
         if not 2 <= self.responses_per_prompt <= len(STYLES):
             raise ConfigError(f"responses_per_prompt must be in 2..{len(STYLES)} (one answer per style), "
                               f"got {self.responses_per_prompt}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import sys
@@ -38,9 +39,26 @@ class ConfigError(ValueError):
     """A config value that cannot work, said in the flag's own words."""
 
 
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(f"{flag(name)} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_positive(cfg, *names: str) -> None:
+    """Counts, sizes and learning rates: zero or less is a mistake, not a setting."""
+    for name in names:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{flag(name)} must be positive; got {getattr(cfg, name)}")
+
+
+def check_range(cfg, name: str, low: float, high: float = math.inf) -> None:
+    if not low <= getattr(cfg, name) <= high:
+        bound = f"at least {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ConfigError(f"{flag(name)} must be {bound}; got {getattr(cfg, name)}")
 
 
 def _atomic(path: Path, write) -> None:
@@ -93,6 +111,10 @@ def seed_everything(seed: int) -> None:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_choice("device", name.split(":")[0], ("auto", "cpu", "cuda"))
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device here (torch {torch.__version__}); "
+                          "use --device cpu or auto")
     return torch.device(name)
 
 

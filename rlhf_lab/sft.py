@@ -17,7 +17,7 @@ from torch import Tensor
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
-    PRECISIONS, Run, autocast, check_choice, compile_if, pick_device, progress, resume_step, save_model,
+    PRECISIONS, Run, autocast, check_choice, check_positive, check_range, compile_if, pick_device, progress, resume_step, save_model,
     save_train_state, seed_everything, status)
 from rlhf_lab.world import World, WorldConfig, ideal_mix
 
@@ -50,6 +50,12 @@ class SFTConfig:
     precision: str = "fp32"        # "fp32" | "bf16" autocast (for wide models; slower at width 128)
     compile: bool = False          # torch.compile the blocks (slower at width 128, see README)
     resume: bool = True            # continue from out/train_state.safetensors if present
+
+    def validate(self) -> None:
+        check_choice("precision", self.precision, PRECISIONS)
+        check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
+                       "width", "n_layers", "n_heads", "ffn")
+        check_range(self, "ideal_share", 0.0, 1.0)
 
     def gpt_config(self) -> GPTConfig:
         return GPTConfig(context_len=self.context_len, width=self.width, n_layers=self.n_layers,
@@ -122,7 +128,7 @@ def world_for(cfg: SFTConfig) -> World:
 
 def train_sft(cfg: SFTConfig) -> dict:
     """Train, evaluate and save; returns the final metrics (also in out/metrics.json)."""
-    check_choice("precision", cfg.precision, PRECISIONS)
+    cfg.validate()
     device = pick_device(cfg.device)
     distributed.init(device)
     seed_everything(cfg.seed)

@@ -34,6 +34,29 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command, flags, message", [
+    ("sft", ["--steps", "0"], "--steps must be positive; got 0"),
+    ("train-rm", ["--epochs", "0"], "--epochs must be positive; got 0"),
+    ("ppo", ["--kl-coef", "-0.1"], "--kl-coef must be at least 0; got -0.1"),
+    ("ppo", ["--lam", "1.5"], "--lam must be in [0, 1]; got 1.5"),
+    ("pipeline", ["--kl-coef", "-1"], "--kl-coef must be at least 0"),
+    ("eval", ["--samples-per-prompt", "0"], "--samples-per-prompt must be positive"),
+])
+def test_an_impossible_value_is_refused_before_any_run_directory_is_written(tmp_path, capsys, command, flags,
+                                                                             message):
+    code = cli.main([command, *flags, "--out", str(tmp_path / "run"), "--device", "cpu"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_asking_for_cuda_without_one_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    code = cli.main(["sft", "--device", "cuda", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "--device cuda: no CUDA device here" in capsys.readouterr().err
+
+
 def test_bad_data_file_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     bad = tmp_path / "pairs.jsonl"
     bad.write_text(json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b"}) + "\n{broken\n")
