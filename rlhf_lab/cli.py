@@ -99,6 +99,7 @@ def build_parser(commands: dict = COMMANDS) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rlhf_lab import distributed
     from rlhf_lab.data import DataError
     from rlhf_lab.run import ConfigError
 
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ConfigError, FileNotFoundError) as e:
         print(f"rlhf: error: {e}", file=sys.stderr)
         return 2
+    distributed.close()
     return 0
 
 

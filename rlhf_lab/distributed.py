@@ -24,6 +24,20 @@ def init(device: torch.device) -> None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def barrier() -> None:
+    """Wait for every rank: the next stage reads what rank 0 has just written."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def close() -> None:
+    """Leave the process group once every rank is done: a torchrun process that exits
+    while still in it can abort (SIGABRT) in the backend's teardown."""
+    if dist.is_initialized():
+        barrier()
+        dist.destroy_process_group()
+
+
 def rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 
@@ -45,14 +59,15 @@ def wrap(model: nn.Module) -> nn.Module:
     """DistributedDataParallel around `model` when running under torchrun."""
     if not dist.is_initialized():
         return model
-    device_ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    device = next(model.parameters()).device     # a CPU run on a machine with GPUs takes no device_ids
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
-def all_mean(value: float) -> float:
-    """Mean of a scalar metric over ranks."""
+def all_mean(metrics: dict[str, float]) -> dict[str, float]:
+    """Each scalar metric averaged over ranks, in one all-reduce."""
     if not dist.is_initialized():
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
+        return metrics
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"      # NCCL reduces GPU tensors only
+    t = torch.tensor(list(metrics.values()), dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return t.item() / world_size()
+    return dict(zip(metrics, (t / world_size()).tolist()))

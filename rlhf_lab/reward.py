@@ -426,4 +426,6 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
 
 
 def main(cfg: RewardConfig) -> dict:
-    return train_reward(cfg)
+    metrics = train_reward(cfg)
+    distributed.barrier()   # under torchrun: the next stage reads what rank 0 has just saved
+    return metrics

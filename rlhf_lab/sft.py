@@ -159,7 +159,7 @@ def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, s
         bar.update()
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             ms = 1000 * (time.perf_counter() - tick) / cfg.eval_every
-            metrics = {"sft/loss": distributed.all_mean(loss.item()), "sft/grad_norm": grad_norm,
+            metrics = {**distributed.all_mean({"sft/loss": loss.item()}), "sft/grad_norm": grad_norm,
                        "sft/eval_loss": eval_loss(model, encoded_eval, device), "ms_per_step": ms}
             run.log(step + 1, metrics)
             status(f"sft {step + 1}/{cfg.steps} | loss {metrics['sft/loss']:.3f} | "
@@ -187,4 +187,6 @@ def finish(cfg: SFTConfig, run: Run, model: MiniGPT, world: World, encoded_eval,
 
 
 def main(cfg: SFTConfig) -> dict:
-    return train_sft(cfg)
+    metrics = train_sft(cfg)
+    distributed.barrier()   # under torchrun: the next stage reads what rank 0 has just saved
+    return metrics

@@ -51,3 +51,4 @@ if __name__ == "__main__":
                                 batch_size=4, minibatch_size=2, max_new_tokens=8, device="cpu"))
     check_stage("ppo")
     print(f"rank {distributed.rank()}: sft, rm and ppo weights equal on all ranks", flush=True)
+    distributed.close()
