@@ -353,7 +353,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: 
         r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
         batch = score_batch(policy, reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
         stats = {**batch_stats(batch, world), **ppo_update(actor_critic, optimizer, batch, cfg, generator)}
-        stats = distributed.all_mean(stats)   # so β and the baseline agree on every rank
+        stats = distributed.all_mean(stats)   # D15: so β and the baseline agree on every rank
         baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * stats["ppo/score"]
         stats.update({"ppo/kl_coef": kl_ctl.value, "ppo/baseline": baseline,
                       "ms_per_iteration": 1000 * (time.perf_counter() - tick)})
