@@ -20,11 +20,12 @@ Scope, honestly:
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from transformers import AutoModelForCausalLM, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
 from rlhf_lab import tokenizer
 from rlhf_lab.model import GPTConfig
@@ -105,3 +106,9 @@ def tiny_gpt2(config: GPTConfig) -> HFCausalLM:
                            attn_pdrop=config.dropout, bos_token_id=tokenizer.BOS,
                            eos_token_id=tokenizer.EOS, pad_token_id=tokenizer.PAD)
     return HFCausalLM(GPT2LMHeadModel(hf_config))
+
+
+def from_config_json(text: str) -> HFCausalLM:
+    """A freshly initialised model from a config's JSON (a checkpoint's metadata, run.architecture)."""
+    values = json.loads(text)
+    return HFCausalLM(AutoModelForCausalLM.from_config(AutoConfig.for_model(values.pop("model_type"), **values)))

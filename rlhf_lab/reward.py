@@ -11,7 +11,6 @@ Ziegler et al. 2019 do), and the offset and scale are stored in the checkpoint.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,9 @@ from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if,
-    load_model, pick_device, progress, resume_step, save_tensors, save_train_state, seed_everything, status,
-    tensor_metadata)
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_positive, check_range,
+    compile_if, empty_model, load_model, pick_device, progress, resume_step, save_tensors, save_train_state,
+    seed_everything, status, tensor_metadata)
 from rlhf_lab.world import STYLES, World, WorldConfig
 
 POOLINGS = ("last", "mean")
@@ -346,7 +345,7 @@ def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: i
 def save_reward_model(path: Path, members: list[RewardModel], std_coef: float) -> None:
     """All members in one safetensors file, "<member>.<param>", with what rebuilds them."""
     tensors = {f"{i}.{k}": v for i, m in enumerate(members) for k, v in m.state_dict().items()}
-    metadata = {"gpt_config": json.dumps(members[0].config.__dict__), "pooling": members[0].pooling,
+    metadata = {**architecture(members[0].backbone), "pooling": members[0].pooling,
                 "likelihood_weight": str(members[0].likelihood_weight),
                 "members": str(len(members)), "std_coef": str(std_coef)}
     save_tensors(path, tensors, metadata)
@@ -361,7 +360,7 @@ def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEns
     meta, tensors = tensor_metadata(path), load_file(str(path))
     members = []
     for i in range(int(meta["members"])):
-        member = RewardModel(MiniGPT(GPTConfig(**json.loads(meta["gpt_config"]))), meta["pooling"],
+        member = RewardModel(empty_model(meta), meta["pooling"],
                              float(meta.get("likelihood_weight", 0.0)))
         member.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")})
         members.append(member.to(device))

@@ -94,8 +94,16 @@ def read_json(path: Path) -> Any:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    """safetensors refuses two names for one storage, which tied weights are (a Hugging
+    Face model's input embedding and LM head): the second name gets its own copy, and
+    loading the state dict ties them again."""
+    seen, plain = set(), {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().contiguous().cpu()
+        storage = tensor.untyped_storage().data_ptr()
+        plain[name] = tensor.clone() if storage in seen else tensor
+        seen.add(storage)
+    _atomic(Path(path), lambda tmp: save_file(plain, tmp, metadata=metadata))
 
 
 def tensor_metadata(path: Path) -> dict[str, str]:
@@ -204,10 +212,26 @@ class Run:
         return metrics
 
 
+def architecture(model: CausalLM) -> dict[str, str]:
+    """Checkpoint metadata that rebuilds `model` without its weights: the GPTConfig, and
+    for a Hugging Face model (hf.py) its own config too."""
+    meta = {"gpt_config": json.dumps(dataclasses.asdict(model.config))}
+    if getattr(model, "hf", None) is not None:
+        meta["hf_config"] = model.hf.config.to_json_string()
+    return meta
+
+
+def empty_model(meta: dict[str, str]) -> CausalLM:
+    """A freshly initialised model of the architecture that `architecture` recorded."""
+    if "hf_config" in meta:
+        from rlhf_lab import hf   # transformers is imported only by those who use an HF model
+        return hf.from_config_json(meta["hf_config"])
+    return MiniGPT(GPTConfig(**json.loads(meta["gpt_config"])))
+
+
 def save_model(path: Path, model: nn.Module, extra: dict[str, str] | None = None) -> None:
-    """Weights plus the GPTConfig, so the file alone rebuilds the model."""
-    metadata = {"gpt_config": json.dumps(dataclasses.asdict(model.config)), **(extra or {})}
-    save_tensors(path, model.state_dict(), metadata)
+    """Weights plus the architecture, so the file alone rebuilds the model."""
+    save_tensors(path, model.state_dict(), {**architecture(model), **(extra or {})})
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM:
@@ -222,8 +246,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM
     if not path.exists():
         raise FileNotFoundError(f"{path}: no model checkpoint here (expected a run directory "
                                 "with model.safetensors)")
-    meta = tensor_metadata(path)
-    model = MiniGPT(GPTConfig(**json.loads(meta["gpt_config"])))
+    model = empty_model(tensor_metadata(path))
     model.load_state_dict(load_file(str(path)))
     return model.to(device)
 

@@ -91,3 +91,39 @@ def test_save_pretrained_then_load_model_round_trips(model, tmp_path):
     tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hi"), tokenizer.encode_prompt("Hello")])
     with torch.no_grad():
         assert torch.equal(logits(loaded.eval(), tokens, mask), logits(model, tokens, mask))
+
+
+def test_our_checkpoint_of_an_hf_model_rebuilds_it_with_tied_weights(model, tmp_path):
+    """GPT-2 ties its LM head to the input embedding (one storage, two names), which
+    safetensors refuses to save as such; the checkpoint's metadata rebuilds the HF model."""
+    run.save_model(tmp_path / "model.safetensors", model)
+    loaded = run.load_model(tmp_path)
+    assert isinstance(loaded, hf.HFCausalLM)
+    assert loaded.hf.get_output_embeddings().weight is loaded.hf.get_input_embeddings().weight
+    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hi"), tokenizer.encode_prompt("Hello")])
+    with torch.no_grad():
+        assert torch.equal(logits(loaded.eval(), tokens, mask), logits(model, tokens, mask))
+
+
+def test_reward_model_ppo_and_eval_run_from_an_hf_checkpoint(tmp_path):
+    """`--sft` naming a save_pretrained directory: every stage after SFT runs on the HF
+    model, and its checkpoints load back as HF models."""
+    from rlhf_lab import cli
+    from rlhf_lab.model import GPTConfig
+    from rlhf_lab.reward import load_reward_model
+
+    torch.manual_seed(0)
+    sft = tmp_path / "hf"
+    hf.tiny_gpt2(GPTConfig(context_len=256, width=32, n_layers=2, n_heads=2, ffn=64)).hf.save_pretrained(sft)
+    common = ["--sft", str(sft), "--device", "cpu"]
+    assert cli.main(["train-rm", *common, "--out", str(tmp_path / "rm"), "--pairs", "84", "--batch-size", "2",
+                     "--epochs", "1", "--norm-samples", "8", "--heldout-pairs", "21"]) == 0
+    assert cli.main(["ppo", *common, "--rm", str(tmp_path / "rm"), "--out", str(tmp_path / "ppo"), "--iterations", "2",
+                     "--batch-size", "4", "--minibatch-size", "2", "--max-new-tokens", "8"]) == 0
+    assert cli.main(["eval", *common, "--rm", str(tmp_path / "rm"), "--policy", str(tmp_path / "ppo"),
+                     "--prompts", "4", "--samples-per-prompt", "1", "--out", str(tmp_path / "eval")]) == 0
+    reward_model, policy = load_reward_model(tmp_path / "rm"), run.load_model(tmp_path / "ppo")
+    assert isinstance(reward_model.backbone, hf.HFCausalLM) and isinstance(policy, hf.HFCausalLM)
+    start = run.load_model(sft).state_dict()
+    assert any(not torch.equal(v, start[k]) for k, v in policy.state_dict().items())   # PPO moved it
+    assert "gold_win_rate_vs_sft" in run.read_json(tmp_path / "eval" / "metrics.json")
