@@ -9,14 +9,15 @@ Scope, honestly:
   (1) The pipeline's tokenizer is the byte-level one (tokenizer.py). An HF model
       plugs in when its vocabulary *is* that byte vocabulary: 256 bytes + BOS, EOS,
       PAD, SEP, 260 ids, as the config-built `tiny_gpt2` is. A pretrained model
-      with its own tokenizer (GPT-2's BPE, Llama's SentencePiece) loads and runs,
-      but its ids mean nothing to rollout.py, data.py and reward.encode_responses
-      until its tokenizer is wired into that encoding. Known limitation.
+      with its own tokenizer (GPT-2's BPE, Llama's SentencePiece) is refused on
+      load: its ids would mean nothing to rollout.py, data.py and
+      reward.encode_responses until its tokenizer is wired into that encoding.
+      Known limitation.
   (2) Dropout is switched off on load, as GPTConfig.dropout = 0 is for MiniGPT:
       PPO compares log-probs of the same tokens under train and eval mode.
-  (3) Checkpoints are the HF directory format (`model.hf.save_pretrained(dir)`);
-      run.load_model reads such a directory. run.save_model and the reward-model
-      checkpoint still assume MiniGPT.
+  (3) run.load_model reads an HF `save_pretrained` directory. The stages' own
+      checkpoints (policy, reward model) keep the HF config in their metadata
+      (run.architecture), so they load back as the same HF model.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, GPT2Con
 
 from rlhf_lab import tokenizer
 from rlhf_lab.model import GPTConfig
+from rlhf_lab.run import ConfigError
 
 
 class HFCache:
@@ -93,7 +95,13 @@ class HFCausalLM(nn.Module):
 
 
 def from_pretrained(path: str | Path, device: torch.device | str = "cpu") -> HFCausalLM:
-    """An HFCausalLM from a local `save_pretrained` directory; never touches the hub."""
+    """An HFCausalLM from a local `save_pretrained` directory; never touches the hub.
+    Its vocabulary must be the byte vocabulary (scope note 1)."""
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    if config.vocab_size != tokenizer.VOCAB_SIZE:
+        raise ConfigError(f"{path}: a vocabulary of {config.vocab_size} ids; rlhf-lab encodes text as 256 bytes "
+                          f"+ BOS, EOS, PAD, SEP ({tokenizer.VOCAB_SIZE} ids), and a model with its own "
+                          "tokenizer is not supported")
     hf = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
     return HFCausalLM(hf).to(device)
 

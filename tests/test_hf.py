@@ -127,3 +127,10 @@ def test_reward_model_ppo_and_eval_run_from_an_hf_checkpoint(tmp_path):
     start = run.load_model(sft).state_dict()
     assert any(not torch.equal(v, start[k]) for k, v in policy.state_dict().items())   # PPO moved it
     assert "gold_win_rate_vs_sft" in run.read_json(tmp_path / "eval" / "metrics.json")
+
+
+def test_a_model_with_its_own_vocabulary_is_refused_on_load(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=16, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    with pytest.raises(run.ConfigError, match="a vocabulary of 300 ids"):
+        run.load_model(tmp_path)
