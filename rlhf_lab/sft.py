@@ -175,9 +175,9 @@ def finish(cfg: SFTConfig, run: Run, model: MiniGPT, world: World, encoded_eval,
     if not distributed.is_main():
         return {}
     save_model(run.path / "model.safetensors", model)
-    metrics = {"eval_loss": eval_loss(model, encoded_eval, device), "steps": cfg.steps,
-               "training_style_mix": world.cfg.sft_style_mix}
-    if not cfg.data:
+    metrics = {"eval_loss": eval_loss(model, encoded_eval, device), "steps": cfg.steps}
+    if not cfg.data:   # the world's mix and judge say nothing about a file's examples
+        metrics["training_style_mix"] = world.cfg.sft_style_mix
         prompts = world.prompts("heldout_prompt")[:cfg.eval_samples]
         metrics.update(evaluate.sample_and_judge(model, world, prompts, SamplingConfig(), cfg.seed))
     evaluate.plot_history(run, ["sft/loss", "sft/eval_loss"], "SFT loss", "sft_loss.png")

@@ -49,3 +49,13 @@ def test_tiny_sft_run_writes_its_run_directory_and_is_deterministic(tmp_path):
         assert (run / name).exists()
     assert json.loads((run / "config.json").read_text())["stage"] == "sft"
     assert load_model(run).config.width == 32
+
+
+def test_sft_on_a_file_reports_no_world_figures(tmp_path):
+    """The world's style mix and gold judge say nothing about a file's examples."""
+    rows = [{"prompt": f"Say {w}.", "response": w} for w in ("yes", "no", "maybe", "never")]
+    path = tmp_path / "sft.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = train_sft(tiny(tmp_path / "run", data=str(path), eval_data=str(path)))
+    assert metrics["eval_loss"] > 0
+    assert not {"training_style_mix", "style_mix", "well_formed_rate", "gold_mean"} & set(metrics)
