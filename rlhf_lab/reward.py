@@ -26,7 +26,7 @@ from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_positive, check_range,
     compile_if, empty_model, load_model, pick_device, progress, resume_step, save_tensors, save_train_state,
-    seed_everything, status, tensor_metadata)
+    seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.world import STYLES, World, WorldConfig
 
 POOLINGS = ("last", "mean")
@@ -176,16 +176,18 @@ def score_texts(score_fn, prompts: list[str], responses: list[str], device, max_
     return torch.cat(scores)[torch.cat(order).argsort().to(device)]
 
 
-def pair_rewards(score_fn, pairs: list[data.PreferencePair], device) -> tuple[Tensor, Tensor]:
+def pair_rewards(score_fn, pairs: list[data.PreferencePair], device,
+                 max_len: int | None = None) -> tuple[Tensor, Tensor]:
     """Rewards of chosen and rejected (B,) each, from one pass in which every distinct
     (prompt, response) is scored once: a ranked prompt's K-choose-2 pairs cost K sequences.
-    score_fn: a RewardModel (raw, for training) or its .score (normalised)."""
+    score_fn: a RewardModel (raw, for training) or its .score (normalised); max_len: as in
+    encode_responses."""
     index: dict[tuple[str, str], int] = {}
     for p in pairs:
         index.setdefault((p.prompt, p.chosen), len(index))
         index.setdefault((p.prompt, p.rejected), len(index))
     prompts, responses = (list(column) for column in zip(*index))
-    rewards = score_texts(score_fn, prompts, responses, device)                       # (U,) distinct answers
+    rewards = score_texts(score_fn, prompts, responses, device, max_len)              # (U,) distinct answers
     chosen = torch.tensor([index[p.prompt, p.chosen] for p in pairs], device=rewards.device)
     rejected = torch.tensor([index[p.prompt, p.rejected] for p in pairs], device=rewards.device)
     return rewards[chosen], rewards[rejected]
@@ -205,9 +207,10 @@ def group_pairs(pairs: list[data.PreferencePair]) -> list[list[data.PreferencePa
 def score_pairs(model: RewardModel | RewardEnsemble, pairs: list[data.PreferencePair], device,
                 raw: bool = False) -> tuple[Tensor, Tensor]:
     """Rewards (N,) of chosen and rejected for a whole set: normalised (what PPO sees)
-    or raw (the trained Bradley-Terry logits, whose differences are log-odds)."""
+    or raw (the trained Bradley-Terry logits, whose differences are log-odds). Answers
+    longer than the model's context (the textbook's, for a short-context model) are cut."""
     model.eval()
-    chosen, rejected = pair_rewards(model if raw else model.score, pairs, device)
+    chosen, rejected = pair_rewards(model if raw else model.score, pairs, device, model.config.context_len)
     model.train()
     return chosen.cpu(), rejected.cpu()
 
@@ -404,22 +407,29 @@ class RewardEvalConfig:
     data: str = ""                  # preference JSONL to score; empty → the world's held-out splits
     out: str = ""                   # where to write metrics.json and plots (default: <rm>/eval)
     world_seed: int = 0             # the world the reward model was trained on
+    on_invalid: str = "error"       # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
+    def validate(self) -> None:
+        check_choice("on_invalid", self.on_invalid, ("error", "skip"))
+        check_choice("overflow", self.overflow, ("error", "skip", "truncate"))
+
 
 def eval_main(cfg: RewardEvalConfig) -> dict:
+    cfg.validate()
     device = pick_device(cfg.device)
     model = load_reward_model(cfg.rm, device)
     world = World(WorldConfig(seed=cfg.world_seed))
     if cfg.data:
         heldout = {"heldout": data.load(cfg.data, "preference", model.config.context_len,
-                                        overflow=cfg.overflow)[0]}
+                                        cfg.on_invalid, cfg.overflow)[0]}
     else:
         heldout = load_pairs(RewardConfig(world_seed=cfg.world_seed), world, model.config.context_len)[1]
     out = Path(cfg.out or Path(cfg.rm) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device)
+    write_json(out / "metrics.json", metrics)
     status(evaluate.table("reward model evaluation", metrics) + f"\nwritten to: {out}")
     return metrics
 

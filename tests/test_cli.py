@@ -73,3 +73,22 @@ def test_world_export_writes_loadable_files(tmp_path):
     assert len(pairs) == 6
     sft, _ = load(tmp_path / "sft_train.jsonl", "sft", 256)
     assert len(sft) > 1000
+
+
+def test_eval_rm_can_skip_bad_rows_of_a_file(tmp_path, capsys):
+    import torch
+    from reference import TINY
+    from rlhf_lab.model import MiniGPT
+    from rlhf_lab.reward import RewardModel, save_reward_model
+    torch.manual_seed(0)
+    save_reward_model(tmp_path / "model.safetensors", [RewardModel(MiniGPT(TINY))], 0.0)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "Q", "chosen": "", "rejected": "b"}) + "\n"
+                     + json.dumps({"prompt": "Q", "chosen": "a", "rejected": "bb"}) + "\n")
+    args = ["eval-rm", "--rm", str(tmp_path), "--data", str(pairs), "--out", str(tmp_path / "eval"), "--device", "cpu"]
+    assert cli.main(args) == 2
+    assert f"{pairs}:1: \"chosen\" is empty" in capsys.readouterr().err
+    assert cli.main(args + ["--on-invalid", "skip"]) == 0
+    assert "1 rows loaded, skipped: 1 \"chosen\" is empty" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["heldout_pairs"] == 1 and (tmp_path / "eval" / "reliability.png").exists()

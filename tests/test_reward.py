@@ -5,7 +5,7 @@ import torch
 
 from rlhf_lab import optim, tokenizer
 from rlhf_lab.data import PreferencePair
-from rlhf_lab.model import MiniGPT, token_logprobs
+from rlhf_lab.model import GPTConfig, MiniGPT, token_logprobs
 from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, group_pairs,
                              load_reward_model, pair_rewards, pool, save_reward_model, score_pairs)
 from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy, reward_report
@@ -144,6 +144,7 @@ class GoldOracle(torch.nn.Module):
     def __init__(self, world):
         super().__init__()
         self.world = world
+        self.config = GPTConfig()       # the world's context, as the reward models it stands in for
 
     def forward(self, tokens, mask, start):
         rewards = []
