@@ -98,6 +98,16 @@ def test_tiny_pipeline_trades_visible_flaws_for_the_ideal_style(tiny_pipeline):
     assert sum(policy[s] for s in flawed) < 0.5 * sum(sft[s] for s in flawed)
 
 
+def test_from_scratch_pipeline_hands_its_own_sft_model_to_every_later_stage(tmp_path):
+    summary = pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), preset="tiny", from_scratch=True,
+                                                    device="cpu"))
+    sft = str(tmp_path / "sft")
+    assert (tmp_path / "sft" / "model.safetensors").exists()
+    for stage in ("rm", "ppo"):
+        assert json.loads((tmp_path / stage / "config.json").read_text())["sft"] == sft
+    assert 0.0 <= summary["gold_win_rate_vs_sft"] <= 1.0 and summary["comparisons"] > 0
+
+
 @pytest.mark.slow
 def test_default_pipeline_improves_gold_with_the_proxy(tmp_path):
     """The full-size run (about 7 minutes on 2 CPU cores): gold and proxy rise together,
