@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from rlhf_lab import pipeline, ppo, tokenizer
 from rlhf_lab.model import positions_from_mask
@@ -128,3 +129,49 @@ def test_win_rate_counts_ties_half_with_its_standard_error():
     rate, se = win_rate(world, ["q"] * 4, policy, sft)             # outcomes 1, 0.5, 0, 1
     assert rate == pytest.approx(2.5 / 4)
     assert se == pytest.approx(torch.tensor([1, 0.5, 0, 1]).std().item() / 2)
+
+
+def interrupt_at_step(monkeypatch, step):
+    """Make the optimizer step number `step` raise KeyboardInterrupt, as a kill would land."""
+    from rlhf_lab import optim
+    real, calls = optim.clip_and_step, []
+
+    def step_or_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(optim, "clip_and_step", step_or_die)
+    return lambda: monkeypatch.setattr(optim, "clip_and_step", real)
+
+
+@pytest.mark.parametrize("stage", ["sft", "rm"])
+def test_killed_sft_and_reward_runs_resume_to_the_same_weights(tmp_path, monkeypatch, capsys, stage):
+    from rlhf_lab import reward, sft
+    model = dict(width=32, n_layers=1, n_heads=2, ffn=64, device="cpu")
+    if stage == "sft":   # a train state every 3 steps; killed in step 5, resumed from 3
+        def train(out):
+            return sft.train_sft(sft.SFTConfig(out=str(out), steps=6, examples=64, batch_size=4, eval_every=3,
+                                               eval_samples=4, **model))
+    else:                # a train state each epoch (4 steps); killed in step 6, resumed from 4
+        sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
+                                    eval_samples=2, **model))
+
+        def train(out):
+            return reward.train_reward(reward.RewardConfig(out=str(out), sft=str(tmp_path / "sft"), pairs=84 * 2,
+                                                           batch_size=2, epochs=2, norm_samples=4, heldout_pairs=21,
+                                                           device="cpu"))
+    train(tmp_path / "full")
+    restore = interrupt_at_step(monkeypatch, 5 if stage == "sft" else 6)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "cut")
+    restore()
+    capsys.readouterr()
+    train(tmp_path / "cut")
+    resumed_at = 3 if stage == "sft" else 4
+    assert f"resumed from {tmp_path / 'cut'}" in (out := capsys.readouterr().out)   # resumed, not restarted
+    assert f"at step {resumed_at}" in out
+    full, cut = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("full", "cut"))
+    assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
+    log = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert log == sorted(set(log))                      # nothing logged twice after the resume
