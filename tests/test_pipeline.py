@@ -142,7 +142,6 @@ def interrupt_at_step(monkeypatch, step):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
     monkeypatch.setattr(optim, "clip_and_step", step_or_die)
-    return lambda: monkeypatch.setattr(optim, "clip_and_step", real)
 
 
 @pytest.mark.parametrize("stage", ["sft", "rm"])
@@ -162,10 +161,10 @@ def test_killed_sft_and_reward_runs_resume_to_the_same_weights(tmp_path, monkeyp
                                                            batch_size=2, epochs=2, norm_samples=4, heldout_pairs=21,
                                                            device="cpu"))
     train(tmp_path / "full")
-    restore = interrupt_at_step(monkeypatch, 5 if stage == "sft" else 6)
+    interrupt_at_step(monkeypatch, 5 if stage == "sft" else 6)
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path / "cut")
-    restore()
+    monkeypatch.undo()
     capsys.readouterr()
     train(tmp_path / "cut")
     resumed_at = 3 if stage == "sft" else 4
