@@ -361,6 +361,9 @@ def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEns
     if not path.exists():
         raise FileNotFoundError(f"{path}: no reward model here (expected an `rlhf train-rm` run directory)")
     meta, tensors = tensor_metadata(path), load_file(str(path))
+    if "members" not in meta:
+        raise ConfigError(f"{path} holds a language model, not a reward model (expected an `rlhf train-rm` "
+                          "run directory)")
     members = []
     for i in range(int(meta["members"])):
         member = RewardModel(empty_model(meta), meta["pooling"],

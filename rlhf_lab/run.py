@@ -246,7 +246,11 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM
     if not path.exists():
         raise FileNotFoundError(f"{path}: no model checkpoint here (expected a run directory "
                                 "with model.safetensors)")
-    model = empty_model(tensor_metadata(path))
+    meta = tensor_metadata(path)
+    if "members" in meta:
+        raise ConfigError(f"{path} holds a reward model; expected a language model (an `rlhf sft` or "
+                          "`rlhf ppo` run directory)")
+    model = empty_model(meta)
     model.load_state_dict(load_file(str(path)))
     return model.to(device)
 

@@ -92,3 +92,20 @@ def test_eval_rm_can_skip_bad_rows_of_a_file(tmp_path, capsys):
     assert "1 rows loaded, skipped: 1 \"chosen\" is empty" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["heldout_pairs"] == 1 and (tmp_path / "eval" / "reliability.png").exists()
+
+
+def test_a_reward_model_where_a_language_model_belongs_is_one_clear_line(tmp_path, capsys):
+    import torch
+    from reference import TINY
+    from rlhf_lab.model import MiniGPT
+    from rlhf_lab.reward import RewardModel, save_reward_model
+    from rlhf_lab.run import save_model
+    torch.manual_seed(0)
+    (tmp_path / "rm").mkdir(), (tmp_path / "lm").mkdir()
+    save_reward_model(tmp_path / "rm" / "model.safetensors", [RewardModel(MiniGPT(TINY))], 0.0)
+    save_model(tmp_path / "lm" / "model.safetensors", MiniGPT(TINY))
+    swapped = ["--sft", str(tmp_path / "rm"), "--rm", str(tmp_path / "lm"), "--device", "cpu"]
+    assert cli.main(["eval", "--policy", str(tmp_path / "rm"), *swapped, "--out", str(tmp_path / "e")]) == 2
+    assert "holds a reward model; expected a language model" in capsys.readouterr().err
+    assert cli.main(["eval-rm", "--rm", str(tmp_path / "lm"), "--out", str(tmp_path / "e2"), "--device", "cpu"]) == 2
+    assert "holds a language model, not a reward model" in capsys.readouterr().err
