@@ -322,8 +322,8 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     distributed.init(device)
     seed_everything(cfg.seed)
     world = world or World(WorldConfig(seed=cfg.world_seed))
+    policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn)  # a bad path stops here
     run = Run(cfg.out, "ppo", cfg)
-    policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn)
     optimizer = optim.adamw([policy, value_model], cfg.lr, 0.0)
     kl_ctl = AdaptiveKL(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target else FixedKL(cfg.kl_coef)
     modules = {"policy": policy, "value": value_model}

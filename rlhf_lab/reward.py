@@ -379,9 +379,9 @@ def train_reward(cfg: RewardConfig) -> dict:
     device = pick_device(cfg.device)
     distributed.init(device)
     world = world_for(cfg)
-    run = Run(cfg.out, "train-rm", cfg)
     context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
-    train, heldout = load_pairs(cfg, world, context_len)
+    train, heldout = load_pairs(cfg, world, context_len)       # a bad path or file stops before any write
+    run = Run(cfg.out, "train-rm", cfg)
     groups = distributed.shard(group_pairs(train))
     sft_policy = load_model(cfg.sft, device)
     prompts = list(dict.fromkeys(p.prompt for p in train))     # a ranked prompt's pairs share one prompt

@@ -64,6 +64,7 @@ def test_bad_data_file_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert f"{bad}:2: malformed JSON" in err and "Traceback" not in err
+    assert not (tmp_path / "rm").exists()
 
 
 def test_world_export_writes_loadable_files(tmp_path):
