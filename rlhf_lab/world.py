@@ -755,3 +755,46 @@ def export_main(cfg: ExportConfig) -> list[Path]:
     paths = world.export(cfg.out, cfg.sft_examples, cfg.train_pairs, cfg.heldout_pairs, cfg.seed)
     status(f"world export | {len(paths)} files | {cfg.out}")
     return paths
+
+
+@dataclass
+class ShowConfig:
+    split: str = "train"             # prompts from: train | heldout_prompt | heldout_template | heldout_fact | textbook
+    prompts: int = 2                 # how many prompts, each answered in every style
+    world_seed: int = 0              # the world's facts, splits and phrasings
+    seed: int = 0                    # which prompts and phrasings are drawn
+
+
+def show_main(cfg: ShowConfig) -> list[dict]:
+    """Prompts answered in every style with the gold judge's score: what the judge rewards, at a glance."""
+    world, rng = World(WorldConfig(seed=cfg.world_seed)), random.Random(cfg.seed)
+    if cfg.split not in SPLITS:
+        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}; got {cfg.split!r}")
+    tasks = world.tasks(cfg.split)
+    rows = []
+    for task in rng.sample(tasks, min(cfg.prompts, len(tasks))):
+        status(f"\n{task.prompt}" + ("   (false premise)" if task.false_premise else ""))
+        for style in STYLES:
+            response = world.respond(task, style, rng)
+            judged = world.judge(task.prompt, response)
+            rows.append({"prompt": task.prompt, "style": style, "response": response, "gold": judged.score})
+            status(f"  {judged.score:+.2f}  {style:<11}  {response!r}")
+    return rows
+
+
+@dataclass
+class JudgeConfig:
+    prompt: str = "What is the capital of France?"   # a prompt of the world (see `rlhf world show`)
+    response: str = "Paris."                          # any text
+    world_seed: int = 0                               # the world the prompt belongs to
+
+
+def judge_main(cfg: JudgeConfig) -> Judgement:
+    """The gold judge's verdict on one response, every term of the score shown."""
+    world = World(WorldConfig(seed=cfg.world_seed))
+    try:
+        judged = world.judge(cfg.prompt, cfg.response)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    status("\n".join(f"{name:<18} {value}" for name, value in judged.__dict__.items()))
+    return judged

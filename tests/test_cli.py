@@ -110,3 +110,22 @@ def test_a_reward_model_where_a_language_model_belongs_is_one_clear_line(tmp_pat
     assert "holds a reward model; expected a language model" in capsys.readouterr().err
     assert cli.main(["eval-rm", "--rm", str(tmp_path / "lm"), "--out", str(tmp_path / "e2"), "--device", "cpu"]) == 2
     assert "holds a language model, not a reward model" in capsys.readouterr().err
+
+
+def test_world_show_answers_each_prompt_in_every_style_with_ideal_on_top(capsys):
+    from rlhf_lab.world import STYLES, ShowConfig, show_main
+    rows = show_main(ShowConfig(prompts=3, seed=1))
+    assert len(rows) == 3 * len(STYLES)
+    for i in range(0, len(rows), len(STYLES)):
+        scores = {r["style"]: r["gold"] for r in rows[i:i + len(STYLES)]}
+        assert scores["ideal"] == max(scores.values()) == 1.0
+    assert rows[0]["prompt"] in capsys.readouterr().out
+
+
+def test_world_judge_shows_every_term_and_names_an_unknown_prompt(capsys):
+    assert cli.main(["world", "judge", "--prompt", "What is the capital of France?",
+                     "--response", "It might be Paris, I think."]) == 0
+    out = capsys.readouterr().out
+    assert "hedged             True" in out and "style              hedging" in out
+    assert cli.main(["world", "judge", "--prompt", "Not a prompt of the world?"]) == 2
+    assert "unknown prompt" in capsys.readouterr().err
