@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Iterator
 
 from rlhf_lab import tokenizer
-from rlhf_lab.run import status
+from rlhf_lab.run import check_choice, status
 
 HH_ASSISTANT = "\n\nAssistant:"
 MIN_PROMPT_BYTES = 16   # truncation keeps at least this much of the prompt
+ON_INVALID = ("error", "skip")
+OVERFLOW = ("error", "skip", "truncate")
 
 
 class DataError(ValueError):
@@ -152,12 +154,19 @@ def fit_prompt(prompt: str, responses: list[str], context_len: int, overflow: st
     return raw[excess:].decode("utf-8", errors="ignore")   # may drop a split character's bytes
 
 
+def check_options(on_invalid: str, overflow: str) -> None:
+    """The --on-invalid and --overflow values every file-reading stage takes."""
+    check_choice("on_invalid", on_invalid, ON_INVALID)
+    check_choice("overflow", overflow, OVERFLOW)
+
+
 def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error",
          overflow: str = "error") -> tuple[list, LoadReport]:
     """Load SFT examples (kind="sft") or preference pairs (kind="preference").
 
     on_invalid: "error" | "skip"; overflow: "error" | "skip" | "truncate".
     """
+    check_options(on_invalid, overflow)
     parse = {"sft": parse_sft, "preference": parse_preference}[kind]
     report, rows = LoadReport(str(path)), []
     for line, raw in read_lines(path):

@@ -102,7 +102,7 @@ def from_pretrained(path: str | Path, device: torch.device | str = "cpu") -> HFC
         raise ConfigError(f"{path}: a vocabulary of {config.vocab_size} ids; rlhf-lab encodes text as 256 bytes "
                           f"+ BOS, EOS, PAD, SEP ({tokenizer.VOCAB_SIZE} ids), and a model with its own "
                           "tokenizer is not supported")
-    hf = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+    hf = AutoModelForCausalLM.from_pretrained(str(path), config=config, local_files_only=True)
     return HFCausalLM(hf).to(device)
 
 

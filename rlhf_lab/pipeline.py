@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sft
-from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, check_choice, status, write_json, write_text
+from rlhf_lab.run import SHIPPED_SFT, check_choice, status, write_json, write_text
 
 PRESETS = ("default", "tiny")
 
@@ -50,7 +50,6 @@ def stage_configs(cfg: PipelineConfig):
 
 def main(cfg: PipelineConfig) -> dict:
     check_choice("preset", cfg.preset, PRESETS)
-    check_choice("precision", cfg.precision, PRECISIONS)
     sft_cfg, rm_cfg, ppo_cfg, eval_cfg = stage_configs(cfg)
     for stage in (sft_cfg, rm_cfg, ppo_cfg, eval_cfg):   # a bad value stops now, not after SFT's minutes
         stage.validate()

@@ -251,8 +251,7 @@ class RewardConfig:
     def validate(self) -> None:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("on_invalid", self.on_invalid, ("error", "skip"))
-        check_choice("overflow", self.overflow, ("error", "skip", "truncate"))
+        data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "norm_samples")
         check_range(self, "label_temperature", 0.0)
         if not 2 <= self.responses_per_prompt <= len(STYLES):
@@ -415,8 +414,7 @@ class RewardEvalConfig:
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
     def validate(self) -> None:
-        check_choice("on_invalid", self.on_invalid, ("error", "skip"))
-        check_choice("overflow", self.overflow, ("error", "skip", "truncate"))
+        data.check_options(self.on_invalid, self.overflow)
 
 
 def eval_main(cfg: RewardEvalConfig) -> dict:

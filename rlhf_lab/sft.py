@@ -17,8 +17,8 @@ from torch import Tensor
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
-    PRECISIONS, Run, autocast, check_choice, check_positive, check_range, compile_if, pick_device, progress, resume_step, save_model,
-    save_train_state, seed_everything, status)
+    PRECISIONS, Run, autocast, check_choice, check_positive, check_range, compile_if, pick_device, progress,
+    resume_step, save_model, save_train_state, seed_everything, status)
 from rlhf_lab.world import World, WorldConfig, ideal_mix
 
 
@@ -53,6 +53,7 @@ class SFTConfig:
 
     def validate(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
+        data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
                        "width", "n_layers", "n_heads", "ffn")
         check_range(self, "ideal_share", 0.0, 1.0)

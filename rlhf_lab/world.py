@@ -74,7 +74,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab import world_facts as facts
-from rlhf_lab.run import ConfigError, status, write_text
+from rlhf_lab.run import ConfigError, check_choice, status, write_text
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
 STYLES = ("ideal", "verbose", "hedging", "wrong", "repetitive", "formatted", "sycophantic")
@@ -768,8 +768,7 @@ class ShowConfig:
 def show_main(cfg: ShowConfig) -> list[dict]:
     """Prompts answered in every style with the gold judge's score: what the judge rewards, at a glance."""
     world, rng = World(WorldConfig(seed=cfg.world_seed)), random.Random(cfg.seed)
-    if cfg.split not in SPLITS:
-        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}; got {cfg.split!r}")
+    check_choice("split", cfg.split, SPLITS)
     tasks = world.tasks(cfg.split)
     rows = []
     for task in rng.sample(tasks, min(cfg.prompts, len(tasks))):
