@@ -78,8 +78,9 @@ class HFCausalLM(nn.Module):
         return HFCache(self.hf)
 
     def trunk(self, tokens: Tensor, positions: Tensor, key_mask: Tensor | None = None,
-              cache: HFCache | None = None) -> Tensor:
-        """(B, T) tokens → (B, T, D) hidden states after the final norm.
+              cache: HFCache | None = None, outputs_from: int = 0) -> Tensor:
+        """(B, T) tokens → (B, T - outputs_from, D) hidden states after the final norm
+        (computed for every column: transformers has no hook to skip the unread ones).
 
         key_mask (B, S) covers cached + new keys; transformers builds the causal ∧
         padding mask from it. positions (B, T) go in as position_ids, so left
@@ -88,7 +89,7 @@ class HFCausalLM(nn.Module):
         out = self.hf.base_model(input_ids=tokens, attention_mask=key_mask, position_ids=positions,
                                  cache=cache.hf_cache if cache is not None else None,
                                  use_cache=cache is not None)
-        return out.last_hidden_state
+        return out.last_hidden_state[:, outputs_from:]
 
     def lm_head(self, hidden: Tensor) -> Tensor:
         return self.hf.get_output_embeddings()(hidden)                      # (B, T, V)

@@ -48,8 +48,9 @@ class CausalLM(Protocol):
     config: GPTConfig
 
     def trunk(self, tokens: Tensor, positions: Tensor, key_mask: Tensor | None = None,
-              cache: KVCache | None = None) -> Tensor: ...
-    # (B, T) tokens → (B, T, D) final hidden states; key_mask (B, S) marks real keys
+              cache: KVCache | None = None, outputs_from: int = 0) -> Tensor: ...
+    # (B, T) tokens → (B, T - outputs_from, D) final hidden states of columns ≥ outputs_from;
+    # key_mask (B, S) marks real keys
 
     def lm_head(self, hidden: Tensor) -> Tensor: ...        # (B, T, D) → (B, T, V)
 
@@ -87,7 +88,10 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.width, cfg.ffn), nn.GELU(),
                                  nn.Linear(cfg.ffn, cfg.width), nn.Dropout(cfg.dropout))
 
-    def forward(self, x: Tensor, mask: Tensor | None, causal: bool, cache: KVCache | None, layer: int) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, causal: bool, cache: KVCache | None, layer: int,
+                outputs_from: int = 0) -> Tensor:
+        """(B, T, D) → (B, T - outputs_from, D): attention over every column, the output
+        projection and MLP only for columns ≥ outputs_from (see MiniGPT.trunk)."""
         q, k, v = self.project(x)                                           # 3 × (B, H, T, D/H)
         if cache is not None:
             end = cache.length + x.shape[1]
@@ -95,7 +99,7 @@ class Block(nn.Module):
             cache.values[layer, :, :, cache.length:end] = v
             k, v = cache.keys[layer, :, :, :end], cache.values[layer, :, :, :end]  # (B, H, S, D/H)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T, D/H)
-        return self.mix(x, y)
+        return self.mix(x[:, outputs_from:], y[:, :, outputs_from:])
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, T, D) → queries, keys, values (B, H, T, D/H)."""
@@ -137,13 +141,22 @@ class MiniGPT(nn.Module):
         return KVCache(self.config, batch, length, weight.device, weight.dtype)
 
     def trunk(self, tokens: Tensor, positions: Tensor, key_mask: Tensor | None = None,
-              cache: KVCache | None = None) -> Tensor:
-        """(B, T) tokens → (B, T, D). Without key_mask and cache: plain causal attention."""
+              cache: KVCache | None = None, outputs_from: int = 0) -> Tensor:
+        """(B, T) tokens → (B, T - outputs_from, D). Without key_mask and cache: plain causal attention.
+
+        outputs_from: the first column whose hidden state the caller reads (PPO reads the
+        response's, the sampler the prompt's last). Earlier columns still give every layer its
+        keys and values, but the last block's queries, attention output and MLP at those
+        columns would feed nothing. The output projection and MLP there, 9 of the 12·D² multiply-adds
+        per column in a block, are skipped (at a 44-byte prompt and 32-byte response, about 10% of
+        the blocks' FLOPs); attention still runs over every query, on SDPA's fastest path. The
+        columns kept get the same numbers."""
         start = cache.length if cache is not None else 0
         mask, causal = self._attention(tokens, key_mask, start, cache is not None)
         x = self.token_embedding(tokens) + self.position_embedding(positions)  # (B, T, D)
+        last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
-            x = block(x, mask, causal, cache, layer)
+            x = block(x, mask, causal, cache, layer, outputs_from if layer == last else 0)
         if cache is not None:
             cache.length += tokens.shape[1]
         return self.ln_final(x)
@@ -179,21 +192,22 @@ def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) ->
     tokens, mask (B, T) → logprobs, entropy (B, T - start). PPO needs these for the
     policy, the old policy and the frozen reference on exactly the same tokens.
     """
-    hidden = model.trunk(tokens, positions_from_mask(mask), mask)           # (B, T, D)
+    hidden = model.trunk(tokens, positions_from_mask(mask), mask, outputs_from=start - 1)  # (B, T-start+1, D)
     logp_all, logprobs = next_token_logprobs(model, hidden, tokens, start)
     entropy = -(logp_all.exp() * logp_all).sum(-1)                          # (B, T-start)
     return logprobs, entropy
 
 
 def next_token_logprobs(model: CausalLM, hidden: Tensor, tokens: Tensor, start: int) -> tuple[Tensor, Tensor]:
-    """From the trunk's hidden states (B, T, D): log p(· | x_<t) over the vocabulary
+    """From the trunk's hidden states of columns start-1 .. T-1, (B, T-start+1, D) (what
+    trunk(..., outputs_from=start - 1) returns): log p(· | x_<t) over the vocabulary
     (B, T-start, V) and log p(x_t | x_<t) (B, T-start), for positions t ≥ start.
 
     The LM head runs in fp32 even under bf16 autocast: PPO's ratio exp(log π - log π_old)
     and the KL penalty are differences of these, and bf16 logits (8 mantissa bits) would
     add noise of about 0.03 nats per token to both."""
     with fp32(hidden):
-        logp_all = F.log_softmax(model.lm_head(hidden[:, start - 1:-1].float()), dim=-1)
+        logp_all = F.log_softmax(model.lm_head(hidden[:, :-1].float()), dim=-1)
     return logp_all, logp_all.gather(-1, tokens[:, start:, None]).squeeze(-1)
 
 
@@ -254,7 +268,7 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     key_mask = torch.ones(B, P + new, dtype=torch.bool, device=prompts.device)
     key_mask[:, :P] = prompt_mask
     position = positions_from_mask(prompt_mask)                              # (B, P)
-    hidden = model.trunk(prompts, position, key_mask[:, :P], cache)
+    hidden = model.trunk(prompts, position, key_mask[:, :P], cache, outputs_from=P - 1)  # (B, 1, D)
     position = position[:, -1:]                                              # (B, 1)
     out = torch.full((B, new), tokenizer.PAD, dtype=torch.long, device=prompts.device)
     alive = torch.ones(B, new, dtype=torch.bool, device=prompts.device)     # response_mask

@@ -214,7 +214,7 @@ def by_length(fn, r: Rollout, chunk_tokens: int | None = None) -> tuple[Tensor, 
 
 def response_values(value_model: RewardModel, tokens: Tensor, mask: Tensor, start: int) -> tuple[Tensor]:
     """V(s_t) for each response token t ≥ start: the head at the column before it, (B, T - start)."""
-    return (value_model.token_scores(tokens, mask)[:, start - 1:-1],)
+    return (value_model.token_scores(tokens, mask, start - 1)[:, :-1],)
 
 
 def model_reward(reward_model) -> RewardFn:

@@ -67,24 +67,28 @@ class RewardModel(nn.Module):
     def config(self) -> GPTConfig:
         return self.backbone.config
 
-    def token_scores(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """(B, T) → (B, T): the head applied at every position (the value model uses this)."""
-        return self._head(self._hidden(tokens, mask))
+    def token_scores(self, tokens: Tensor, mask: Tensor, outputs_from: int = 0) -> Tensor:
+        """(B, T) → (B, T - outputs_from): the head at every column from outputs_from on
+        (the value model uses this)."""
+        return self._head(self._hidden(tokens, mask, outputs_from))
 
     def forward(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
         """Raw reward (B,). response_start (B,) is each row's first response column."""
-        hidden = self._hidden(tokens, mask)                                          # (B, T, D)
-        reward = pool(self._head(hidden), mask, response_start, self.pooling)
+        first = max(int(response_start.min()) - 1, 0)                # no column before it is read
+        hidden = self._hidden(tokens, mask, first)                                   # (B, T - first, D)
+        reward = pool(self._head(hidden), mask[:, first:], response_start - first, self.pooling)
         if self.likelihood_weight:
             reward = reward + self.likelihood_weight * self.gated_likelihood(hidden, tokens, mask, response_start)
         return reward
 
     def gated_likelihood(self, hidden: Tensor, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
-        """(B,): response tokens' log p under the trunk's own LM head, gated mean."""
-        _, logp = next_token_logprobs(self.backbone, hidden, tokens, 1)             # (B, T-1): log p(x_t+1)
-        predicting = hidden[:, :-1]                                                  # (B, T-1, D) reads x_<=t
-        columns = torch.arange(1, tokens.shape[1], device=tokens.device)             # (T-1,)
-        response = mask[:, 1:] & (columns[None, :] >= response_start[:, None])      # (B, T-1)
+        """(B,): response tokens' log p under the trunk's own LM head, gated mean.
+        hidden: the trunk's states of the last columns first..T-1, (B, T - first, D)."""
+        first = tokens.shape[1] - hidden.shape[1]
+        _, logp = next_token_logprobs(self.backbone, hidden, tokens, first + 1)     # (B, T-first-1): log p(x_t)
+        predicting = hidden[:, :-1]                                                  # (B, T-first-1, D) reads x_<t
+        columns = torch.arange(first + 1, tokens.shape[1], device=tokens.device)     # (T-first-1,)
+        response = mask[:, first + 1:] & (columns[None, :] >= response_start[:, None])
         gate = torch.sigmoid(self.likelihood_gate(predicting).squeeze(-1)) * response
         return (gate * logp).sum(-1) / gate.sum(-1).clamp(min=1e-6)
 
@@ -94,8 +98,8 @@ class RewardModel(nn.Module):
         with fp32(hidden):
             return self.head(hidden.float()).squeeze(-1)
 
-    def _hidden(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        return self.backbone.trunk(tokens, positions_from_mask(mask), mask)          # (B, T, D)
+    def _hidden(self, tokens: Tensor, mask: Tensor, outputs_from: int = 0) -> Tensor:
+        return self.backbone.trunk(tokens, positions_from_mask(mask), mask, outputs_from=outputs_from)
 
     def score(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
         """Normalised reward (B,): mean 0, std 1 on the SFT model's own answers."""

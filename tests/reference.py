@@ -30,14 +30,16 @@ def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15, texts=("cap
 
 def assert_one_step_trains_all_but(model, shift_only: set[str]):
     """After one Bradley-Terry step every parameter has a gradient and has changed,
-    except those in shift_only: a constant added to every reward cancels in r_c − r_r."""
+    except those in shift_only: a constant added to every reward cancels in r_c − r_r,
+    so their gradient is zero up to float rounding (AdamW's normalised step can still
+    move them by rounding noise, so only the others are required to change)."""
     before = {k: v.clone() for k, v in model.named_parameters()}
     optimizer = optim.adamw([model], 1e-3, 0.0)
     pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
     chosen, rejected = pair_rewards(model, pairs, "cpu")
     bradley_terry_loss(chosen, rejected).backward()
-    missing = [k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().max() > 1e-6]
     assert set(missing) == shift_only
     optimizer.step()
     unchanged = [k for k, p in model.named_parameters() if torch.equal(p, before[k])]
-    assert set(unchanged) == shift_only
+    assert set(unchanged) <= shift_only

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_lab import tokenizer
-from rlhf_lab.model import MiniGPT, SamplingConfig, filter_logits, generate, token_logprobs
+from rlhf_lab.model import MiniGPT, SamplingConfig, filter_logits, generate, positions_from_mask, token_logprobs
 from reference import TINY, assert_cached_greedy_equals_uncached
 
 
@@ -44,6 +44,31 @@ def test_logprobs_equal_a_direct_computation(model):
             p = F.log_softmax(logits[b, t - 1], -1)
             assert logprobs[b, t - 4].item() == pytest.approx(p[tokens[b, t]].item(), abs=1e-5)
             assert entropy[b, t - 4].item() == pytest.approx(-(p.exp() * p).sum().item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_outputs_from_skips_columns_without_changing_the_rest(model, padding):
+    # right padding takes SDPA's unmasked causal path, left padding the masked one
+    rows = [tokenizer.encode_pair("What is 2+2?", "4")[0], tokenizer.encode_pair("Name a colour.", "Red.")[0]]
+    tokens, mask = (tokenizer.right_pad if padding == "right" else tokenizer.left_pad)(rows)
+    positions = positions_from_mask(mask)
+    with torch.no_grad():
+        whole = model.trunk(tokens, positions, mask)
+        for first in (1, 5, tokens.shape[1] - 1):
+            part = model.trunk(tokens, positions, mask, outputs_from=first)
+            assert part.shape == (2, tokens.shape[1] - first, TINY.width)
+            assert torch.allclose(part, whole[:, first:], atol=1e-5)
+
+
+def test_outputs_from_on_a_cache_prefill_leaves_the_same_keys_and_values(model):
+    tokens = torch.randint(0, 256, (2, 9))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    full, last = model.new_cache(2, 9), model.new_cache(2, 9)
+    with torch.no_grad():
+        whole = model.trunk(tokens, positions_from_mask(mask), mask, full)
+        part = model.trunk(tokens, positions_from_mask(mask), mask, last, outputs_from=8)
+    assert torch.allclose(part, whole[:, 8:], atol=1e-5)
+    assert torch.equal(full.keys, last.keys) and torch.equal(full.values, last.values) and last.length == 9
 
 
 def test_left_padding_does_not_change_results(model):
