@@ -11,7 +11,7 @@ Advantages by GAE (Schulman et al. 2016), the clipped surrogate (Schulman et al.
  2. No pretraining-mix term (InstructGPT's PPO-ptx): the world has no pretraining corpus.
  3. A response that never emits EOS gets its score lowered by `eos_penalty`
     (the TRL recipe), so the policy cannot escape the reward by rambling.
-Implementation details are numbered D1..D10 and listed in docs/ppo.md.
+Implementation details are numbered D1..D16 and listed in docs/ppo.md.
 """
 from __future__ import annotations
 
