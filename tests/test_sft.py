@@ -5,7 +5,7 @@ import torch
 from rlhf_lab import tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT
 from rlhf_lab.run import load_model
-from rlhf_lab.sft import SFTConfig, batch_indices, make_batch, response_loss, train_sft
+from rlhf_lab.sft import SFTConfig, batch_indices, make_batch, mean_tokens_per_batch, response_loss, train_sft
 
 
 def tiny(out, **kw):
@@ -28,6 +28,18 @@ def test_response_loss_equals_cross_entropy_over_response_positions():
     logp = torch.log_softmax(model(inputs), -1)[0]
     by_hand = -sum(logp[t - 1, tokens[t]] for t in range(start, len(tokens))) / (len(tokens) - start)
     assert torch.isclose(response_loss(model, inputs, targets), by_hand)
+
+
+def test_with_a_fixed_token_count_every_token_weighs_the_same_in_any_batch():
+    # a short answer batched alone and beside a long one must pull as hard either way;
+    # a batch's own mean would weigh it by 1/(tokens in its batch)
+    torch.manual_seed(0)
+    model = MiniGPT(GPTConfig(context_len=64, width=16, n_layers=1, n_heads=2, ffn=32))
+    short, long = tokenizer.encode_pair("ab", "c"), tokenizer.encode_pair("ab", "a much longer answer")
+    loss = lambda rows, per_batch: response_loss(model, *make_batch(rows, "cpu"), per_batch)
+    assert torch.isclose(loss([short, long], 10.0), loss([short], 10.0) + loss([long], 10.0))
+    assert not torch.isclose(loss([short, long], None), (loss([short], None) + loss([long], None)) / 2)
+    assert mean_tokens_per_batch([short, long], 4) == 4 * (2 + 21) / 2
 
 
 def test_batches_are_a_function_of_seed_and_step():
