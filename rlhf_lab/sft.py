@@ -37,7 +37,7 @@ class SFTConfig:
     weight_decay: float = 0.1      # AdamW weight decay on matrices (nanoGPT)
     grad_clip: float = 1.0         # global gradient-norm clip
     eval_every: int = 500          # steps between eval-loss passes
-    eval_samples: int = 512        # held-out prompts sampled for well_formed_rate / style_mix
+    eval_samples: int = 512        # answers sampled for well_formed_rate / style_mix (held-out prompts in turn)
     on_invalid: str = "error"      # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"        # rows longer than the context: "error" | "skip" | "truncate"
     context_len: int = 256         # model context, bytes
@@ -195,8 +195,10 @@ def finish(cfg: SFTConfig, run: Run, model: MiniGPT, world: World, encoded_eval,
     metrics = {"eval_loss": eval_loss(model, encoded_eval, device), "steps": cfg.steps}
     if not cfg.data:   # the world's mix and judge say nothing about a file's examples
         metrics["training_style_mix"] = world.cfg.sft_style_mix
-        prompts = world.prompts("heldout_prompt")[:cfg.eval_samples]
-        metrics.update(evaluate.sample_and_judge(model, world, prompts, SamplingConfig(), cfg.seed))
+        heldout = world.prompts("heldout_prompt")       # 137 in the default world: each answered several times
+        prompts = [heldout[i % len(heldout)] for i in range(cfg.eval_samples)]
+        metrics.update(evaluate.sample_and_judge(model, world, prompts, SamplingConfig(), cfg.seed),
+                       eval_answers=len(prompts))
     evaluate.plot_history(run, ["sft/loss", "sft/eval_loss"], "SFT loss", "sft_loss.png")
     metrics = run.finish(metrics)
     status(evaluate.table("SFT", metrics) + f"\nrun directory: {run.path}")

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import torch
 
@@ -6,6 +7,7 @@ from rlhf_lab import tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT
 from rlhf_lab.run import load_model
 from rlhf_lab.sft import SFTConfig, batch_indices, make_batch, mean_tokens_per_batch, response_loss, train_sft
+from rlhf_lab.world import World
 
 
 def tiny(out, **kw):
@@ -61,6 +63,12 @@ def test_tiny_sft_run_writes_its_run_directory_and_is_deterministic(tmp_path):
         assert (run / name).exists()
     assert json.loads((run / "config.json").read_text())["stage"] == "sft"
     assert load_model(run).config.width == 32
+
+
+def test_sft_samples_as_many_answers_as_asked_even_beyond_the_held_out_prompts(tmp_path):
+    prompts = len(World().prompts("heldout_prompt"))
+    metrics = train_sft(replace(tiny(tmp_path / "run"), steps=1, eval_every=1, eval_samples=prompts + 13))
+    assert metrics["eval_answers"] == prompts + 13
 
 
 def test_sft_on_a_file_reports_no_world_figures(tmp_path):
