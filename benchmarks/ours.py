@@ -117,7 +117,8 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
         batch = score_batch(policy, reference, value, reward_fn, r, cfg, 0.02, 0.0)
         ppo_update(actor_critic, optimizer, batch, cfg, shuffle)
     rate = _median_rate(step, batch_size, iterations, warmup, device, precision)
-    prompt, total = 44, 44 + response_length
+    prompt = 44                                          # mean prompt bytes (22-62) + BOS + SEP
+    total = prompt + response_length
     tokens = batch_size * total
     scored = forward_flops(tokens, total) - unread_flops(batch_size * (prompt - 1))  # one pass over the rollout
     flops = (forward_flops(batch_size * response_length, total)              # sampling

@@ -767,8 +767,8 @@ class ShowConfig:
 
 def show_main(cfg: ShowConfig) -> list[dict]:
     """Prompts answered in every style with the gold judge's score: what the judge rewards, at a glance."""
-    world, rng = World(WorldConfig(seed=cfg.world_seed)), random.Random(cfg.seed)
     check_choice("split", cfg.split, SPLITS)
+    world, rng = World(WorldConfig(seed=cfg.world_seed)), random.Random(cfg.seed)
     tasks = world.tasks(cfg.split)
     rows = []
     for task in rng.sample(tasks, min(cfg.prompts, len(tasks))):
