@@ -57,6 +57,8 @@ COMMANDS = {
                              "gold vs proxy reward against sqrt(KL) for best-of-n and PPO (Gao et al. 2022)"),
     "lab ensemble": ("rlhf_lab.lab.ensemble", "EnsembleConfig", "main",
                      "over-optimization with one reward model versus a conservative 4-model ensemble"),
+    "lab temperature": ("rlhf_lab.lab.temperature", "TemperatureConfig", "main",
+                        "SFT versus the RLHF policy at each sampling temperature: more than sharpening?"),
 }
 GROUP_HELP = {"world": "the embedded assistant world and its gold judge",
               "lab": "the textbook's experiments, each writing plots and a report (--quick for a small version)"}

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from rlhf_lab.model import CausalLM, SamplingConfig
 from rlhf_lab.rollout import sample_texts
-from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_positive
+from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_positive, check_range
 from rlhf_lab.world import SPLITS, STYLES, World, WorldConfig
 
 
@@ -187,6 +187,7 @@ class EvalConfig:
     prompts: int = 500              # how many held-out prompts, at most (the default split has 137)
     samples_per_prompt: int = 4     # answers per prompt from each model; comparison j pairs answer j of each
     max_new_tokens: int = 192       # response length limit, bytes
+    temperature: float = 1.0        # both models sample at it; 0: greedy, one answer per prompt; KL only at 1
     shown: int = 12                 # side-by-side samples in report.md
     seed: int = 0                   # sampling seed (the same for both models)
     device: str = "auto"            # "auto" | "cpu" | "cuda"
@@ -196,15 +197,25 @@ class EvalConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("split", self.split, SPLITS)
         check_positive(self, "prompts", "samples_per_prompt", "max_new_tokens")
+        check_range(self, "temperature", 0.0)
+
+    def answers_per_prompt(self) -> int:
+        """Greedy answers repeat, and repeated comparisons would shrink the standard error for nothing."""
+        return 1 if self.temperature == 0 else self.samples_per_prompt
 
 
 def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> tuple[float, float]:
-    """Gold win rate of the policy over SFT, one sample each per comparison, ties half,
-    and its standard error (the outcomes' standard deviation over √comparisons)."""
-    outcomes = torch.tensor([1.0 if ga > gb else 0.5 if ga == gb else 0.0
-                             for ga, gb in ((world.gold(p, a), world.gold(p, b))
-                                            for p, a, b in zip(prompts, policy_texts, sft_texts))])
-    return outcomes.mean().item(), (outcomes.std() / len(outcomes) ** 0.5).item()
+    """Gold win rate of the policy over SFT, one sample each per comparison, ties half, and its
+    standard error. One prompt's comparisons are not independent (a fact both models lack loses
+    them all), so the error is the spread of per-prompt win rates over √prompts, a cluster
+    standard error; with one comparison per prompt it is the plain one."""
+    outcomes: dict[str, list[float]] = {}
+    for p, a, b in zip(prompts, policy_texts, sft_texts):
+        ga, gb = world.gold(p, a), world.gold(p, b)
+        outcomes.setdefault(p, []).append(1.0 if ga > gb else 0.5 if ga == gb else 0.0)
+    per_prompt = torch.tensor([sum(o) / len(o) for o in outcomes.values()])           # (prompts,)
+    rate = sum(sum(o) for o in outcomes.values()) / len(prompts)
+    return rate, (per_prompt.std() / len(per_prompt) ** 0.5).item()
 
 
 @torch.no_grad()
@@ -248,22 +259,24 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     from rlhf_lab.run import load_model
 
     world = World(WorldConfig(seed=cfg.world_seed))
-    prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(cfg.samples_per_prompt)]
+    per_prompt = cfg.answers_per_prompt()
+    prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(per_prompt)]
     sft, policy = load_model(cfg.sft, device).eval(), load_model(cfg.policy, device).eval()
     reward_model = load_reward_model(cfg.rm, device).eval()
-    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)
+    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     texts = {name: sample_texts(m, prompts, sampling, seed=cfg.seed) for name, m in (("sft", sft), ("policy", policy))}
     wins, se = win_rate(world, prompts, texts["policy"], texts["sft"])
-    metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se,
-               "kl_to_ref": kl_per_response(policy, sft, prompts, texts["policy"], device),
-               "prompts": len(prompts) // cfg.samples_per_prompt, "comparisons": len(prompts), "split": cfg.split}
+    metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se, "temperature": cfg.temperature,
+               "prompts": len(prompts) // per_prompt, "comparisons": len(prompts), "split": cfg.split}
+    if cfg.temperature == 1:   # KL(π‖π_ref) is an expectation under π itself; tempered samples do not estimate it
+        metrics["kl_to_ref"] = kl_per_response(policy, sft, prompts, texts["policy"], device)
     for name, responses in texts.items():
         judged = judge_texts(world, prompts, responses)
         metrics.update({f"gold_mean_{name}": judged["gold_mean"],
                         f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
                         f"mean_len_{name}": judged["mean_len"], f"well_formed_rate_{name}": judged["well_formed_rate"],
                         f"style_mix_{name}": judged["style_mix"]})
-    first = range(0, len(prompts), cfg.samples_per_prompt)                   # each prompt's first answers
+    first = range(0, len(prompts), per_prompt)                               # each prompt's first answers
     return metrics, [(prompts[i], texts["sft"][i], texts["policy"][i]) for i in first[:cfg.shown]]
 
 
@@ -272,17 +285,19 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
     def cell(text):
         return text.replace("|", "\\|").replace("\n", "⏎")
 
+    sampled = "greedy" if metrics["temperature"] == 0 else f"sampled at temperature {metrics['temperature']:g}"
     lines = ["# SFT versus the RLHF policy", "",
              f"{metrics['prompts']} held-out prompts ({metrics['split']}), {metrics['comparisons']} comparisons of "
-             "one answer from each model, judged by the gold judge.",
+             f"one answer from each model ({sampled}), judged by the gold judge.",
              "", "| figure | SFT | policy |", "|---|---|---|"]
     for key in ("gold_mean", "proxy_mean", "mean_len", "well_formed_rate"):
         lines.append(f"| {key} | {metrics[key + '_sft']:.3f} | {metrics[key + '_policy']:.3f} |")
     for style in STYLES:
         lines.append(f"| share {style} | {metrics['style_mix_sft'][style]:.3f} | {metrics['style_mix_policy'][style]:.3f} |")
     lines += ["", f"Gold win rate of the policy over SFT: **{metrics['gold_win_rate_vs_sft']:.3f}** "
-              f"± {metrics['gold_win_rate_se']:.3f} (standard error; ties count half). "
-              f"KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} nats per response**.", "",
+              f"± {metrics['gold_win_rate_se']:.3f} (standard error; ties count half)."
+              + (f" KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} nats per response**." if "kl_to_ref" in metrics
+                 else ""), "",
               "| prompt | SFT (gold) | policy (gold) |", "|---|---|---|"]
     for prompt, a, b in samples:
         lines.append(f"| {cell(prompt)} | {cell(a)} ({world.gold(prompt, a):.2f}) | {cell(b)} ({world.gold(prompt, b):.2f}) |")

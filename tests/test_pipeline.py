@@ -99,6 +99,27 @@ def test_tiny_pipeline_trades_visible_flaws_for_the_ideal_style(tiny_pipeline):
     assert sum(policy[s] for s in flawed) < 0.5 * sum(sft[s] for s in flawed)
 
 
+def test_temperature_lab_sets_both_models_side_by_side_at_each_temperature(tiny_pipeline, tmp_path):
+    from rlhf_lab.lab import temperature
+    run, _ = tiny_pipeline
+    figures = temperature.main(temperature.TemperatureConfig(out=str(tmp_path), run=str(run),
+                                                             temperatures=[1.0, 0.0], quick=True, device="cpu"))
+    assert list(figures) == ["0", "1"]                             # ascending, whatever the order asked
+    greedy, sampled = figures["0"], figures["1"]
+    assert greedy["temperature"] == 0.0 and greedy["comparisons"] == greedy["prompts"]   # one greedy answer each
+    assert "kl_to_ref" in sampled and "kl_to_ref" not in greedy    # KL(π‖π_ref) needs π's own samples
+    assert (tmp_path / "temperature.png").exists()
+    assert "Finding:" in (tmp_path / "report.md").read_text()
+
+
+def test_greedy_answers_do_not_depend_on_the_sampling_seed(tiny_pipeline):
+    from rlhf_lab.evaluate import EvalConfig, compare
+    run, _ = tiny_pipeline
+    sides = [compare(EvalConfig(policy=str(run / "ppo"), rm=str(run / "rm"), temperature=0.0, prompts=8,
+                                seed=seed, device="cpu"))[1] for seed in (0, 1)]
+    assert sides[0] == sides[1]
+
+
 def test_from_scratch_pipeline_hands_its_own_sft_model_to_every_later_stage(tmp_path):
     summary = pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), preset="tiny", from_scratch=True,
                                                     device="cpu"))
@@ -120,15 +141,18 @@ def test_default_pipeline_improves_gold_with_the_proxy(tmp_path):
     assert summary["gold_win_rate_vs_sft"] > 0.5
 
 
-def test_win_rate_counts_ties_half_with_its_standard_error():
+def test_win_rate_counts_ties_half_with_a_standard_error_over_prompts():
     from types import SimpleNamespace
     from rlhf_lab.evaluate import win_rate
     gold = {"good": 1.0, "bad": 0.0, "same": 0.5}
     world = SimpleNamespace(gold=lambda prompt, response: gold[response])
     policy, sft = ["good", "same", "bad", "good"], ["bad", "same", "good", "same"]
-    rate, se = win_rate(world, ["q"] * 4, policy, sft)             # outcomes 1, 0.5, 0, 1
+    rate, se = win_rate(world, ["a", "b", "c", "d"], policy, sft)    # outcomes 1, 0.5, 0, 1
     assert rate == pytest.approx(2.5 / 4)
     assert se == pytest.approx(torch.tensor([1, 0.5, 0, 1]).std().item() / 2)
+    rate, se = win_rate(world, ["a", "a", "b", "b"], policy, sft)    # per prompt 0.75 and 0.5
+    assert rate == pytest.approx(2.5 / 4)
+    assert se == pytest.approx(torch.tensor([0.75, 0.5]).std().item() / 2 ** 0.5)
 
 
 def interrupt_at_step(monkeypatch, step):
