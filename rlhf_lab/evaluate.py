@@ -129,13 +129,7 @@ def gold_accuracy(world: World, pairs: list, chosen: Tensor, rejected: Tensor) -
 
 def reward_report(model, train: list, heldout: dict[str, list], world: World | None, out: Path,
                   device) -> dict:
-    """Accuracy, margin, calibration, gold agreement and the length baseline.
-
-    The headline figures (heldout_*, ece, margin, length baseline) are on the first
-    held-out set: the world's unseen prompts of training facts (what PPO is judged
-    on) or the given file. Every set also gets <name>_accuracy and, on the world,
-    <name>_gold_accuracy (by template and by fact: facts the model never saw).
-    """
+    """Training accuracy, the textbook pairs, and with held-out sets heldout_figures."""
     from rlhf_lab.data import PreferencePair
     from rlhf_lab.reward import score_pairs
     from rlhf_lab.world import TEXTBOOK_PAIRS
@@ -143,13 +137,31 @@ def reward_report(model, train: list, heldout: dict[str, list], world: World | N
     metrics = {}
     if train:
         metrics["train_accuracy"] = pair_accuracy(*score_pairs(model, train[:2000], device))
+    if heldout:
+        metrics.update(heldout_figures(model, heldout, world, out, device))
+    textbook = [PreferencePair(t["prompt"], t["preferred"], t["rejected"]) for t in TEXTBOOK_PAIRS]
+    tc, tr = score_pairs(model, textbook, device)
+    metrics["textbook_pairs_correct"] = int((tc > tr).sum())
+    return metrics
+
+
+def heldout_figures(model, heldout: dict[str, list], world: World | None, out: Path, device) -> dict:
+    """Accuracy, margin, calibration, gold agreement and the length baseline.
+
+    The headline figures (heldout_*, ece, margin, length baseline) are on the first
+    held-out set: the world's unseen prompts of training facts (what PPO is judged
+    on) or the given file. Every set also gets <name>_accuracy and, on the world,
+    <name>_gold_accuracy (by template and by fact: facts the model never saw).
+    """
+    from rlhf_lab.reward import score_pairs
+
     scored = {name: score_pairs(model, pairs, device) for name, pairs in heldout.items()}
     headline = next(iter(heldout))
     chosen, rejected = scored[headline]
     # calibration of P(chosen ≻ rejected) = σ(r_c − r_r) on the trained scale: the
     # normalisation for PPO divides by the reward's spread and would distort it
     ece, bins = expected_calibration_error(*score_pairs(model, heldout[headline], device, raw=True))
-    metrics.update(heldout_accuracy=pair_accuracy(chosen, rejected),
+    metrics = dict(heldout_accuracy=pair_accuracy(chosen, rejected),
                    length_baseline_accuracy=length_baseline_accuracy(heldout[headline]),
                    chosen_reward_mean=chosen.mean().item(), rejected_reward_mean=rejected.mean().item(),
                    margin=(chosen - rejected).mean().item(), ece=ece, heldout_pairs=len(chosen))
@@ -160,9 +172,6 @@ def reward_report(model, train: list, heldout: dict[str, list], world: World | N
         metrics[f"{name}_accuracy"] = pair_accuracy(c, r)
         if world is not None:
             metrics[f"{name}_gold_accuracy"] = gold_accuracy(world, heldout[name], c, r)[0]
-    textbook = [PreferencePair(t["prompt"], t["preferred"], t["rejected"]) for t in TEXTBOOK_PAIRS]
-    tc, tr = score_pairs(model, textbook, device)
-    metrics["textbook_pairs_correct"] = int((tc > tr).sum())
     reliability_plot(bins, out / "reliability.png", f"reward model calibration (ECE {ece:.3f})")
     return metrics
 

@@ -226,7 +226,7 @@ class RewardConfig:
     from_scratch: bool = False      # random trunk instead of the SFT one (context_len applies)
     context_len: int = 256          # context of a from-scratch trunk
     data: str = ""                  # preference JSONL; empty → the assistant world
-    eval_data: str = ""             # held-out preference JSONL; empty → the world's held-out splits
+    eval_data: str = ""             # held-out preference JSONL; empty → the world's held-out splits (none with --data)
     world_seed: int = 0             # the world's facts, splits and phrasings
     pairs: int = 28000              # world training pairs (about: whole ranked prompts)
     responses_per_prompt: int = 7   # K: world answers ranked per prompt, giving K(K-1)/2 pairs
@@ -295,16 +295,15 @@ def new_reward_model(cfg: RewardConfig, device) -> RewardModel:
     return RewardModel(backbone, cfg.pooling, cfg.likelihood_weight).to(device)
 
 
-def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], heldout: dict,
-                 device) -> RewardModel:
+def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], steps_per_epoch: int,
+                 heldout: dict, device) -> RewardModel:
     """One reward model: Bradley-Terry with AdamW, warmup + cosine, clipping, eval each epoch.
-    groups: the training pairs, grouped by ranked prompt (group_pairs)."""
+    groups: this rank's training pairs, grouped by ranked prompt (group_pairs)."""
     seed = cfg.seed + 1000 * member
     seed_everything(seed)
     model = new_reward_model(cfg, device)
     compile_if(cfg.compile, model)
     optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
-    steps_per_epoch = max(1, len(groups) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     prefix = f"rm{member}" if cfg.ensemble > 1 else "rm"
     state = f"train_state_{member}.safetensors"
@@ -385,13 +384,17 @@ def train_reward(cfg: RewardConfig) -> dict:
     context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
     train, heldout = load_pairs(cfg, world, context_len)       # a bad path or file stops before any write
     run = Run(cfg.out, "train-rm", cfg)
-    groups = distributed.shard(group_pairs(train))
+    all_groups = group_pairs(train)
+    groups = distributed.shard(all_groups)
+    # steps from the whole set, not the shard: under torchrun shards differ by one group, and
+    # a rank with one step more would wait forever in DDP's gradient all-reduce
+    steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))
     sft_policy = load_model(cfg.sft, device)
     prompts = list(dict.fromkeys(p.prompt for p in train))     # a ranked prompt's pairs share one prompt
     members = []
     with autocast(device, cfg.precision):
         for member in range(cfg.ensemble):
-            model = train_member(cfg, run, member, groups, heldout, device)
+            model = train_member(cfg, run, member, groups, steps_per_epoch, heldout, device)
             normalise(model, prompts, sft_policy, cfg.norm_samples, cfg.seed + member, device)
             members.append(model)
         if not distributed.is_main():
@@ -403,7 +406,8 @@ def train_reward(cfg: RewardConfig) -> dict:
     evaluate.plot_history(run, [k for k in run.history()[-1] if k.endswith(("loss", "accuracy"))],
                           "reward model training", "rm_training.png")
     metrics = run.finish(metrics)
-    status(evaluate.table("reward model", metrics) + f"\nrun directory: {run.path}")
+    status(evaluate.table("reward model", metrics) + f"\nrun directory: {run.path}"
+           + ("" if heldout else "\nno held-out set: --eval-data FILE gives held-out accuracy and calibration"))
     return metrics
 
 

@@ -43,7 +43,8 @@ if __name__ == "__main__":
                                 eval_samples=4, **model))
     check_stage("sft")
     stage = "rm"
-    reward.train_reward(reward.RewardConfig(out=str(out / "rm"), sft=str(out / "sft"), pairs=84, batch_size=1,
+    # 5 ranked prompts: shards of 3 and 2, and still one step count on both ranks
+    reward.train_reward(reward.RewardConfig(out=str(out / "rm"), sft=str(out / "sft"), pairs=105, batch_size=1,
                                             epochs=1, norm_samples=4, heldout_pairs=21, device="cpu"))
     check_stage("rm")
     stage = "ppo"
