@@ -307,7 +307,8 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
     total = cfg.epochs * steps_per_epoch
     prefix = f"rm{member}" if cfg.ensemble > 1 else "rm"
     state = f"train_state_{member}.safetensors"
-    start = resume_step(run, cfg, {"model": model}, optimizer, state, log_offset=member * total)
+    start = resume_step(run, cfg, {"model": model}, optimizer, state, log_offset=member * total,
+                        log_end=(member + 1) * total)
     bar, tick = progress(total, prefix, start), time.perf_counter()
     ddp_model = distributed.wrap(model)
     for step in range(start, total):

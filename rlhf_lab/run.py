@@ -193,12 +193,14 @@ class Run:
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
 
-    def truncate_log(self, after_step: int) -> None:
-        """Drop log lines past a resumed checkpoint, so the log matches the weights."""
+    def truncate_log(self, after_step: int, end_step: float = math.inf) -> None:
+        """Drop log lines of steps after_step < step ≤ end_step, past a resumed checkpoint, so the
+        log matches the weights (an ensemble member's span ends where the next member's begins)."""
         log = self.path / "metrics.jsonl"
         if not log.exists() or not distributed.is_main():
             return
-        keep = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= after_step]
+        keep = [line for line in log.read_text().splitlines()
+                if not after_step < json.loads(line)["step"] <= end_step]
         _atomic(log, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
 
     def history(self) -> list[dict]:
@@ -266,7 +268,7 @@ def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
     """Everything a resumed run needs, as plain tensors (no pickle): weights,
     AdamW moments, the step, and the torch RNG state."""
     tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
-    for i, state in enumerate(optimizer.state_dict()["state"].values()):
+    for i, state in optimizer.state_dict()["state"].items():    # i: the parameter's index, as load reads it
         for key, value in state.items():
             tensors[f"optim.{i}.{key}"] = torch.as_tensor(value)
     tensors["rng.torch"] = torch.get_rng_state()
@@ -283,21 +285,22 @@ def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
     params = [p for group in opt_state["param_groups"] for p in group["params"]]
     for i, p in enumerate(params):
         keys = [k for k in tensors if k.startswith(f"optim.{i}.")]
-        opt_state["state"][p] = {k.split(".", 2)[2]: tensors[k] for k in keys}
+        if keys:                      # a parameter that never had a gradient has no moments
+            opt_state["state"][p] = {k.split(".", 2)[2]: tensors[k] for k in keys}
     optimizer.load_state_dict(opt_state)
     torch.set_rng_state(tensors["rng.torch"])
     return int(tensor_metadata(path)["step"])
 
 
 def resume_step(run: Run, cfg, modules: dict[str, nn.Module], optimizer,
-                name: str = "train_state.safetensors", log_offset: int = 0) -> int:
+                name: str = "train_state.safetensors", log_offset: int = 0, log_end: float = math.inf) -> int:
     """Continue a killed run from its last train state (same config), else start at 0.
-    Log lines written after that state are dropped, so log and weights agree."""
+    Log lines written after that state, up to log_end, are dropped, so log and weights agree."""
     state = run.path / name
     if not (getattr(cfg, "resume", False) and state.exists()):
         return 0
     step = load_train_state(state, modules, optimizer)
-    run.truncate_log(log_offset + step)
+    run.truncate_log(log_offset + step, log_end)
     status(f"{run.stage}: resumed from {state} at step {step}")
     return step
 

@@ -198,3 +198,39 @@ def test_killed_sft_and_reward_runs_resume_to_the_same_weights(tmp_path, monkeyp
     assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
     log = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert log == sorted(set(log))                      # nothing logged twice after the resume
+
+
+def test_a_killed_ensemble_resumes_with_every_members_log_lines(tmp_path, monkeypatch):
+    from rlhf_lab import reward, sft
+    model = dict(width=32, n_layers=1, n_heads=2, ffn=64, device="cpu")
+    sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
+                                eval_samples=2, **model))
+
+    def train():   # 8 groups, 4 steps an epoch, 8 per member; train states and log lines each epoch
+        reward.train_reward(reward.RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"), pairs=84 * 2,
+                                                batch_size=2, epochs=2, ensemble=2, norm_samples=4,
+                                                heldout_pairs=21, device="cpu"))
+    interrupt_at_step(monkeypatch, 8 + 6)             # killed in member 1's second epoch
+    with pytest.raises(KeyboardInterrupt):
+        train()
+    monkeypatch.undo()
+    train()
+    log = [json.loads(line)["step"] for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert log == [4, 8, 12, 16]
+
+
+def test_optimizer_moments_return_to_their_own_parameters(tmp_path):
+    from rlhf_lab.run import load_train_state, save_train_state
+    torch.manual_seed(0)
+    unused, used = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)     # same shapes: a shifted moment would load
+    modules = {"unused": unused, "used": used}
+    optimizer = torch.optim.AdamW([*unused.parameters(), *used.parameters()])
+    used(torch.randn(2, 3)).sum().backward()                        # `unused` never gets a gradient
+    optimizer.step()
+    save_train_state(tmp_path / "state.safetensors", modules, optimizer, 1)
+    fresh_modules = {"unused": torch.nn.Linear(3, 3), "used": torch.nn.Linear(3, 3)}
+    fresh = torch.optim.AdamW([*fresh_modules["unused"].parameters(), *fresh_modules["used"].parameters()])
+    load_train_state(tmp_path / "state.safetensors", fresh_modules, fresh)
+    saved, loaded = optimizer.state_dict()["state"], fresh.state_dict()["state"]
+    assert saved.keys() == loaded.keys() == {2, 3}
+    assert all(torch.equal(saved[i]["exp_avg"], loaded[i]["exp_avg"]) for i in saved)
