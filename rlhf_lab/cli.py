@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     values = {k: v for k, v in vars(args).items() if k not in ("_target", "command", "action")}
     try:
         getattr(mod, entry)(getattr(mod, cls_name)(**values))
-    except (DataError, ConfigError, FileNotFoundError) as e:
+    except (DataError, ConfigError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
         print(f"rlhf: error: {e}", file=sys.stderr)
         return 2
     distributed.close()

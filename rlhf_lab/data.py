@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,11 +70,17 @@ def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a directory; expected a .jsonl or .jsonl.gz file")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if raw.strip():
-                yield number, raw
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if raw.strip():
+                    yield number, raw
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:   # a .gz name on other bytes, or a cut-off file
+        raise DataError(path, number + 1, f"not a readable gzip file ({e})") from None
 
 
 def parse_json_line(raw: bytes, path, line: int) -> dict:

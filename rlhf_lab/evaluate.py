@@ -314,10 +314,10 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
 
 
 def main(cfg: EvalConfig) -> dict:
-    from rlhf_lab.run import status, write_json, write_text
+    from rlhf_lab.run import run_directory, status, write_json, write_text
 
     metrics, samples = compare(cfg)
-    out = Path(cfg.out or Path(cfg.policy) / "eval")
+    out = Path(cfg.out or run_directory(cfg.policy) / "eval")
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples, World(WorldConfig(seed=cfg.world_seed))))
     status(table("SFT versus RLHF policy", metrics) + f"\nreport: {out / 'report.md'}")

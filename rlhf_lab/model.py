@@ -274,7 +274,8 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     alive = torch.ones(B, new, dtype=torch.bool, device=prompts.device)     # response_mask
     done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
     for t in range(new):
-        logits = model.lm_head(hidden[:, -1]).float()                       # (B, V)
+        with fp32(hidden):        # as the log-probs PPO computes for these samples (next_token_logprobs)
+            logits = model.lm_head(hidden[:, -1].float())                    # (B, V)
         logits[:, NEVER_SAMPLED] = float("-inf")
         if cfg.temperature == 0:
             token = logits.argmax(-1)

@@ -61,7 +61,6 @@ class PPOConfig:
     whiten_advantages: bool = True   # D5: advantages to mean 0, std 1 per batch
     eos_penalty: float = 1.0         # D3: subtracted from the score of a response without EOS
     max_new_tokens: int = 192        # response length limit, bytes
-    temperature: float = 1.0         # sampling temperature of rollouts (1: on-policy)
     grad_clip: float = 1.0           # global gradient-norm clip
     eval_every: int = 10             # iterations between progress lines
     seed: int = 0                    # prompt order, sampling, init
@@ -74,7 +73,7 @@ class PPOConfig:
         check_choice("advantage", self.advantage, ("gae", "baseline"))
         check_choice("precision", self.precision, PRECISIONS)
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
-                       "max_new_tokens", "temperature", "eval_every")
+                       "max_new_tokens", "eval_every")
         if self.batch_size % self.minibatch_size:
             raise ConfigError("--batch-size must be a multiple of --minibatch-size")
         check_range(self, "kl_coef", 0.0)     # β < 0 would pay the policy to leave the reference
@@ -345,7 +344,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: 
     modules, r = {"policy": policy, "value": value_model}, None
     actor_critic = distributed.wrap(ActorCritic(policy, value_model))
     prompts = distributed.shard(world.prompts("train"))
-    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
+    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)   # D11: temperature 1, the log-probs' own π
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
     for it in range(start, cfg.iterations):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)

@@ -25,9 +25,9 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_positive, check_range,
-    compile_if, empty_model, load_model, pick_device, progress, resume_step, save_tensors, save_train_state,
-    seed_everything, status, tensor_metadata, write_json)
-from rlhf_lab.world import STYLES, World, WorldConfig
+    compile_if, empty_model, load_model, pick_device, progress, resume_step, run_directory, save_tensors,
+    save_train_state, seed_everything, status, tensor_metadata, write_json)
+from rlhf_lab.world import STYLES, World, WorldConfig, check_context_fits
 
 POOLINGS = ("last", "mean")
 
@@ -258,6 +258,8 @@ class RewardConfig:
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "norm_samples")
         check_range(self, "label_temperature", 0.0)
+        if self.from_scratch and not self.data:
+            check_context_fits(self.context_len)
         if not 2 <= self.responses_per_prompt <= len(STYLES):
             raise ConfigError(f"responses_per_prompt must be in 2..{len(STYLES)} (one answer per style), "
                               f"got {self.responses_per_prompt}")
@@ -436,7 +438,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
                                         cfg.on_invalid, cfg.overflow)[0]}
     else:
         heldout = load_pairs(RewardConfig(world_seed=cfg.world_seed), world, model.config.context_len)[1]
-    out = Path(cfg.out or Path(cfg.rm) / "eval")
+    out = Path(cfg.out or run_directory(cfg.rm) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device)
     write_json(out / "metrics.json", metrics)

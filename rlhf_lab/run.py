@@ -257,6 +257,12 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM
     return model.to(device)
 
 
+def run_directory(path: str | Path) -> Path:
+    """A run directory, named by itself or by a file in it (its model.safetensors)."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
+
+
 def is_hf_directory(path: Path) -> bool:
     """A run directory's config.json holds a stage config; an HF one names its model_type."""
     config = path / "config.json"

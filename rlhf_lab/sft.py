@@ -17,9 +17,9 @@ from torch import Tensor
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
-    PRECISIONS, Run, autocast, check_choice, check_positive, check_range, compile_if, pick_device, progress,
-    resume_step, save_model, save_train_state, seed_everything, status)
-from rlhf_lab.world import World, WorldConfig, ideal_mix
+    PRECISIONS, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if, pick_device,
+    progress, resume_step, save_model, save_train_state, seed_everything, status)
+from rlhf_lab.world import World, WorldConfig, check_context_fits, ideal_mix
 
 
 @dataclass
@@ -57,6 +57,10 @@ class SFTConfig:
         check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
                        "width", "n_layers", "n_heads", "ffn")
         check_range(self, "ideal_share", 0.0, 1.0)
+        if self.width % self.n_heads:
+            raise ConfigError(f"--width must be a multiple of --n-heads; got {self.width} and {self.n_heads}")
+        if not self.data:
+            check_context_fits(self.context_len)
 
     def gpt_config(self) -> GPTConfig:
         return GPTConfig(context_len=self.context_len, width=self.width, n_layers=self.n_layers,

@@ -74,13 +74,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab import world_facts as facts
-from rlhf_lab.run import ConfigError, check_choice, status, write_text
+from rlhf_lab.run import ConfigError, check_choice, check_positive, status, write_text
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
 STYLES = ("ideal", "verbose", "hedging", "wrong", "repetitive", "formatted", "sycophantic")
 SPLITS = ("train", "heldout_prompt", "heldout_template", "heldout_fact", "textbook")
 HELDOUT_TEMPLATE = 4
 MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES, MAX_EXAMPLE_BYTES = 70, 180, 240
+
+
+def check_context_fits(context_len: int) -> None:
+    """The world's longest example, BOS prompt SEP response EOS, must fit a model's context."""
+    need = MAX_EXAMPLE_BYTES + 3
+    if context_len < need:
+        raise ConfigError(f"--context-len must be at least {need} for the world's examples "
+                          f"({MAX_EXAMPLE_BYTES} bytes at most, plus BOS, SEP and EOS); got {context_len}")
 
 # How the judge decides correctness, per family (see the module docstring).
 KIND = {"capitals": "entity", "opposites": "entity", "symbols": "entity",
@@ -768,6 +776,7 @@ class ShowConfig:
 def show_main(cfg: ShowConfig) -> list[dict]:
     """Prompts answered in every style with the gold judge's score: what the judge rewards, at a glance."""
     check_choice("split", cfg.split, SPLITS)
+    check_positive(cfg, "prompts")
     world, rng = World(WorldConfig(seed=cfg.world_seed)), random.Random(cfg.seed)
     tasks = world.tasks(cfg.split)
     rows = []

@@ -41,6 +41,10 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("ppo", ["--lam", "1.5"], "--lam must be in [0, 1]; got 1.5"),
     ("pipeline", ["--kl-coef", "-1"], "--kl-coef must be at least 0"),
     ("eval", ["--samples-per-prompt", "0"], "--samples-per-prompt must be positive"),
+    ("eval", ["--temperature", "-0.5"], "--temperature must be at least 0"),
+    ("sft", ["--context-len", "128"], "--context-len must be at least 243 for the world's examples"),
+    ("train-rm", ["--from-scratch", "--context-len", "64"], "--context-len must be at least 243"),
+    ("sft", ["--n-heads", "3"], "--width must be a multiple of --n-heads; got 128 and 3"),
 ])
 def test_an_impossible_value_is_refused_before_any_run_directory_is_written(tmp_path, capsys, command, flags,
                                                                              message):
@@ -65,6 +69,21 @@ def test_bad_data_file_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     assert code == 2
     assert f"{bad}:2: malformed JSON" in err and "Traceback" not in err
     assert not (tmp_path / "rm").exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "not gzip", "cut-off gzip"])
+def test_a_data_path_that_is_no_jsonl_file_is_one_clear_line(tmp_path, capsys, kind):
+    import gzip
+    path = tmp_path / ("pairs" if kind == "directory" else "pairs.jsonl.gz")
+    if kind == "directory":
+        path.mkdir()
+    else:
+        whole = gzip.compress(b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\n' * 50)
+        path.write_bytes(b"plain text" if kind == "not gzip" else whole[:len(whole) // 2])
+    code = cli.main(["train-rm", "--data", str(path), "--out", str(tmp_path / "rm"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"rlhf: error: {path}") and "Traceback" not in err
+    assert ("a directory" if kind == "directory" else "not a readable gzip file") in err
 
 
 def test_train_rm_on_a_file_without_a_held_out_file_reports_what_it_can(tmp_path, capsys):

@@ -32,7 +32,7 @@ def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
     reports = list(tmp_path.rglob("report.md"))
     assert reports and "Finding:" in "".join(r.read_text() for r in reports)
     assert list(tmp_path.glob("*.png")) or list(tmp_path.rglob("*.png"))
-    assert json.loads((reports[0].parent / "report.json").read_text()) is not None
+    assert json.loads((reports[0].parent / "report.json").read_text()) == json.loads(json.dumps(figures))
     assert figures
 
 

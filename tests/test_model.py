@@ -81,16 +81,19 @@ def test_left_padding_does_not_change_results(model):
     assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_generation_stops_each_row_at_its_eos(model):
-    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt("a"), tokenizer.encode_prompt("bb")])
-    gen = torch.Generator().manual_seed(0)
-    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=40), gen)
+def test_generation_stops_each_row_at_its_eos():
+    from rlhf_lab.run import SHIPPED_SFT, load_model
+    sft = load_model(SHIPPED_SFT).eval()             # answers end in EOS, at lengths of their own
+    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt("What is the capital of France?"),
+                                        tokenizer.encode_prompt("Name three programming languages.")])
+    out, response_mask = generate(sft, prompts, mask, SamplingConfig(temperature=0))
+    ends = []
     for row, m in zip(out, response_mask):
-        eos = (row == tokenizer.EOS).nonzero()
-        if len(eos):
-            first = eos[0].item()
-            assert m[:first + 1].all() and not m[first + 1:].any()
-            assert (row[first + 1:] == tokenizer.PAD).all()
+        (first,) = (row == tokenizer.EOS).nonzero()[:, 0].tolist()     # exactly one EOS per row
+        assert m[:first + 1].all() and not m[first + 1:].any()
+        assert (row[first + 1:] == tokenizer.PAD).all()
+        ends.append(first)
+    assert ends[0] != ends[1] and max(ends) == out.shape[1] - 1          # one row ran on after the other stopped
 
 
 def test_top_k_and_top_p_keep_only_the_head_of_the_distribution():
