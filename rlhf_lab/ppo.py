@@ -16,7 +16,7 @@ Implementation details are numbered D1..D16 and listed in docs/ppo.md.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlhf_lab import distributed, evaluate, optim
+from rlhf_lab import distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, length_chunks, rollout
@@ -217,10 +217,21 @@ def response_values(value_model: RewardModel, tokens: Tensor, mask: Tensor, star
 
 
 def model_reward(reward_model) -> RewardFn:
-    """The reward model's normalised score of each rollout response."""
+    """The reward model's normalised score of each rollout response, every one ending in EOS."""
     def score_rows(tokens: Tensor, mask: Tensor, start: int) -> tuple[Tensor]:
         return (reward_model.score(tokens, mask, torch.full((len(tokens),), start, device=tokens.device)),)
-    return lambda r: by_length(score_rows, r)[0]
+    return lambda r: by_length(score_rows, with_eos(r))[0]
+
+
+def with_eos(r: Rollout) -> Rollout:
+    """r with EOS after each response cut at the length limit: the reward model read every
+    answer in training, normalisation and evaluation so (reward.encode_responses), and pools
+    at that EOS. generate leaves the context one column for it. The cut itself costs the
+    score eos_penalty (D3)."""
+    cut = ~r.ended                                                                  # (B,)
+    column = torch.full_like(r.tokens[:, :1], tokenizer.PAD).masked_fill(cut[:, None], tokenizer.EOS)
+    return replace(r, tokens=torch.cat([r.tokens, column], 1), mask=torch.cat([r.mask, cut[:, None]], 1),
+                   response_mask=torch.cat([r.response_mask, cut[:, None]], 1))
 
 
 @torch.no_grad()

@@ -94,7 +94,7 @@ def test_adaptive_kl_moves_beta_toward_the_target():
 def test_length_chunks_give_the_same_log_probs_values_and_scores_as_the_whole_batch():
     from functools import partial
     from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, token_logprobs
-    from rlhf_lab.ppo import by_length, model_reward, response_values
+    from rlhf_lab.ppo import by_length, model_reward, response_values, with_eos
     from rlhf_lab.reward import RewardModel
     from rlhf_lab.rollout import length_chunks, rollout
     torch.manual_seed(0)
@@ -109,9 +109,31 @@ def test_length_chunks_give_the_same_log_probs_values_and_scores_as_the_whole_ba
         whole_values, = response_values(critic, r.tokens, r.mask, r.prompt_len)
         values, = by_length(partial(response_values, critic), r, chunk_tokens=200)
         start = torch.full((len(prompts),), r.prompt_len)
-        whole_scores = critic.score(r.tokens, r.mask, start)
+        ended = with_eos(r)
+        whole_scores = critic.score(ended.tokens, ended.mask, start)
         scores = model_reward(critic)(r)
     on = r.response_mask
     for chunked, whole in ((lp, whole_lp), (entropy, whole_entropy), (values, whole_values)):
         assert torch.allclose(chunked[on], whole[on], atol=1e-5)         # off the mask: padding, unused
     assert torch.allclose(scores, whole_scores, atol=1e-5)
+
+
+def test_ppo_scores_a_cut_off_answer_as_evaluation_does_with_eos_appended():
+    from rlhf_lab.model import GPTConfig, MiniGPT
+    from rlhf_lab.ppo import model_reward
+    from rlhf_lab.reward import RewardModel, score_texts
+    from rlhf_lab.rollout import Rollout, encode_prompts
+    torch.manual_seed(0)
+    tiny = GPTConfig(context_len=96, width=32, n_layers=2, n_heads=2, ffn=64)
+    reward_model = RewardModel(MiniGPT(tiny), likelihood_weight=1.0).eval()
+    prompts, responses = ["Hi?", "What is the capital of France?", "2+2?"], ["It is Paris", "Four, I thi", "Yes, yes, y"]
+    prompt_tokens, prompt_mask = encode_prompts(prompts, "cpu")                  # left-padded (B, P)
+    answer = torch.tensor([list(t.encode()) for t in responses])                 # (B, 11), no EOS: cut at the limit
+    r = Rollout(prompts, responses, torch.cat([prompt_tokens, answer], 1),
+                torch.cat([prompt_mask, torch.ones_like(answer, dtype=torch.bool)], 1),
+                torch.ones_like(answer, dtype=torch.bool), prompt_tokens.shape[1])
+    assert not r.ended.any()
+    with torch.no_grad():
+        in_ppo = model_reward(reward_model)(r)
+        in_eval = score_texts(reward_model.score, prompts, responses, "cpu")    # re-encoded with EOS
+    assert torch.allclose(in_ppo, in_eval, atol=1e-5)
