@@ -25,13 +25,14 @@ class PipelineConfig:
     device: str = "auto"             # "auto" | "cpu" | "cuda"
     precision: str = "fp32"          # "fp32" | "bf16" autocast (for wide models; slower at width 128)
     compile: bool = False            # torch.compile the blocks (slower at width 128, see README)
+    resume: bool = True              # continue killed stages from their train states (--no-resume: start over)
 
 
 def stage_configs(cfg: PipelineConfig):
     """The four stage configs, each writing under cfg.out; "tiny" shrinks the work."""
     out = Path(cfg.out)
     common = dict(seed=cfg.seed, world_seed=cfg.world_seed, device=cfg.device, precision=cfg.precision,
-                  compile=cfg.compile)
+                  compile=cfg.compile, resume=cfg.resume)
     sft_dir = str(out / "sft") if cfg.from_scratch else SHIPPED_SFT
     stages = (sft.SFTConfig(out=str(out / "sft"), **common),
               reward.RewardConfig(out=str(out / "rm"), sft=sft_dir, **common),

@@ -234,3 +234,9 @@ def test_optimizer_moments_return_to_their_own_parameters(tmp_path):
     saved, loaded = optimizer.state_dict()["state"], fresh.state_dict()["state"]
     assert saved.keys() == loaded.keys() == {2, 3}
     assert all(torch.equal(saved[i]["exp_avg"], loaded[i]["exp_avg"]) for i in saved)
+
+
+def test_pipeline_passes_no_resume_to_every_training_stage():
+    stages = pipeline.stage_configs(pipeline.PipelineConfig(resume=False))
+    assert [s.resume for s in stages[:3]] == [False, False, False]
+    assert all(s.resume for s in pipeline.stage_configs(pipeline.PipelineConfig())[:3])
