@@ -192,7 +192,7 @@ class EvalConfig:
     rm: str = "runs/rm"             # reward model for the proxy reward
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
     world_seed: int = 0             # the world whose held-out prompts are used
-    split: str = "heldout_prompt"   # held-out prompts: "heldout_prompt" | "heldout_template" | "heldout_fact"
+    split: str = "heldout_prompt"   # prompts: "heldout_prompt" | "heldout_template" | "heldout_fact" (or "train")
     prompts: int = 500              # how many held-out prompts, at most (the default split has 137)
     samples_per_prompt: int = 4     # answers per prompt from each model; comparison j pairs answer j of each
     max_new_tokens: int = 192       # response length limit, bytes

@@ -12,7 +12,7 @@ Ziegler et al. 2019 do), and the offset and scale are stored in the checkpoint.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -25,8 +25,8 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_positive, check_range,
-    compile_if, empty_model, load_model, pick_device, progress, resume_step, run_directory, save_tensors,
-    save_train_state, seed_everything, status, tensor_metadata, write_json)
+    compile_if, empty_model, load_model, pick_device, progress, read_json, resume_step, run_directory,
+    save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.world import STYLES, World, WorldConfig, check_context_fits
 
 POOLINGS = ("last", "mean")
@@ -270,25 +270,31 @@ def world_for(cfg: RewardConfig) -> World:
                              length_bias=cfg.length_bias))
 
 
+def pairs_from_rows(rows: list[dict]) -> list[data.PreferencePair]:
+    keys = ("prompt", "chosen", "rejected")
+    return [data.PreferencePair(*(r[k] for k in keys), meta={k: v for k, v in r.items() if k not in keys})
+            for r in rows]
+
+
+def world_heldout(cfg: RewardConfig, world: World) -> dict[str, list]:
+    """The world's held-out pairs by prompt, template and fact, labelled as in training."""
+    return {split: pairs_from_rows(world.preference_pairs(split, cfg.heldout_pairs, cfg.seed + 1))
+            for split in ("heldout_prompt", "heldout_template", "heldout_fact")}
+
+
 def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list, dict[str, list]]:
     """Training pairs and named held-out sets, from files or from the world."""
-    def from_rows(rows):
-        keys = ("prompt", "chosen", "rejected")
-        return [data.PreferencePair(*(r[k] for k in keys), meta={k: v for k, v in r.items() if k not in keys})
-                for r in rows]
-
     def from_file(path):
         return data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow)[0]
 
     train = (from_file(cfg.data) if cfg.data else
-             from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed, cfg.responses_per_prompt)))
+             pairs_from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed, cfg.responses_per_prompt)))
     if cfg.eval_data:
         heldout = {"heldout": from_file(cfg.eval_data)}
     elif cfg.data:
         heldout = {}
     else:
-        heldout = {split: from_rows(world.preference_pairs(split, cfg.heldout_pairs, cfg.seed + 1))
-                   for split in ("heldout_prompt", "heldout_template", "heldout_fact")}
+        heldout = world_heldout(cfg, world)
     return train, heldout
 
 
@@ -419,7 +425,7 @@ class RewardEvalConfig:
     rm: str = "runs/rm"             # `rlhf train-rm` run directory
     data: str = ""                  # preference JSONL to score; empty → the world's held-out splits
     out: str = ""                   # where to write metrics.json and plots (default: <rm>/eval)
-    world_seed: int = 0             # the world the reward model was trained on
+    world_seed: int | None = None   # the world of the held-out pairs (default: the reward model's own)
     on_invalid: str = "error"       # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
     device: str = "auto"            # "auto" | "cpu" | "cuda"
@@ -428,16 +434,29 @@ class RewardEvalConfig:
         data.check_options(self.on_invalid, self.overflow)
 
 
+def training_config(rm: str | Path) -> RewardConfig:
+    """The config a `rlhf train-rm` run recorded (the defaults where it recorded none)."""
+    path = run_directory(rm) / "config.json"
+    if not path.exists():
+        return RewardConfig()
+    known = {f.name for f in fields(RewardConfig)}
+    return RewardConfig(**{k: v for k, v in read_json(path).items() if k in known})
+
+
 def eval_main(cfg: RewardEvalConfig) -> dict:
+    """Score held-out pairs: a file's, or the world's labelled as the reward model's training
+    labels were (same annotator noise, length bias and draw)."""
     cfg.validate()
     device = pick_device(cfg.device)
     model = load_reward_model(cfg.rm, device)
-    world = World(WorldConfig(seed=cfg.world_seed))
+    trained = training_config(cfg.rm)
+    trained = replace(trained, world_seed=trained.world_seed if cfg.world_seed is None else cfg.world_seed)
+    world = world_for(trained)
     if cfg.data:
         heldout = {"heldout": data.load(cfg.data, "preference", model.config.context_len,
                                         cfg.on_invalid, cfg.overflow)[0]}
     else:
-        heldout = load_pairs(RewardConfig(world_seed=cfg.world_seed), world, model.config.context_len)[1]
+        heldout = world_heldout(trained, world)
     out = Path(cfg.out or run_directory(cfg.rm) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device)

@@ -207,3 +207,16 @@ def test_sampled_broken_utf8_is_scored_within_the_context():
     fits = "short answer"
     assert torch.equal(encode_responses([prompt], [fits], "cpu", TINY.context_len)[0],
                        encode_responses([prompt], [fits], "cpu")[0])
+
+
+def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path):
+    from rlhf_lab import sft
+    from rlhf_lab.reward import RewardConfig, RewardEvalConfig, eval_main, train_reward
+    sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
+                                eval_samples=2, width=32, n_layers=1, n_heads=2, ffn=64, device="cpu"))
+    trained = train_reward(RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"), pairs=84, batch_size=2,
+                                        epochs=1, norm_samples=4, heldout_pairs=40, seed=3, label_temperature=0.0,
+                                        length_bias=3.0, device="cpu"))
+    evaluated = eval_main(RewardEvalConfig(rm=str(tmp_path / "rm"), device="cpu"))
+    for key in ("heldout_accuracy", "heldout_template_accuracy", "heldout_fact_accuracy", "length_baseline_accuracy"):
+        assert evaluated[key] == pytest.approx(trained[key]), key
