@@ -51,18 +51,27 @@ def table(title: str, metrics: dict) -> str:
 
 def plot_history(run: Run, keys: list[str], title: str, filename: str) -> None:
     """Curves of logged metrics against step, one PNG in the run directory."""
+    plot_runs({run.stage: run.path}, keys, run.path / filename, title)
+
+
+def plot_runs(runs: dict[str, Path], keys: list[str], path: Path, title: str) -> None:
+    """Curves of several runs' metrics.jsonl, one panel per metric, one line per run."""
+    from rlhf_lab.run import read_log
     plt = pyplot()
-    history = run.history()
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        points = [(h["step"], h[key]) for h in history if key in h]
-        if points:
-            ax.plot(*zip(*points))
-        ax.set_title(key)
-        ax.set_xlabel("step")
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), squeeze=False)
+    for label, run in runs.items():
+        history = read_log(run)
+        for ax, key in zip(axes[0], keys):
+            points = [(h["step"], h[key]) for h in history if key in h]
+            if points:
+                ax.plot(*zip(*points), label=label)
+            ax.set_title(key)
+            ax.set_xlabel("step")
+    if len(runs) > 1:
+        axes[0][0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(run.path / filename, dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -21,13 +21,12 @@ from functools import partial
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlhf_lab import distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
-from rlhf_lab.rollout import Rollout, chunk_budget, length_chunks, rollout
+from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if,
     load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
@@ -201,14 +200,9 @@ def by_length(fn, r: Rollout, chunk_tokens: int | None = None) -> tuple[Tensor, 
     """fn(tokens, mask, start) → tensors over the rows (b,) or their response columns
     (b, end - start), run on rows of similar length (rollout.length_chunks) and put back
     in batch order: (B,) or (B, N), zero on the cut columns, which are padding."""
-    n = r.response_mask.shape[1]
-    parts, order = [], []
-    for rows, first, end in length_chunks(r.mask, chunk_tokens or chunk_budget(r.tokens.device)):
-        out = fn(r.tokens[rows, first:end], r.mask[rows, first:end], r.prompt_len - first)
-        parts.append([x if x.dim() == 1 else F.pad(x, (0, n - x.shape[1])) for x in out])
-        order.append(rows)
-    inverse = torch.cat(order).argsort()
-    return tuple(torch.cat(column)[inverse] for column in zip(*parts))
+    def window(rows: Tensor, first: int, end: int) -> tuple[Tensor, ...]:
+        return fn(r.tokens[rows, first:end], r.mask[rows, first:end], r.prompt_len - first)
+    return map_length_chunks(window, r.mask, chunk_tokens or chunk_budget(r.tokens.device), r.response_mask.shape[1])
 
 
 def response_values(value_model: RewardModel, tokens: Tensor, mask: Tensor, start: int) -> tuple[Tensor]:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
-from rlhf_lab.rollout import chunk_budget, length_chunks, sample_texts
+from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_positive, check_range,
     compile_if, empty_model, load_model, pick_device, progress, read_json, resume_step, run_directory,
@@ -171,13 +171,10 @@ def score_texts(score_fn, prompts: list[str], responses: list[str], device, max_
     score_fn: a RewardModel (raw, for training) or its .score (normalised); max_len: as in
     encode_responses, for sampled texts."""
     tokens, mask, start = encode_responses(prompts, responses, "cpu", max_len)        # (N, T) right-padded
-    scores, order = [], []
-    budget = chunk_tokens or chunk_budget(device, CHUNK_TOKENS)
-    for rows, _, end in length_chunks(mask, budget):                                 # right padding: first is 0
-        scores.append(score_fn(tokens[rows, :end].to(device), mask[rows, :end].to(device),
-                               start[rows].to(device)))                               # (len(rows),)
-        order.append(rows)
-    return torch.cat(scores)[torch.cat(order).argsort().to(device)]
+
+    def score(rows: Tensor, _: int, end: int) -> tuple[Tensor]:                      # right padding: first is 0
+        return (score_fn(tokens[rows, :end].to(device), mask[rows, :end].to(device), start[rows].to(device)),)
+    return map_length_chunks(score, mask, chunk_tokens or chunk_budget(device, CHUNK_TOKENS))[0]
 
 
 def pair_rewards(score_fn, pairs: list[data.PreferencePair], device,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rlhf_lab import tokenizer
@@ -80,6 +81,18 @@ def length_chunks(mask: Tensor, chunk_tokens: int = CHUNK_TOKENS) -> list[tuple[
         lo, hi = new_lo, new_hi
     chunks.append((torch.tensor(rows, device=mask.device), lo, hi))
     return chunks
+
+
+def map_length_chunks(fn, mask: Tensor, chunk_tokens: int, width: int = 0) -> tuple[Tensor, ...]:
+    """fn(rows, first, end) over each chunk of length_chunks(mask, chunk_tokens), its outputs
+    put back in batch order: tensors (b,) per row, or (b, w) per column, right-padded with
+    zeros to `width`."""
+    parts, order = [], []
+    for rows, first, end in length_chunks(mask, chunk_tokens):
+        parts.append([x if x.dim() == 1 else F.pad(x, (0, width - x.shape[1])) for x in fn(rows, first, end)])
+        order.append(rows)
+    inverse = torch.cat(order).argsort()
+    return tuple(torch.cat(column)[inverse.to(column[0].device)] for column in zip(*parts))
 
 
 def rollout(policy: CausalLM, prompts: list[str], cfg: SamplingConfig,

@@ -159,6 +159,12 @@ def config_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def read_log(run: str | Path) -> list[dict]:
+    """A run directory's step log, metrics.jsonl, one dict per logged step ([] before the first)."""
+    log = Path(run) / "metrics.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
 class Run:
     """One stage's run directory: config.json, metrics.jsonl, metrics.json.
 
@@ -204,8 +210,7 @@ class Run:
         _atomic(log, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
 
     def history(self) -> list[dict]:
-        log = self.path / "metrics.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return read_log(self.path)
 
     def finish(self, metrics: dict) -> dict:
         metrics = {**metrics, "wall_seconds": round(time.perf_counter() - self.started, 2)}

@@ -45,3 +45,20 @@ def test_a_best_of_n_fit_that_falls_from_the_start_peaks_at_zero_not_below():
 def test_a_fitted_peak_beyond_the_measured_range_is_no_peak():
     assert peak(0.16, 0.005, "rl", d_max=3.0) is None      # exp(31): far past the last point
     assert peak(2.0, 0.8, "bon", d_max=3.0) == pytest.approx(1.25)
+
+
+def test_a_lab_reuses_a_reward_model_only_if_it_was_made_with_the_same_config(tmp_path, monkeypatch):
+    from dataclasses import replace
+    from rlhf_lab import reward
+    from rlhf_lab.lab.report import reward_model_once
+    from rlhf_lab.run import Run
+    trained = []
+
+    def train(cfg):   # what train_reward leaves behind: config.json and, at the end, metrics.json
+        trained.append(cfg.pairs)
+        Run(cfg.out, "train-rm", cfg).finish({})
+    monkeypatch.setattr(reward, "train_reward", train)
+    cfg = reward.RewardConfig(out=str(tmp_path / "rm"), pairs=256, resume=False)
+    for again in (cfg, cfg, replace(cfg, pairs=7000)):
+        assert reward_model_once(again) == tmp_path / "rm"
+    assert trained == [256, 7000]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhf_lab import pipeline, ppo, tokenizer
+from rlhf_lab import pipeline, ppo
 from rlhf_lab.model import positions_from_mask
 from rlhf_lab.rollout import Rollout, encode_prompts
 from rlhf_lab.run import SHIPPED_SFT, load_model

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rlhf_lab.lab.report import Report, plot_runs, run_history
+from rlhf_lab.evaluate import plot_runs
+from rlhf_lab.lab.report import Report, reward_model_once
 from rlhf_lab.ppo import PPOConfig, train_ppo
-from rlhf_lab.reward import RewardConfig, train_reward
-from rlhf_lab.run import read_json
+from rlhf_lab.reward import RewardConfig
+from rlhf_lab.run import read_json, read_log
 
 
 @dataclass
@@ -27,12 +28,9 @@ class KLSweepConfig:
 
 def reward_model(cfg: KLSweepConfig) -> Path:
     """The default world's reward model, trained once for the whole experiment."""
-    rm_dir = Path(cfg.out) / "rm"
-    if not (rm_dir / "metrics.json").exists():
-        train_reward(RewardConfig(out=str(rm_dir), device=cfg.device, resume=False,
-                                  **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick
-                                     else dict(pairs=cfg.rm_pairs))))
-    return rm_dir
+    return reward_model_once(RewardConfig(out=str(Path(cfg.out) / "rm"), device=cfg.device, resume=False,
+                                          **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100)
+                                             if cfg.quick else dict(pairs=cfg.rm_pairs))))
 
 
 def main(cfg: KLSweepConfig) -> dict:
@@ -40,14 +38,15 @@ def main(cfg: KLSweepConfig) -> dict:
     rm = reward_model(cfg)
     base = PPOConfig(rm=str(rm), iterations=3 if cfg.quick else cfg.iterations, device=cfg.device, resume=False,
                      **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {}))
-    runs = {f"β={b}": out / f"beta_{b}" for b in cfg.betas}
-    for beta, (label, run) in zip(cfg.betas, runs.items()):
+    betas = sorted(cfg.betas)                      # the finding reads the lowest and highest β off the ends
+    runs = {f"β={b}": out / f"beta_{b}" for b in betas}
+    for beta, (label, run) in zip(betas, runs.items()):
         train_ppo(replace(base, out=str(run), kl_coef=beta))
     report = Report("KL sweep: how hard to hold the policy to SFT", out)
     plot_runs(runs, ["ppo/score", "ppo/gold", "ppo/kl"], out / "kl_sweep.png", "proxy, gold and KL per β")
     rows = []
-    for beta, (label, run) in zip(cfg.betas, runs.items()):
-        history = run_history(run)
+    for beta, (label, run) in zip(betas, runs.items()):
+        history = read_log(run)
         final = read_json(run / "metrics.json")
         rows.append([beta, final["score"], final["gold"], max(h["ppo/gold"] for h in history), final["kl"]])
         report.figures[label] = final

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from rlhf_lab.lab.report import Report, plot_runs
+from rlhf_lab.evaluate import plot_runs
+from rlhf_lab.lab.report import Report
 from rlhf_lab.ppo import PPOConfig, train_ppo
 from rlhf_lab.rollout import Rollout
 from rlhf_lab.run import read_json

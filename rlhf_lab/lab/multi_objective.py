@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 
-from rlhf_lab.lab.report import Report, plot_runs, run_history
+from rlhf_lab.evaluate import plot_runs
+from rlhf_lab.lab.report import Report
 from rlhf_lab.model import SamplingConfig
 from rlhf_lab.ppo import PPOConfig, RewardFn, model_reward, train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
 from rlhf_lab.rollout import Rollout, sample_texts
-from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_json
+from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_json, read_log
 from rlhf_lab.world import STYLES, World
 
 
@@ -85,7 +86,7 @@ def write_report(cfg: MultiObjectiveConfig, runs: dict[str, Path], rm_metrics: d
         rows.append([label, final["gold"], final["response_len"]] + [final[f"style_{s}"] for s in STYLES])
     report.table(["reward", "gold", "length", *STYLES], rows)
     alone, mixed = rows
-    sft = run_history(next(iter(runs.values())))[0]          # the first rollout: the SFT policy itself
+    sft = read_log(next(iter(runs.values())))[0]          # the first rollout: the SFT policy itself
     report.say(f"Finding: annotators with a length bias of {cfg.length_bias} per 100 bytes produced a reward model "
                f"that agrees with gold on {rm_metrics['heldout_gold_accuracy']:.3f} of held-out pairs. From SFT's "
                f"{sft['ppo/response_len']:.0f} bytes (verbose share {sft['ppo/style_verbose']:.2f}, gold "

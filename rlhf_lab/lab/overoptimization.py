@@ -13,19 +13,19 @@ log n − (n − 1)/n (Stiennon et al. 2020).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rlhf_lab.evaluate import proxy_scores, pyplot
-from rlhf_lab.lab.report import Report, run_history
+from rlhf_lab.lab.report import Report, reward_model_once
 from rlhf_lab.model import SamplingConfig
 from rlhf_lab.ppo import PPOConfig, train_ppo
-from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
+from rlhf_lab.reward import RewardConfig, load_reward_model
 from rlhf_lab.rollout import sample_texts
-from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device
+from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_log
 from rlhf_lab.world import World
 
 
@@ -50,13 +50,11 @@ def bon_kl(n: int) -> float:
 
 def train_proxy(cfg: OveroptimizationConfig, pairs: int) -> Path:
     """A proxy reward model from `pairs` gold-labelled pairs (label temperature 0: pure gold)."""
-    out = Path(cfg.out) / f"proxy_{pairs}_k{cfg.ensemble}"
-    if not (out / "metrics.json").exists():
-        train_reward(RewardConfig(out=str(out), pairs=pairs, label_temperature=0.0, ensemble=cfg.ensemble,
-                                  ensemble_std_coef=cfg.ensemble_std_coef, epochs=1 if cfg.quick else 2,
-                                  norm_samples=64 if cfg.quick else 256,
-                                  heldout_pairs=100 if cfg.quick else 500, device=cfg.device, resume=False))
-    return out
+    return reward_model_once(RewardConfig(
+        out=str(Path(cfg.out) / f"proxy_{pairs}_k{cfg.ensemble}"), pairs=pairs, label_temperature=0.0,
+        ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef, epochs=1 if cfg.quick else 2,
+        norm_samples=64 if cfg.quick else 256, heldout_pairs=100 if cfg.quick else 500, device=cfg.device,
+        resume=False))
 
 
 def best_of_n(world: World, proxy, prompts: list[str], samples: list[list[str]], max_n: int, device) -> list[dict]:
@@ -82,7 +80,7 @@ def best_of_n(world: World, proxy, prompts: list[str], samples: list[list[str]],
 
 def rl_points(run: Path) -> list[dict]:
     return [{"d": math.sqrt(max(h["ppo/kl"], 0.0)), "proxy": h["ppo/score"], "gold": h["ppo/gold"]}
-            for h in run_history(run)]
+            for h in read_log(run)]
 
 
 def fit(points: list[dict], form: str) -> tuple[float, float]:

@@ -1,11 +1,11 @@
-"""A lab report: markdown sections and a JSON of the figures, written atomically."""
+"""A lab report (markdown sections and a JSON of the figures, written atomically), and the
+reward models experiments train once and share."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf_lab.run import status, write_json, write_text
+from rlhf_lab.run import config_dict, read_json, status, write_json, write_text
 
 
 @dataclass
@@ -35,25 +35,12 @@ class Report:
         return self.figures
 
 
-
-def run_history(run: Path) -> list[dict]:
-    """The step log of a run directory."""
-    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
-
-
-def plot_runs(runs: dict[str, Path], keys: list[str], path: Path, title: str) -> None:
-    """Curves of several runs' metrics.jsonl, one panel per metric, one line per run."""
-    from rlhf_lab.evaluate import pyplot
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), squeeze=False)
-    for label, run in runs.items():
-        history = run_history(run)
-        for ax, key in zip(axes[0], keys):
-            ax.plot([h["step"] for h in history], [h[key] for h in history], label=label)
-            ax.set_title(key)
-            ax.set_xlabel("iteration")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def reward_model_once(cfg) -> Path:
+    """cfg.out's reward model (a RewardConfig): trained now, unless a finished run made with
+    this very config is there already (a lab rerun, or one at other settings, retrains)."""
+    from rlhf_lab.reward import train_reward
+    out = Path(cfg.out)
+    finished = (out / "metrics.json").exists() and (out / "config.json").exists()
+    if not (finished and read_json(out / "config.json") == {"stage": "train-rm", **config_dict(cfg)}):
+        train_reward(cfg)
+    return out
