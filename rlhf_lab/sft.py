@@ -170,7 +170,7 @@ def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, s
                encoded, encoded_eval, device) -> None:
     lengths = [len(tokens) for tokens, _ in encoded]
     tokens_per_batch = mean_tokens_per_batch(encoded, cfg.batch_size)
-    bar, tick = progress(cfg.steps, "sft", start), time.perf_counter()
+    bar, tick, since = progress(cfg.steps, "sft", start), time.perf_counter(), start
     for step in range(start, cfg.steps):
         optim.set_lr(optimizer, optim.lr_at(step, cfg.steps, cfg.lr, cfg.warmup))
         batch = [encoded[i] for i in batch_indices(lengths, cfg.batch_size, cfg.seed, step)]
@@ -179,7 +179,7 @@ def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, s
         grad_norm = optim.clip_and_step(optimizer, [model], cfg.grad_clip)
         bar.update()
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            ms = 1000 * (time.perf_counter() - tick) / cfg.eval_every
+            ms = 1000 * (time.perf_counter() - tick) / (step + 1 - since)          # a resumed or last window is shorter
             metrics = {**distributed.all_mean({"sft/loss": loss.item()}), "sft/grad_norm": grad_norm,
                        "sft/eval_loss": eval_loss(model, encoded_eval, device), "ms_per_step": ms}
             run.log(step + 1, metrics)
@@ -187,7 +187,7 @@ def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, s
                    f"eval {metrics['sft/eval_loss']:.3f} | {ms:.0f} ms/it")
             if distributed.is_main():
                 save_train_state(run.path / "train_state.safetensors", {"model": model}, optimizer, step + 1)
-            tick = time.perf_counter()
+            tick, since = time.perf_counter(), step + 1
     bar.close()
 
 

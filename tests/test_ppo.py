@@ -126,7 +126,8 @@ def test_ppo_scores_a_cut_off_answer_as_evaluation_does_with_eos_appended():
     torch.manual_seed(0)
     tiny = GPTConfig(context_len=96, width=32, n_layers=2, n_heads=2, ffn=64)
     reward_model = RewardModel(MiniGPT(tiny), likelihood_weight=1.0).eval()
-    prompts, responses = ["Hi?", "What is the capital of France?", "2+2?"], ["It is Paris", "Four, I thi", "Yes, yes, y"]
+    prompts = ["Hi?", "What is the capital of France?", "2+2?"]
+    responses = ["It is Paris", "Four, I thi", "Yes, yes, y"]
     prompt_tokens, prompt_mask = encode_prompts(prompts, "cpu")                  # left-padded (B, P)
     answer = torch.tensor([list(t.encode()) for t in responses])                 # (B, 11), no EOS: cut at the limit
     r = Rollout(prompts, responses, torch.cat([prompt_tokens, answer], 1),
