@@ -223,7 +223,7 @@ class RewardConfig:
     from_scratch: bool = False      # random trunk instead of the SFT one (context_len applies)
     context_len: int = 256          # context of a from-scratch trunk
     data: str = ""                  # preference JSONL; empty → the assistant world
-    eval_data: str = ""             # held-out preference JSONL; empty → the world's held-out splits (none: --data)
+    eval_data: str = ""             # held-out pairs JSONL; empty → the world's held-out splits (with --data: none)
     world_seed: int = 0             # the world's facts, splits and phrasings
     pairs: int = 28000              # world training pairs (about: whole ranked prompts)
     responses_per_prompt: int = 7   # K: world answers ranked per prompt, giving K(K-1)/2 pairs
