@@ -58,11 +58,17 @@ def gpt_config_of(hf_config) -> GPTConfig:
                      n_heads=hf_config.num_attention_heads, ffn=ffn, dropout=0.0)
 
 
-def disable_dropout(model: nn.Module) -> None:
-    """p = 0 in every nn.Dropout; GPT-2 also reads attn_dropout.p for its SDPA call."""
+def disable_dropout(model: PreTrainedModel) -> None:
+    """p = 0 in every nn.Dropout (GPT-2 also reads attn_dropout.p for its SDPA call), and in the
+    plain float rates Llama-style attention reads in training mode (module.attention_dropout)."""
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+    for name, value in model.config.to_dict().items():
+        if isinstance(value, float) and name.endswith(("dropout", "pdrop")):
+            setattr(model.config, name, 0.0)
 
 
 class HFCausalLM(nn.Module):
@@ -103,7 +109,8 @@ def from_pretrained(path: str | Path, device: torch.device | str = "cpu") -> HFC
         raise ConfigError(f"{path}: a vocabulary of {config.vocab_size} ids; rlhf-lab encodes text as 256 bytes "
                           f"+ BOS, EOS, PAD, SEP ({tokenizer.VOCAB_SIZE} ids), and a model with its own "
                           "tokenizer is not supported")
-    hf = AutoModelForCausalLM.from_pretrained(str(path), config=config, local_files_only=True)
+    # fp32 whatever the checkpoint's dtype: the stages keep weights and optimizer in fp32 (bf16 is autocast)
+    hf = AutoModelForCausalLM.from_pretrained(str(path), config=config, local_files_only=True, dtype=torch.float32)
     return HFCausalLM(hf).to(device)
 
 
@@ -120,4 +127,5 @@ def tiny_gpt2(config: GPTConfig) -> HFCausalLM:
 def from_config_json(text: str) -> HFCausalLM:
     """A freshly initialised model from a config's JSON (a checkpoint's metadata, run.architecture)."""
     values = json.loads(text)
-    return HFCausalLM(AutoModelForCausalLM.from_config(AutoConfig.for_model(values.pop("model_type"), **values)))
+    config = AutoConfig.for_model(values.pop("model_type"), **values)
+    return HFCausalLM(AutoModelForCausalLM.from_config(config, dtype=torch.float32))

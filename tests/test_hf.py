@@ -93,6 +93,26 @@ def test_save_pretrained_then_load_model_round_trips(model, tmp_path):
         assert torch.equal(logits(loaded.eval(), tokens, mask), logits(model, tokens, mask))
 
 
+def test_a_half_precision_checkpoint_loads_in_fp32(model, tmp_path):
+    model.hf.to(torch.bfloat16).save_pretrained(tmp_path)          # as most published checkpoints are
+    loaded = run.load_model(tmp_path)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hi")])
+    token_logprobs(loaded, tokens, mask, 1)                         # bf16 weights failed here
+
+
+def test_llama_attention_dropout_is_off_in_training_mode():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tokenizer.VOCAB_SIZE, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                         attention_dropout=0.5)
+    model = hf.HFCausalLM(LlamaForCausalLM(config)).train()        # PPO keeps the policy in training mode
+    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hello there")])
+    first, second = (token_logprobs(model, tokens, mask, 1)[0] for _ in range(2))
+    assert torch.equal(first, second)
+
+
 def test_our_checkpoint_of_an_hf_model_rebuilds_it_with_tied_weights(model, tmp_path):
     """GPT-2 ties its LM head to the input embedding (one storage, two names), which
     safetensors refuses to save as such; the checkpoint's metadata rebuilds the HF model."""
