@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from rlhf_lab import optim
+from rlhf_lab import optim, tokenizer
 from rlhf_lab.data import PreferencePair
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, generate
 from rlhf_lab.ppo import ActorCritic, PPOConfig, model_reward, ppo_update, score_batch
@@ -27,15 +27,20 @@ from rlhf_lab.run import autocast, compile_if
 CONFIG = GPTConfig()
 
 
-def matmul_params(cfg: GPTConfig = CONFIG) -> int:
-    """Weights that take part in a matmul per token: the blocks and the LM head."""
-    per_layer = cfg.width * 3 * cfg.width + cfg.width * cfg.width + 2 * cfg.width * cfg.ffn
-    return cfg.n_layers * per_layer + cfg.width * cfg.vocab_size
+def block_params(cfg: GPTConfig = CONFIG) -> int:
+    """Weights that take part in a matmul per token in the transformer blocks."""
+    return cfg.n_layers * (cfg.width * 3 * cfg.width + cfg.width * cfg.width + 2 * cfg.width * cfg.ffn)
+
+
+def head_flops(tokens: int, cfg: GPTConfig = CONFIG) -> float:
+    """The LM head at `tokens` columns (a scalar reward or value head is negligible)."""
+    return tokens * 2 * cfg.width * cfg.vocab_size
 
 
 def forward_flops(tokens: int, context: int, cfg: GPTConfig = CONFIG) -> float:
-    """2·params per token for the matmuls plus QKᵀ and AV over `context` keys (Kaplan et al. 2020)."""
-    return tokens * (2 * matmul_params(cfg) + 4 * cfg.n_layers * context * cfg.width)
+    """The blocks: 2·params per token for the matmuls plus QKᵀ and AV over `context` keys
+    (Kaplan et al. 2020). Heads are counted apart, at the columns they run on."""
+    return tokens * (2 * block_params(cfg) + 4 * cfg.n_layers * context * cfg.width)
 
 
 def unread_flops(columns: int, cfg: GPTConfig = CONFIG) -> float:
@@ -43,6 +48,35 @@ def unread_flops(columns: int, cfg: GPTConfig = CONFIG) -> float:
     block's output projection and MLP there (MiniGPT.trunk's outputs_from). TRL computes them,
     so the equal-work figures count them for TRL, and our achieved FLOP/s leaves them out."""
     return columns * 2 * (cfg.width * cfg.width + 2 * cfg.width * cfg.ffn)
+
+
+def rollout_pass_flops(batch: int, prompt: int, response: int, lm_head: bool) -> float:
+    """One forward over a rollout read from its last prompt column on: every column's keys and
+    values, the last block's output projection and MLP from that column, and the LM head
+    (policy and reference log-probs) at the `response` columns that predict a response token."""
+    total = prompt + response
+    blocks = forward_flops(batch * total, total) - unread_flops(batch * (prompt - 1))
+    return blocks + (head_flops(batch * response) if lm_head else 0.0)
+
+
+def sampling_flops(batch: int, prompt: int, new_tokens: int) -> float:
+    """generate: a prefill over the prompts read at their last column, then new_tokens - 1
+    one-token steps over a growing cache; the LM head once per new token."""
+    prefill = forward_flops(batch * prompt, prompt) - unread_flops(batch * (prompt - 1))
+    steps = forward_flops(batch * (new_tokens - 1), prompt + new_tokens // 2)
+    return prefill + steps + head_flops(batch * new_tokens)
+
+
+def never_eos(model: MiniGPT) -> MiniGPT:
+    """Responses of exactly the asked length, as TRL's PPO without a stop token and HF generate
+    with min_new_tokens give: the EOS logit is pinned far below the rest (finite, so the
+    entropy's p·log p stays 0 there)."""
+    head = model.lm_head
+
+    def lm_head(hidden: torch.Tensor) -> torch.Tensor:
+        return head(hidden).index_fill(-1, torch.tensor([tokenizer.EOS], device=hidden.device), -1e4)
+    model.lm_head = lm_head
+    return model
 
 
 def random_text(rng: random.Random, lo: int, hi: int) -> str:
@@ -84,7 +118,7 @@ def reward_pairs_per_sec(device="cpu", batch_size=32, min_len=60, max_len=200, s
         optim.clip_and_step(optimizer, [model], 1.0)
     rate = _median_rate(step, batch_size, steps, warmup, device, precision)
     mean_len = (min_len + max_len) / 2 + 3
-    flops = 3 * forward_flops(int(2 * batch_size * mean_len), int(mean_len))
+    flops = 3 * forward_flops(int(2 * batch_size * mean_len), int(mean_len))    # scalar head: no LM head
     return {"pairs_per_sec": rate, "gflops_per_sec": flops * rate / batch_size / 1e9}
 
 
@@ -108,8 +142,7 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
     shuffle = torch.Generator().manual_seed(seed)                # minibatch order, on the CPU
     reward_fn = model_reward(reward.eval())
     actor_critic = ActorCritic(policy, value)
-    with torch.no_grad():
-        policy.token_embedding.weight[257] -= 100.0    # no EOS: fixed-length responses
+    never_eos(policy)
 
     def step(i):
         prompts = [random_text(rng, 22, 62) for _ in range(batch_size)]
@@ -118,12 +151,11 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
         ppo_update(actor_critic, optimizer, batch, cfg, shuffle)
     rate = _median_rate(step, batch_size, iterations, warmup, device, precision)
     prompt = 44                                          # mean prompt bytes (22-62) + BOS + SEP
-    total = prompt + response_length
-    tokens = batch_size * total
-    scored = forward_flops(tokens, total) - unread_flops(batch_size * (prompt - 1))  # one pass over the rollout
-    flops = (forward_flops(batch_size * response_length, total)              # sampling
-             + 4 * scored                                                    # old, ref, value, reward
-             + ppo_epochs * 2 * 3 * scored)                                  # policy + value train
+    policy_pass, critic_pass = (rollout_pass_flops(batch_size, prompt, response_length, lm_head)
+                                for lm_head in (True, False))
+    flops = (sampling_flops(batch_size, prompt, response_length)
+             + 2 * policy_pass + 2 * critic_pass                             # old, ref; value, reward
+             + ppo_epochs * 3 * (policy_pass + critic_pass))                 # policy + value train
     return {"episodes_per_sec": rate, "gflops_per_sec": flops * rate / batch_size / 1e9}
 
 
@@ -133,13 +165,11 @@ def sampling_tokens_per_sec(device="cpu", batch_size=32, new_tokens=32, prompt_l
     torch.manual_seed(seed)
     model = MiniGPT(CONFIG).to(device).eval()
     compile_if(compile, model)
-    with torch.no_grad():
-        model.token_embedding.weight[257] -= 100.0
+    never_eos(model)
     prompts = torch.randint(0, 256, (batch_size, prompt_len), device=device)
     mask = torch.ones_like(prompts, dtype=torch.bool)
     cfg = SamplingConfig(max_new_tokens=new_tokens)
     rate = _median_rate(lambda i: generate(model, prompts, mask, cfg), batch_size * new_tokens, repeats,
                         2 if compile else 1, device, precision)
-    # per new token: one forward over keys from prompt_len to prompt_len + new_tokens, new_tokens/2 more on average
-    flops_per_token = forward_flops(1, prompt_len + new_tokens // 2)
+    flops_per_token = sampling_flops(batch_size, prompt_len, new_tokens) / (batch_size * new_tokens)
     return {"new_tokens_per_sec": rate, "gflops_per_sec": flops_per_token * rate / 1e9}
