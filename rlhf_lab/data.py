@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,9 +35,10 @@ OVERFLOW = ("error", "skip", "truncate")
 class DataError(ValueError):
     """A bad row: the message starts with `file:line:` like a compiler error."""
 
-    def __init__(self, path: Path | str, line: int, message: str):
+    def __init__(self, path: Path | str, line: int, message: str, kind: str | None = None):
         super().__init__(f"{path}:{line}: {message}")
         self.path, self.line, self.reason = str(path), line, message
+        self.kind = kind or message.split(":")[0]        # what a skip report counts it under
 
 
 @dataclass
@@ -88,7 +90,7 @@ def parse_json_line(raw: bytes, path, line: int) -> dict:
     try:
         row = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise DataError(path, line, f"invalid UTF-8 at byte {e.start}") from None
+        raise DataError(path, line, f"invalid UTF-8 at byte {e.start}", kind="invalid UTF-8") from None
     except json.JSONDecodeError as e:
         raise DataError(path, line, f"malformed JSON: {e.msg} (column {e.colno})") from None
     if not isinstance(row, dict):
@@ -139,12 +141,15 @@ def parse_preference(row: dict, path, line: int) -> PreferencePair:
                        ("chosen", "rejected")], path, line)
     texts = [_text(row, k, path, line) for k in keys]
     if len(keys) == 2:
+        if texts[0] != texts[1] and HH_ASSISTANT not in os.path.commonprefix(texts):
+            raise DataError(path, line, 'chosen and rejected share no "\\n\\nAssistant:" turn, so no prompt '
+                            "can be cut from them (expected Anthropic HH full texts)", kind="no shared Assistant turn")
         texts = list(split_shared_prefix(*texts))
-        if not texts[0]:
-            raise DataError(path, line, "chosen and rejected share no prompt prefix")
         for name, text in zip(("chosen", "rejected"), texts[1:]):
             if not text.strip():
                 raise DataError(path, line, f"{name} is empty after removing the shared prompt")
+    if texts[-2] == texts[-1]:
+        raise DataError(path, line, "chosen and rejected are the same text: no preference to learn")
     meta = {k: v for k, v in row.items() if k not in keys}
     return PreferencePair(*texts, meta=meta)
 
@@ -182,7 +187,7 @@ def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error
         except DataError as e:
             if on_invalid != "skip":
                 raise
-            report.skipped[e.reason.split(":")[0]] += 1
+            report.skipped[e.kind] += 1
             continue
         responses = [row.response] if kind == "sft" else [row.chosen, row.rejected]
         prompt = fit_prompt(row.prompt, responses, context_len, overflow)

@@ -264,6 +264,9 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     # one slot short of the context: an unfinished response gets an EOS when it is
     # re-encoded as a whole example (reward.encode_responses)
     new = min(cfg.max_new_tokens, model.config.context_len - P - 1)
+    if new < 1:
+        raise ValueError(f"no room to generate: prompts of {P} tokens leave none of the context "
+                         f"({model.config.context_len}) for a response and its EOS")
     cache = model.new_cache(B, P + new)
     key_mask = torch.ones(B, P + new, dtype=torch.bool, device=prompts.device)
     key_mask[:, :P] = prompt_mask
@@ -289,7 +292,6 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
             return out[:, :t + 1], alive[:, :t + 1]
         position = position + 1
         hidden = model.trunk(out[:, t:t + 1], position, key_mask[:, :P + t + 1], cache)
-    raise ValueError(f"no room to generate: prompt length {P} fills the context")
 
 
 NEVER_SAMPLED = [tokenizer.BOS, tokenizer.SEP, tokenizer.PAD]

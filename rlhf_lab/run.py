@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file, safe_open
 from torch import nn
 
 from rlhf_lab import distributed
-from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, compile_blocks
+from rlhf_lab.model import Block, CausalLM, GPTConfig, MiniGPT, compile_blocks
 
 SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rlhf sft` with defaults
 
@@ -149,10 +149,15 @@ def autocast(device: torch.device, precision: str):
 
 
 def compile_if(enabled: bool, *models: nn.Module) -> None:
-    """--compile: torch.compile the transformer blocks of each model (model.compile_blocks)."""
-    if enabled:
-        for model in models:
-            compile_blocks(model)
+    """--compile: torch.compile the transformer blocks of each MiniGPT (model.compile_blocks);
+    a Hugging Face model runs eagerly, and the run says so."""
+    if not enabled:
+        return
+    for model in models:
+        compile_blocks(model)
+    eager = sorted({type(model).__name__ for model in models if not any(isinstance(m, Block) for m in model.modules())})
+    if eager:
+        status(f"--compile: {', '.join(eager)} has no MiniGPT blocks and runs eagerly")
 
 
 def config_dict(cfg) -> dict:

@@ -40,6 +40,9 @@ def test_shared_prefix_cut_keeps_answers_whole():
     (row(prompt="Q", chosen=3, rejected="b"), "must be a string"),
     (b'{"prompt": "\xff", "chosen": "a", "rejected": "b"}\n', "invalid UTF-8"),
     (row(prompt="Q" * 300, chosen="a", rejected="b"), "longer than the context"),
+    (row(prompt="Q", chosen="same", rejected="same"), "chosen and rejected are the same text"),
+    (row(chosen="\n\nHuman: Q\n\nAssistant: ok", rejected="\n\nHuman: Q\n\nAssistant: ok"), "the same text"),
+    (row(chosen="Human: Q Assistant: Yes", rejected="Human: Q Assistant: Yeah"), 'no "\\n\\nAssistant:" turn'),
 ])
 def test_bad_rows_name_file_and_line(tmp_path, line, message):
     path = write(tmp_path / "bad.jsonl", [row(prompt="ok", chosen="a", rejected="b"), line])
@@ -58,6 +61,14 @@ def test_skip_counts_and_reports_instead_of_dropping_silently(tmp_path, capsys):
     assert report.skipped == {"malformed JSON": 1, "missing keys": 1, "longer than the context": 1}
     printed = capsys.readouterr().out
     assert "1 rows loaded" in printed and "1 malformed JSON" in printed
+
+
+def test_skipped_rows_are_counted_by_kind_not_by_detail(tmp_path):
+    path = write(tmp_path / "utf8.jsonl", [row(prompt="ok", chosen="a", rejected="b"),
+                                           b'{"prompt": "\xff", "chosen": "a", "rejected": "b"}\n',
+                                           b'{"prompt": "Q", "chosen": "ab\xff", "rejected": "b"}\n'])
+    _, report = load(path, "preference", 256, on_invalid="skip")
+    assert report.skipped == {"invalid UTF-8": 2}
 
 
 def test_truncate_drops_the_oldest_prompt_bytes(tmp_path):

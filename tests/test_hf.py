@@ -154,3 +154,8 @@ def test_a_model_with_its_own_vocabulary_is_refused_on_load(tmp_path):
     GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=16, n_layer=1, n_head=2)).save_pretrained(tmp_path)
     with pytest.raises(run.ConfigError, match="a vocabulary of 300 ids"):
         run.load_model(tmp_path)
+
+
+def test_compile_says_a_hugging_face_model_runs_eagerly(model, capsys):
+    run.compile_if(True, model)
+    assert "HFCausalLM has no MiniGPT blocks and runs eagerly" in capsys.readouterr().out

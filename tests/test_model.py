@@ -111,3 +111,9 @@ def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_
     prompts, mask = encode_prompts(["x" * 50], "cpu")          # BOS + 50 + SEP = 52 of 64 positions
     responses, _ = generate(model, prompts, mask, SamplingConfig(max_new_tokens=100))
     assert prompts.shape[1] + responses.shape[1] + 1 == 64
+
+
+def test_prompts_that_fill_the_context_are_a_clear_error(model):
+    full = torch.randint(0, 256, (2, model.config.context_len))
+    with pytest.raises(ValueError, match="no room to generate"):
+        generate(model, full, torch.ones_like(full, dtype=torch.bool), SamplingConfig(max_new_tokens=4))
