@@ -94,6 +94,7 @@ def check_context_fits(context_len: int) -> None:
         raise ConfigError(f"--context-len must be at least {need} for the world's examples "
                           f"({MAX_EXAMPLE_BYTES} bytes at most, plus BOS, SEP and EOS); got {context_len}")
 
+
 # How the judge decides correctness, per family (see the module docstring).
 KIND = {"capitals": "entity", "opposites": "entity", "symbols": "entity",
         "arithmetic": "number", "units": "number", "dates": "number",
