@@ -216,17 +216,19 @@ def fp32(like: Tensor):
     return torch.autocast(like.device.type, enabled=False)
 
 
-def compile_blocks(model: nn.Module) -> None:
+def compile_blocks(model: nn.Module) -> bool:
     """torch.compile the tensor work of each MiniGPT block in place (Block.project and
     Block.mix), where Inductor can fuse LayerNorm, GELU and the residual adds. Attention
     (already one fused SDPA kernel) and the KV-cache writes stay eager: their layer index and
     cache length would otherwise be baked into a new graph per layer and per length. Dynamic
     shapes: a few graphs serve every batch and sequence length. At the default width it
-    measured slower than eager on CPU and GPU (README), so it is an option, off by default."""
-    for module in model.modules():
-        if isinstance(module, Block):
-            module.project = torch.compile(module.project, dynamic=True)
-            module.mix = torch.compile(module.mix, dynamic=True)
+    measured slower than eager on CPU and GPU (README), so it is an option, off by default.
+    Returns whether the model had any block to compile."""
+    blocks = [module for module in model.modules() if isinstance(module, Block)]
+    for block in blocks:
+        block.project = torch.compile(block.project, dynamic=True)
+        block.mix = torch.compile(block.mix, dynamic=True)
+    return bool(blocks)
 
 
 @dataclass

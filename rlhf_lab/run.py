@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file, safe_open
 from torch import nn
 
 from rlhf_lab import distributed
-from rlhf_lab.model import Block, CausalLM, GPTConfig, MiniGPT, compile_blocks
+from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, compile_blocks
 
 SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rlhf sft` with defaults
 
@@ -153,15 +153,18 @@ def compile_if(enabled: bool, *models: nn.Module) -> None:
     a Hugging Face model runs eagerly, and the run says so."""
     if not enabled:
         return
-    for model in models:
-        compile_blocks(model)
-    eager = sorted({type(model).__name__ for model in models if not any(isinstance(m, Block) for m in model.modules())})
+    eager = sorted({type(model).__name__ for model in models if not compile_blocks(model)})
     if eager:
         status(f"--compile: {', '.join(eager)} has no MiniGPT blocks and runs eagerly")
 
 
 def config_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def recorded_config(stage: str, cfg) -> dict:
+    """What a stage's run directory records as config.json for cfg."""
+    return {"stage": stage, **config_dict(cfg)}
 
 
 def read_log(run: str | Path) -> list[dict]:
@@ -183,7 +186,7 @@ class Run:
         self.path.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.started = time.perf_counter()
-        config = {"stage": stage, **config_dict(cfg)}
+        config = recorded_config(stage, cfg)
         states = list(self.path.glob("train_state*.safetensors"))
         if getattr(cfg, "resume", False) and states:
             old = read_json(self.path / "config.json") if (self.path / "config.json").exists() else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf_lab.run import config_dict, read_json, status, write_json, write_text
+from rlhf_lab.run import read_json, recorded_config, status, write_json, write_text
 
 
 @dataclass
@@ -41,6 +41,6 @@ def reward_model_once(cfg) -> Path:
     from rlhf_lab.reward import train_reward
     out = Path(cfg.out)
     finished = (out / "metrics.json").exists() and (out / "config.json").exists()
-    if not (finished and read_json(out / "config.json") == {"stage": "train-rm", **config_dict(cfg)}):
+    if not (finished and read_json(out / "config.json") == recorded_config("train-rm", cfg)):
         train_reward(cfg)
     return out
