@@ -103,6 +103,21 @@ def expected_calibration_error(chosen: Tensor, rejected: Tensor, bins: int = 10)
     return ece, table
 
 
+def calibration_noise_floor(chosen: Tensor, rejected: Tensor, draws: int = 200) -> float:
+    """The ECE a perfectly calibrated model with these confidences would show on this many
+    pairs: labels drawn from σ(r_c - r_r) itself, mean ECE over `draws` draws. Binned ECE is
+    biased upwards by sampling noise (about 0.03 on 500 world pairs), so a measured ECE
+    means little until it stands clear of this floor."""
+    p = torch.sigmoid(chosen - rejected)                                     # (N,)
+    generator = torch.Generator().manual_seed(0)
+    total = 0.0
+    for _ in range(draws):
+        kept = torch.bernoulli(p, generator=generator).bool()               # (N,) the chosen side stays chosen
+        total += expected_calibration_error(torch.where(kept, chosen, rejected),
+                                            torch.where(kept, rejected, chosen))[0]
+    return total / draws
+
+
 def reliability_plot(table: list, path: Path, title: str) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
@@ -162,18 +177,21 @@ def heldout_figures(model, heldout: dict[str, list], world: World | None, out: P
     on) or the given file. Every set also gets <name>_accuracy and, on the world,
     <name>_gold_accuracy (by template and by fact: facts the model never saw).
     """
-    from rlhf_lab.reward import score_pairs
+    from rlhf_lab.reward import RewardModel, score_pairs
 
     scored = {name: score_pairs(model, pairs, device) for name, pairs in heldout.items()}
     headline = next(iter(heldout))
     chosen, rejected = scored[headline]
     # calibration of P(chosen ≻ rejected) = σ(r_c − r_r) on the trained scale: the
     # normalisation for PPO divides by the reward's spread and would distort it
-    ece, bins = expected_calibration_error(*score_pairs(model, heldout[headline], device, raw=True))
+    raw = ([r * model.scale.cpu() + model.offset.cpu() for r in scored[headline]] if isinstance(model, RewardModel)
+           else score_pairs(model, heldout[headline], device, raw=True))     # one model's normalisation is affine
+    ece, bins = expected_calibration_error(*raw)
     metrics = dict(heldout_accuracy=pair_accuracy(chosen, rejected),
                    length_baseline_accuracy=length_baseline_accuracy(heldout[headline]),
                    chosen_reward_mean=chosen.mean().item(), rejected_reward_mean=rejected.mean().item(),
-                   margin=(chosen - rejected).mean().item(), ece=ece, heldout_pairs=len(chosen))
+                   margin=(chosen - rejected).mean().item(), ece=ece,
+                   ece_noise_floor=calibration_noise_floor(*raw), heldout_pairs=len(chosen))
     if world is not None:
         metrics["heldout_gold_accuracy"], metrics["heldout_gold_pairs"] = gold_accuracy(
             world, heldout[headline], chosen, rejected)

@@ -8,7 +8,7 @@ from rlhf_lab.data import PreferencePair
 from rlhf_lab.model import GPTConfig, MiniGPT, token_logprobs
 from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, group_pairs,
                              load_reward_model, pair_rewards, pool, save_reward_model, score_pairs)
-from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy, reward_report
+from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, reward_report
 from rlhf_lab.world import World
 from reference import TINY, assert_one_step_trains_all_but
 
@@ -136,6 +136,14 @@ def test_ece_is_the_gap_between_accuracy_and_confidence():
     ece, bins = expected_calibration_error(chosen, torch.zeros(4))
     assert ece == pytest.approx(0.75 - 5 / 7, abs=1e-6)
     assert len(bins) == 1 and bins[0][1] == pytest.approx(0.75)
+
+
+def test_the_ece_noise_floor_shrinks_with_pairs_and_vanishes_for_certain_pairs():
+    margins = torch.linspace(-2, 2, 10_000)             # confidences from 0.5 to 0.88
+    few = calibration_noise_floor(margins[::100], torch.zeros(100))
+    many = calibration_noise_floor(margins, torch.zeros(10_000))
+    assert few > 2 * many and many < 0.02
+    assert calibration_noise_floor(torch.full((50,), 30.0), torch.zeros(50)) < 1e-6
 
 
 class GoldOracle(torch.nn.Module):
