@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from rlhf_lab.evaluate import expected_calibration_error, pair_accuracy, pyplot
+from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, pyplot
 from rlhf_lab.lab.report import Report
 from rlhf_lab.reward import RewardConfig, load_pairs, load_reward_model, score_pairs, train_reward, world_for
 from rlhf_lab.run import pick_device
@@ -29,13 +29,13 @@ def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tenso
     """Train a reward model, then score seen and unseen pairs: name → (chosen, rejected)."""
     rm_cfg = RewardConfig(out=str(Path(cfg.out) / "rm"), pairs=256 if cfg.quick else cfg.pairs,
                           epochs=1 if cfg.quick else 2, norm_samples=64 if cfg.quick else 256,
-                          heldout_pairs=100 if cfg.quick else 500,
+                          heldout_pairs=100 if cfg.quick else RewardConfig.heldout_pairs,
                           device=cfg.device, resume=False)
     train_reward(rm_cfg)
     device = pick_device(cfg.device)
     model = load_reward_model(rm_cfg.out, device)
     train, heldout = load_pairs(rm_cfg, world_for(rm_cfg), model.config.context_len)
-    sets = {"seen (training pairs)": train[:500], **{f"unseen: {k.removeprefix('heldout_')}": v
+    sets = {"seen (training pairs)": train[:rm_cfg.heldout_pairs], **{f"unseen: {k.removeprefix('heldout_')}": v
                                                        for k, v in heldout.items()}}
     return {name: score_pairs(model, pairs, device, raw=True) for name, pairs in sets.items()}   # log-odds scale
 
@@ -49,10 +49,10 @@ def main(cfg: CalibrationConfig) -> dict:
     rows = []
     for name, (chosen, rejected) in scored.items():
         ece, bins = expected_calibration_error(chosen, rejected)
-        margin = chosen - rejected
-        report.figures[name] = {"accuracy": pair_accuracy(chosen, rejected), "ece": ece,
+        floor, margin = calibration_noise_floor(chosen, rejected), chosen - rejected
+        report.figures[name] = {"accuracy": pair_accuracy(chosen, rejected), "ece": ece, "ece_noise_floor": floor,
                                 "mean_margin": margin.mean().item(), "pairs": len(margin)}
-        rows.append([name, report.figures[name]["accuracy"], ece, margin.mean().item(), len(margin)])
+        rows.append([name, report.figures[name]["accuracy"], ece, floor, margin.mean().item(), len(margin)])
         rel.plot([b[0] for b in bins], [b[1] for b in bins], "o-", label=name)
         hist.hist(margin.numpy(), bins=40, alpha=0.5, label=name)
     rel.set(xlabel="confidence", ylabel="accuracy (vs labels)", title="reliability")
@@ -61,12 +61,12 @@ def main(cfg: CalibrationConfig) -> dict:
     fig.tight_layout()
     fig.savefig(report.out / "calibration.png", dpi=100)
     plt.close(fig)
-    report.table(["pairs", "accuracy", "ECE", "mean margin", "n"], rows)
+    report.table(["pairs", "accuracy", "ECE", "ECE noise floor", "mean margin", "n"], rows)
     seen = rows[0]
     worst = max(rows[1:], key=lambda r: r[2])
-    report.say(f"Finding: on seen pairs the margin averages {seen[3]:.2f} with ECE {seen[2]:.3f}; the least "
-               f"calibrated unseen set is '{worst[0]}' (ECE {worst[2]:.3f}, accuracy {worst[1]:.3f}, "
-               f"margin {worst[3]:.2f}). "
+    report.say(f"Finding: on seen pairs the margin averages {seen[4]:.2f} with ECE {seen[2]:.3f}; the least "
+               f"calibrated unseen set is '{worst[0]}' (ECE {worst[2]:.3f}, noise floor {worst[3]:.3f}, "
+               f"accuracy {worst[1]:.3f}, margin {worst[4]:.2f}). "
                + ("Confidence carries over to unseen pairs about as well as accuracy does."
                   if worst[2] <= seen[2] + 0.05 else
                   "The model is more confident than it is right where it has not seen the fact or phrasing."))
