@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rlhf_lab.model import CausalLM, SamplingConfig
-from rlhf_lab.rollout import sample_texts
+from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
+from rlhf_lab.rollout import Rollout, sample_rollouts, sample_texts
 from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_positive, check_range
 from rlhf_lab.world import SPLITS, STYLES, World, WorldConfig
 
@@ -255,22 +255,17 @@ def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_text
 
 
 @torch.no_grad()
-def kl_per_response(policy: CausalLM, reference: CausalLM, prompts: list[str], responses: list[str],
-                    device, batch_size: int = 64) -> float:
-    """Mean over the policy's own samples of Σ_t log π - log π_ref: KL(π‖π_ref) in nats per response."""
-    from rlhf_lab.reward import encode_responses
-    from rlhf_lab.model import token_logprobs
-
+def kl_per_response(policy: CausalLM, reference: CausalLM, rollouts: list[Rollout]) -> float:
+    """Mean over the policy's own samples of Σ_t log π - log π_ref: KL(π‖π_ref) in nats per
+    response. Summed over the sampled tokens themselves (EOS included where one was sampled):
+    decoded and re-encoded text would differ where a cut response gains an EOS or broken UTF-8
+    decodes to U+FFFD."""
     total = 0.0
-    for i in range(0, len(prompts), batch_size):
-        tokens, mask, start = encode_responses(prompts[i:i + batch_size], responses[i:i + batch_size], device,
-                                               policy.config.context_len)
-        first = int(start.min())
-        lp, _ = token_logprobs(policy, tokens, mask, first)
-        ref, _ = token_logprobs(reference, tokens, mask, first)
-        response = mask[:, first:] & (torch.arange(first, tokens.shape[1], device=device)[None] >= start[:, None])
-        total += ((lp - ref) * response).sum().item()
-    return total / len(prompts)
+    for r in rollouts:
+        lp, _ = token_logprobs(policy, r.tokens, r.mask, r.prompt_len)               # (B, N)
+        ref, _ = token_logprobs(reference, r.tokens, r.mask, r.prompt_len)           # (B, N)
+        total += ((lp - ref) * r.response_mask).sum().item()
+    return total / sum(len(r.prompts) for r in rollouts)
 
 
 def proxy_scores(reward_model, prompts: list[str], responses: list[str], device) -> Tensor:
@@ -300,12 +295,14 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     sft, policy = load_model(cfg.sft, device).eval(), load_model(cfg.policy, device).eval()
     reward_model = load_reward_model(cfg.rm, device).eval()
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
-    texts = {name: sample_texts(m, prompts, sampling, seed=cfg.seed) for name, m in (("sft", sft), ("policy", policy))}
+    rollouts = {name: sample_rollouts(model, prompts, sampling, seed=cfg.seed)
+                for name, model in (("sft", sft), ("policy", policy))}
+    texts = {name: [text for r in rs for text in r.responses] for name, rs in rollouts.items()}
     wins, se = win_rate(world, prompts, texts["policy"], texts["sft"])
     metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se, "temperature": cfg.temperature,
                "prompts": len(prompts) // per_prompt, "comparisons": len(prompts), "split": cfg.split}
     if cfg.temperature == 1:   # KL(π‖π_ref) is an expectation under π itself; tempered samples do not estimate it
-        metrics["kl_to_ref"] = kl_per_response(policy, sft, prompts, texts["policy"], device)
+        metrics["kl_to_ref"] = kl_per_response(policy, sft, rollouts["policy"])
     for name, responses in texts.items():
         judged = judge_texts(world, prompts, responses)
         metrics.update({f"gold_mean_{name}": judged["gold_mean"],

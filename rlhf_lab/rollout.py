@@ -1,7 +1,8 @@
 """From prompts to sampled responses: text in, text (or PPO-ready tensors) out.
 
 `sample_texts` serves evaluation and best-of-n; `rollout` serves PPO and keeps
-everything PPO needs about the sampled tokens in one `Rollout`.
+everything PPO needs about the sampled tokens in one `Rollout` (`sample_rollouts`
+gives evaluation the same, where it needs the sampled tokens themselves).
 """
 from __future__ import annotations
 
@@ -105,15 +106,19 @@ def rollout(policy: CausalLM, prompts: list[str], cfg: SamplingConfig,
                    response_mask, prompt_tokens.shape[1])
 
 
-def sample_texts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,
-                 seed: int = 0) -> list[str]:
-    """One sampled response per prompt, in batches, reproducible from `seed`."""
+def sample_rollouts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,
+                    seed: int = 0) -> list[Rollout]:
+    """Rollouts of up to `batch_size` prompts each, in prompt order, reproducible from `seed`."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    out = []
-    for i in range(0, len(prompts), batch_size):
-        out += rollout(model, prompts[i:i + batch_size], cfg, generator).responses
+    out = [rollout(model, prompts[i:i + batch_size], cfg, generator) for i in range(0, len(prompts), batch_size)]
     model.train(was_training)
     return out
+
+
+def sample_texts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,
+                 seed: int = 0) -> list[str]:
+    """One sampled response per prompt, in batches, reproducible from `seed`."""
+    return [text for r in sample_rollouts(model, prompts, cfg, batch_size, seed) for text in r.responses]

@@ -155,6 +155,26 @@ def test_win_rate_counts_ties_half_with_a_standard_error_over_prompts():
     assert se == pytest.approx(torch.tensor([0.75, 0.5]).std().item() / 2 ** 0.5)
 
 
+def test_eval_kl_estimates_the_exact_kl_on_the_sampled_tokens():
+    from rlhf_lab.evaluate import kl_per_response
+    from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
+    from rlhf_lab.rollout import sample_rollouts
+    torch.manual_seed(0)
+    policy, reference = (MiniGPT(GPTConfig(context_len=32, width=16, n_layers=1, n_heads=2, ffn=32)).eval()
+                         for _ in range(2))
+    with torch.no_grad():                    # peaked next-token distributions, far apart
+        for param in [*policy.parameters(), *reference.parameters()]:
+            param.mul_(5)
+    # one sampled token per response: the exact KL is Σ_v p(v) log p(v)/q(v) after the prompt
+    rollouts = sample_rollouts(policy, ["hi"] * 4000, SamplingConfig(max_new_tokens=1), batch_size=1000)
+    tokens, mask = encode_prompts(["hi"], "cpu")
+    with torch.no_grad():
+        p, q = (torch.log_softmax(m(tokens, mask)[0, -1], -1) for m in (policy, reference))
+    exact = (p.exp() * (p - q)).sum().item()
+    assert kl_per_response(policy, policy, rollouts) == 0
+    assert kl_per_response(policy, reference, rollouts) == pytest.approx(exact, rel=0.1)
+
+
 def interrupt_at_step(monkeypatch, step):
     """Make the optimizer step number `step` raise KeyboardInterrupt, as a kill would land."""
     from rlhf_lab import optim
