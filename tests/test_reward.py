@@ -146,6 +146,19 @@ def test_the_ece_noise_floor_shrinks_with_pairs_and_vanishes_for_certain_pairs()
     assert calibration_noise_floor(torch.full((50,), 30.0), torch.zeros(50)) < 1e-6
 
 
+def test_heldout_ece_reads_the_raw_log_odds_of_a_normalised_model(tmp_path):
+    from rlhf_lab.data import PreferencePair
+    from rlhf_lab.evaluate import heldout_figures
+    model = tiny_reward_model(likelihood_weight=1.0)
+    model.offset.fill_(0.7)
+    model.scale.fill_(0.05)          # normalised margins 20× the raw ones: ECE would differ
+    pairs = [PreferencePair(f"Q{i}?", "yes" * (i % 3 + 1), "no" * (i % 5 + 1)) for i in range(40)]
+    figures = heldout_figures(model, {"heldout": pairs}, None, tmp_path, "cpu")
+    raw_ece = expected_calibration_error(*score_pairs(model, pairs, "cpu", raw=True))[0]
+    assert figures["ece"] == pytest.approx(raw_ece, abs=1e-6)
+    assert figures["ece"] != pytest.approx(expected_calibration_error(*score_pairs(model, pairs, "cpu"))[0])
+
+
 class GoldOracle(torch.nn.Module):
     """A 'reward model' that reads each row back to text and asks the gold judge."""
 
