@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
-from rlhf_lab.rollout import Rollout, sample_rollouts, sample_texts
+from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_positive, check_range
 from rlhf_lab.world import SPLITS, STYLES, World, WorldConfig
 
@@ -297,7 +297,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     rollouts = {name: sample_rollouts(model, prompts, sampling, seed=cfg.seed)
                 for name, model in (("sft", sft), ("policy", policy))}
-    texts = {name: [text for r in rs for text in r.responses] for name, rs in rollouts.items()}
+    texts = {name: response_texts(rs) for name, rs in rollouts.items()}
     wins, se = win_rate(world, prompts, texts["policy"], texts["sft"])
     metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se, "temperature": cfg.temperature,
                "prompts": len(prompts) // per_prompt, "comparisons": len(prompts), "split": cfg.split}

@@ -118,7 +118,12 @@ def sample_rollouts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, ba
     return out
 
 
+def response_texts(rollouts: list[Rollout]) -> list[str]:
+    """The rollouts' response texts, in order."""
+    return [text for r in rollouts for text in r.responses]
+
+
 def sample_texts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,
                  seed: int = 0) -> list[str]:
     """One sampled response per prompt, in batches, reproducible from `seed`."""
-    return [text for r in sample_rollouts(model, prompts, cfg, batch_size, seed) for text in r.responses]
+    return response_texts(sample_rollouts(model, prompts, cfg, batch_size, seed))
