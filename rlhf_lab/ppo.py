@@ -33,6 +33,7 @@ from rlhf_lab.run import (
     write_json)
 from rlhf_lab.world import World, WorldConfig
 
+ADVANTAGES = ("gae", "baseline", "rloo")
 RewardFn = Callable[[Rollout], Tensor]   # a rollout of B responses → (B,) scores
 
 
@@ -55,7 +56,8 @@ class PPOConfig:
     vf_coef: float = 0.1             # weight of the value loss (lm-human-preferences)
     gamma: float = 1.0               # discount (lm-human-preferences)
     lam: float = 0.95                # GAE λ (lm-human-preferences)
-    advantage: str = "gae"           # "gae" | "baseline": score - running mean (the textbook's)
+    advantage: str = "gae"           # "gae" (critic) | critic-free: "baseline" (textbook) | "rloo" (leave-one-out)
+    samples_per_prompt: int = 1      # answers to each drawn prompt per batch (rloo: k ≥ 2 of them)
     baseline_decay: float = 0.9      # running-mean decay of the "baseline" estimator
     whiten_advantages: bool = True   # D5: advantages to mean 0, std 1 per batch
     eos_penalty: float = 1.0         # D3: subtracted from the score of a response without EOS
@@ -69,12 +71,17 @@ class PPOConfig:
     resume: bool = True              # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:
-        check_choice("advantage", self.advantage, ("gae", "baseline"))
+        check_choice("advantage", self.advantage, ADVANTAGES)
         check_choice("precision", self.precision, PRECISIONS)
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
                        "max_new_tokens", "eval_every")
+        check_positive(self, "samples_per_prompt")
         if self.batch_size % self.minibatch_size:
             raise ConfigError("--batch-size must be a multiple of --minibatch-size")
+        if self.batch_size % self.samples_per_prompt:
+            raise ConfigError("--batch-size must be a multiple of --samples-per-prompt")
+        if self.advantage == "rloo" and self.samples_per_prompt < 2:
+            raise ConfigError("--advantage rloo compares a prompt's answers: --samples-per-prompt must be ≥ 2")
         check_range(self, "kl_coef", 0.0)     # β < 0 would pay the policy to leave the reference
         check_range(self, "gamma", 0.0, 1.0)
         check_range(self, "lam", 0.0, 1.0)
@@ -131,6 +138,17 @@ def reward_baseline_advantages(rewards: Tensor, baseline: float, response_mask: 
     return (rewards.sum(-1, keepdim=True) - baseline) * response_mask     # (B, N)
 
 
+def leave_one_out_advantages(rewards: Tensor, response_mask: Tensor, group_size: int) -> Tensor:
+    """RLOO (Kool et al. 2019; Ahmadian et al. 2024): each response's total reward minus the
+    mean total of the other answers to its prompt, on every token. Rows come in groups of
+    group_size answers to one prompt. A prompt's own answers are the baseline, so what the
+    advantage credits is what set one answer above its siblings (a fact right, not the
+    prompt being easy), with no critic to learn."""
+    totals = rewards.sum(-1).view(-1, group_size)                           # (B / k, k)
+    others = (totals.sum(-1, keepdim=True) - totals) / (group_size - 1)     # (B / k, k)
+    return (totals - others).reshape(-1, 1) * response_mask                 # (B, N)
+
+
 def ppo_policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, response_mask: Tensor,
                     clip_eps: float) -> tuple[Tensor, Tensor]:
     """Clipped surrogate, Schulman et al. 2017 eq. 7, mean over response tokens.
@@ -184,16 +202,17 @@ def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
 @dataclass
 class Batch:
     """A rollout with everything PPO needs, computed once before the update (D1).
-    Per-token tensors are (B, N) over response positions; scores is (B,)."""
+    Per-token tensors are (B, N) over response positions; scores is (B,). old_values and
+    returns are None without a critic."""
     rollout: Rollout
     old_logprobs: Tensor
     ref_logprobs: Tensor
-    old_values: Tensor
+    old_values: Tensor | None
     scores: Tensor
     kl: Tensor
     entropy: Tensor
     advantages: Tensor
-    returns: Tensor
+    returns: Tensor | None
 
 
 def by_length(fn, r: Rollout, chunk_tokens: int | None = None) -> tuple[Tensor, ...]:
@@ -229,18 +248,21 @@ def with_eos(r: Rollout) -> Rollout:
 
 
 @torch.no_grad()
-def score_batch(policy: CausalLM, reference: CausalLM, value_model: RewardModel, reward_fn: RewardFn,
+def score_batch(policy: CausalLM, reference: CausalLM, value_model: RewardModel | None, reward_fn: RewardFn,
                 r: Rollout, cfg: PPOConfig, kl_coef: float, baseline: float) -> Batch:
     old_logprobs, entropy = by_length(partial(token_logprobs, policy), r)              # (B, N)
     ref_logprobs, _ = by_length(partial(token_logprobs, reference), r)
-    values = by_length(partial(response_values, value_model), r)[0] * r.response_mask  # (B, N)
+    values = (None if value_model is None else                                         # critic-free
+              by_length(partial(response_values, value_model), r)[0] * r.response_mask)  # (B, N)
     scores = reward_fn(r).float() - cfg.eos_penalty * (~r.ended).float()               # D3, (B,)
     rewards, kl = shaped_rewards(scores, old_logprobs, ref_logprobs, r.response_mask, kl_coef)
     if cfg.advantage == "gae":
         advantages = gae(rewards, values, r.response_mask, cfg.gamma, cfg.lam)
+    elif cfg.advantage == "rloo":
+        advantages = leave_one_out_advantages(rewards, r.response_mask, cfg.samples_per_prompt)
     else:
         advantages = reward_baseline_advantages(rewards, baseline, r.response_mask)
-    returns = advantages + values                                                       # D6: before whitening
+    returns = None if values is None else advantages + values                           # D6: before whitening
     if cfg.whiten_advantages:
         advantages = masked_whiten(advantages, r.response_mask)
     return Batch(r, old_logprobs, ref_logprobs, values, scores, kl, entropy, advantages, returns)
@@ -250,14 +272,17 @@ class ActorCritic(nn.Module):
     """The two networks PPO trains, as one module: its forward gives the policy's log-probs
     and the critic's values on a rollout's response tokens, (B, N) each. One module with
     one forward per backward is what DistributedDataParallel needs to average both
-    networks' gradients under torchrun (distributed.wrap)."""
+    networks' gradients under torchrun (distributed.wrap). Without a critic (the critic-free
+    estimators) values is None."""
 
-    def __init__(self, policy: CausalLM, value_model: RewardModel):
+    def __init__(self, policy: CausalLM, value_model: RewardModel | None):
         super().__init__()
         self.policy, self.value_model = policy, value_model
 
-    def forward(self, r: Rollout) -> tuple[Tensor, Tensor]:
+    def forward(self, r: Rollout) -> tuple[Tensor, Tensor | None]:
         logprobs, _ = by_length(partial(token_logprobs, self.policy), r)                 # (B, N)
+        if self.value_model is None:
+            return logprobs, None
         values, = by_length(partial(response_values, self.value_model), r)               # (B, N)
         return logprobs, values
 
@@ -275,13 +300,15 @@ def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, c
             logprobs, values = actor_critic(sub)                                         # (b, N) each
             pg_loss, clipfrac = ppo_policy_loss(logprobs, batch.old_logprobs[mb], batch.advantages[mb],
                                                 mask, cfg.clip_eps)
-            vf_loss = value_loss(values, batch.old_values[mb], batch.returns[mb], mask, cfg.value_clip)
-            (pg_loss + cfg.vf_coef * vf_loss).backward()
+            step = {"ppo/policy_loss": pg_loss, "ppo/clipfrac": clipfrac,
+                    "ppo/approxkl": 0.5 * masked_mean((logprobs.detach() - batch.old_logprobs[mb]) ** 2, mask)}
+            if values is not None:
+                step["ppo/value_loss"] = value_loss(values, batch.old_values[mb], batch.returns[mb], mask,
+                                                    cfg.value_clip)
+            (pg_loss + cfg.vf_coef * step.get("ppo/value_loss", 0.0)).backward()
             optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip)
-            approx_kl = 0.5 * masked_mean((logprobs.detach() - batch.old_logprobs[mb]) ** 2, mask)
-            stats.append((pg_loss.item(), vf_loss.item(), clipfrac.item(), approx_kl.item()))
-    names = ("ppo/policy_loss", "ppo/value_loss", "ppo/clipfrac", "ppo/approxkl")
-    return {name: sum(s[i] for s in stats) / len(stats) for i, name in enumerate(names)}
+            stats.append({name: value.item() for name, value in step.items()})
+    return {name: sum(s[name] for s in stats) / len(stats) for name in stats[0]}
 
 
 def batch_stats(batch: Batch, world: World) -> dict[str, float]:
@@ -293,7 +320,8 @@ def batch_stats(batch: Batch, world: World) -> dict[str, float]:
             "ppo/kl": batch.kl.sum(-1).mean().item(),
             "ppo/kl_k3": ((log_ratio.exp() - 1 - log_ratio) * mask).sum(-1).mean().item(),
             "ppo/entropy": masked_mean(batch.entropy, mask).item(),
-            "ppo/explained_variance": explained_variance(batch.old_values, batch.returns, mask),
+            **({} if batch.old_values is None else
+               {"ppo/explained_variance": explained_variance(batch.old_values, batch.returns, mask)}),
             "ppo/response_len": judged["mean_len"], "ppo/eos_rate": r.ended.float().mean().item(),
             **{f"ppo/style_{s}": share for s, share in judged["style_mix"].items()}}
 
@@ -301,22 +329,30 @@ def batch_stats(batch: Batch, world: World) -> dict[str, float]:
 # ------------------------------------------------------------------ the loop
 
 def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None):
-    """Policy and frozen reference from SFT; the reward model; the critic from the reward model."""
+    """Policy and frozen reference from SFT; the reward model; for GAE the critic, from the
+    reward model (None for the critic-free estimators)."""
     policy = load_model(cfg.sft, device)
     reference = load_model(cfg.sft, device).eval().requires_grad_(False)
+    reward_model = None
     if reward_fn is None:
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
         reward_fn = model_reward(reward_model)
-        critic_init = getattr(reward_model, "members", [reward_model])[0]
-        value_model = RewardModel(load_model(cfg.sft, device)).to(device)   # per-token head only
-        value_model.backbone.load_state_dict(critic_init.backbone.state_dict())
-        value_model.head.load_state_dict(critic_init.head.state_dict())
-    else:   # a programmatic reward: the critic starts from the SFT trunk and a zero head
-        reward_model = None
-        value_model = RewardModel(load_model(cfg.sft, device)).to(device)
-        torch.nn.init.zeros_(value_model.head.weight)
-    compile_if(cfg.compile, policy, reference, value_model, *([reward_model] if reward_model else []))
+    value_model = new_critic(cfg, reward_model, device) if cfg.advantage == "gae" else None
+    compile_if(cfg.compile, policy, reference, *(m for m in (value_model, reward_model) if m is not None))
     return policy, reference, value_model, reward_fn
+
+
+def new_critic(cfg: PPOConfig, reward_model, device) -> RewardModel:
+    """D9: the critic starts as the reward model (its first member), a per-token head on its
+    trunk; under a programmatic reward, from the SFT trunk and a zero head."""
+    value_model = RewardModel(load_model(cfg.sft, device)).to(device)     # per-token head only
+    if reward_model is None:
+        torch.nn.init.zeros_(value_model.head.weight)
+        return value_model
+    critic_init = getattr(reward_model, "members", [reward_model])[0]
+    value_model.backbone.load_state_dict(critic_init.backbone.state_dict())
+    value_model.head.load_state_dict(critic_init.head.state_dict())
+    return value_model
 
 
 def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | None = None) -> dict:
@@ -328,9 +364,9 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     world = world or World(WorldConfig(seed=cfg.world_seed))
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn)  # a bad path stops here
     run = Run(cfg.out, "ppo", cfg)
-    optimizer = optim.adamw([policy, value_model], cfg.lr, 0.0)
+    modules = trained_modules(policy, value_model)
+    optimizer = optim.adamw(list(modules.values()), cfg.lr, 0.0)
     kl_ctl = AdaptiveKL(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target else FixedKL(cfg.kl_coef)
-    modules = {"policy": policy, "value": value_model}
     start, baseline = resume_step(run, cfg, modules, optimizer), 0.0
     if start:   # β and the baseline are a function of the logged history
         last = run.history()[-1]
@@ -346,14 +382,15 @@ def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: 
              baseline: float, device) -> Rollout | None:
     """Iterations start..cfg.iterations; returns the last rollout (None if there was none)."""
     policy, reference, value_model, reward_fn = models
-    modules, r = {"policy": policy, "value": value_model}, None
+    modules, r = trained_modules(policy, value_model), None
     actor_critic = distributed.wrap(ActorCritic(policy, value_model))
     prompts = distributed.shard(world.prompts("train"))
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)   # D11: temperature 1, the log-probs' own π
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
     for it in range(start, cfg.iterations):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
-        batch_prompts = [prompts[i] for i in torch.randint(len(prompts), (cfg.batch_size,), generator=generator)]
+        drawn = torch.randint(len(prompts), (cfg.batch_size // cfg.samples_per_prompt,), generator=generator)
+        batch_prompts = [prompts[i] for i in drawn for _ in range(cfg.samples_per_prompt)]
         r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
         batch = score_batch(policy, reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
         stats = {**batch_stats(batch, world), **ppo_update(actor_critic, optimizer, batch, cfg, generator)}
@@ -373,6 +410,11 @@ def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: 
         tick = time.perf_counter()
     bar.close()
     return r
+
+
+def trained_modules(policy: CausalLM, value_model: RewardModel | None) -> dict[str, nn.Module]:
+    """What the optimizer steps and the train state saves: the policy, and the critic if any."""
+    return {"policy": policy, **({"value": value_model} if value_model is not None else {})}
 
 
 def finish(run: Run, policy: CausalLM, last: Rollout | None) -> dict:

@@ -51,5 +51,10 @@ if __name__ == "__main__":
     ppo.train_ppo(ppo.PPOConfig(out=str(out / "ppo"), sft=str(out / "sft"), rm=str(out / "rm"), iterations=2,
                                 batch_size=4, minibatch_size=2, max_new_tokens=8, device="cpu"))
     check_stage("ppo")
-    print(f"rank {distributed.rank()}: sft, rm and ppo weights equal on all ranks", flush=True)
+    stage = "rloo"   # critic-free: the policy alone is wrapped
+    ppo.train_ppo(ppo.PPOConfig(out=str(out / "rloo"), sft=str(out / "sft"), rm=str(out / "rm"), iterations=2,
+                                batch_size=4, minibatch_size=2, max_new_tokens=8, advantage="rloo",
+                                samples_per_prompt=2, device="cpu"))
+    check_stage("rloo")
+    print(f"rank {distributed.rank()}: sft, rm, ppo and rloo weights equal on all ranks", flush=True)
     distributed.close()

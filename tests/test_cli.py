@@ -39,6 +39,8 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("train-rm", ["--epochs", "0"], "--epochs must be positive; got 0"),
     ("ppo", ["--kl-coef", "-0.1"], "--kl-coef must be at least 0; got -0.1"),
     ("ppo", ["--lam", "1.5"], "--lam must be in [0, 1]; got 1.5"),
+    ("ppo", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
+    ("ppo", ["--samples-per-prompt", "3"], "--batch-size must be a multiple of --samples-per-prompt"),
     ("pipeline", ["--kl-coef", "-1"], "--kl-coef must be at least 0"),
     ("eval", ["--samples-per-prompt", "0"], "--samples-per-prompt must be positive"),
     ("eval", ["--temperature", "-0.5"], "--temperature must be at least 0"),

@@ -25,13 +25,15 @@ def starts_with(byte):
     return reward
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])   # bf16: the GPU default, same code path on CPU
-def test_a_few_ppo_steps_raise_the_rewarded_first_byte(tmp_path, precision):
+@pytest.mark.parametrize("precision, advantage, samples_per_prompt", [
+    ("fp32", "gae", 1), ("bf16", "gae", 1),     # bf16: the GPU default, same code path on CPU
+    ("fp32", "rloo", 4)])
+def test_a_few_ppo_steps_raise_the_rewarded_first_byte(tmp_path, precision, advantage, samples_per_prompt):
     prompts = World().prompts("heldout_template")[:64]
     before = first_byte_probability(load_model(SHIPPED_SFT), prompts, ord("#"))
     cfg = ppo.PPOConfig(out=str(tmp_path / "ppo"), iterations=4, batch_size=32, minibatch_size=16,
                         lr=3e-4, max_new_tokens=48, eos_penalty=0.0, kl_coef=0.0, device="cpu",
-                        precision=precision)
+                        precision=precision, advantage=advantage, samples_per_prompt=samples_per_prompt)
     ppo.train_ppo(cfg, reward_fn=starts_with(ord("#")))
     after = first_byte_probability(load_model(tmp_path / "ppo"), prompts, ord("#"))
     assert after > before + 0.05, (before, after)
@@ -48,6 +50,23 @@ def test_two_runs_with_one_seed_give_identical_metrics(tmp_path):
     logs = [(tmp_path / n / "metrics.jsonl").read_text().splitlines() for n in ("a", "b")]
     strip = [[{k: v for k, v in json.loads(line).items() if not k.startswith("ms_")} for line in log] for log in logs]
     assert strip[0] == strip[1]
+
+
+@pytest.mark.parametrize("advantage, samples_per_prompt", [("rloo", 4), ("baseline", 1)])
+def test_a_critic_free_run_trains_and_saves_no_critic(tmp_path, advantage, samples_per_prompt):
+    cfg = tiny_ppo(tmp_path / "ppo", advantage=advantage, samples_per_prompt=samples_per_prompt, eval_every=1)
+    ppo.train_ppo(cfg, reward_fn=starts_with(ord("T")))
+    logged = json.loads((tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "ppo/policy_loss" in logged and not {"ppo/value_loss", "ppo/explained_variance"} & logged.keys()
+    saved = load_file(str(tmp_path / "ppo" / "train_state.safetensors"))
+    assert any(k.startswith("policy.") for k in saved) and not any(k.startswith("value.") for k in saved)
+
+
+def test_rloo_answers_each_drawn_prompt_k_times_in_a_row(tmp_path):
+    ppo.train_ppo(tiny_ppo(tmp_path / "ppo", advantage="rloo", samples_per_prompt=4), reward_fn=starts_with(ord("T")))
+    prompts = [s["prompt"] for s in json.loads((tmp_path / "ppo" / "samples.json").read_text())]
+    groups = [prompts[i:i + 4] for i in range(0, len(prompts), 4)]
+    assert len(groups) == 4 and all(len(set(g)) == 1 for g in groups)
 
 
 def killed_after(calls_allowed, reward):

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from rlhf_lab.ppo import (AdaptiveKL, gae, masked_whiten, ppo_policy_loss, reward_baseline_advantages,
-                          shaped_rewards, value_loss)
+from rlhf_lab.ppo import (AdaptiveKL, gae, leave_one_out_advantages, masked_whiten, ppo_policy_loss,
+                          reward_baseline_advantages, shaped_rewards, value_loss)
 
 
 def test_clipped_surrogate_equals_hand_computation():
@@ -73,6 +73,16 @@ def test_score_lands_on_the_last_response_token_and_kl_is_charged_per_token():
 def test_reward_baseline_gives_each_token_the_centered_return():
     adv = reward_baseline_advantages(torch.tensor([[0.0, 1.0, 0.0]]), 0.25, torch.tensor([[1.0, 1.0, 0.0]]))
     assert adv.tolist() == [[0.75, 0.75, 0.0]]
+
+
+def test_leave_one_out_centres_each_answer_on_its_siblings_mean():
+    # two prompts, three answers each; totals 3, 0, 0 | 1, 1, 4 (the second row's reward is split over two tokens)
+    rewards = torch.tensor([[0.0, 3.0], [0.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.5, 0.5], [4.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    adv = leave_one_out_advantages(rewards, mask, group_size=3)
+    expected = [3 - 0, 0 - 1.5, 0 - 1.5, 1 - 2.5, 1 - 2.5, 4 - 1]
+    assert adv[:, 0].tolist() == expected
+    assert adv[:5, 1].tolist() == expected[:5] and adv[5, 1].item() == 0.0    # padding gets none
 
 
 def test_whitening_gives_mean_zero_unit_variance_over_the_mask():
