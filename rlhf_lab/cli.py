@@ -57,6 +57,8 @@ COMMANDS = {
                              "gold vs proxy reward against sqrt(KL) for best-of-n and PPO (Gao et al. 2022)"),
     "lab ensemble": ("rlhf_lab.lab.ensemble", "EnsembleConfig", "main",
                      "over-optimization with one reward model versus a conservative 4-model ensemble"),
+    "lab advantage": ("rlhf_lab.lab.advantage", "AdvantageConfig", "main",
+                      "GAE with a critic versus the critic-free running-mean and leave-one-out (RLOO) baselines"),
     "lab temperature": ("rlhf_lab.lab.temperature", "TemperatureConfig", "main",
                         "SFT versus the RLHF policy at each sampling temperature: more than sharpening?"),
 }

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, reward_model_once
+from rlhf_lab.lab.report import Report, world_reward_model
 from rlhf_lab.ppo import PPOConfig, train_ppo
-from rlhf_lab.reward import RewardConfig
 from rlhf_lab.run import read_json, read_log
 
 
@@ -26,16 +25,9 @@ class KLSweepConfig:
     device: str = "auto"                           # "auto" | "cpu" | "cuda"
 
 
-def reward_model(cfg: KLSweepConfig) -> Path:
-    """The default world's reward model, trained once for the whole experiment."""
-    return reward_model_once(RewardConfig(out=str(Path(cfg.out) / "rm"), device=cfg.device, resume=False,
-                                          **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100)
-                                             if cfg.quick else dict(pairs=cfg.rm_pairs))))
-
-
 def main(cfg: KLSweepConfig) -> dict:
     out = Path(cfg.out)
-    rm = reward_model(cfg)
+    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = PPOConfig(rm=str(rm), iterations=3 if cfg.quick else cfg.iterations, device=cfg.device, resume=False,
                      **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {}))
     betas = sorted(cfg.betas)                      # the finding reads the lowest and highest β off the ends
