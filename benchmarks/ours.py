@@ -123,20 +123,24 @@ def reward_pairs_per_sec(device="cpu", batch_size=32, min_len=60, max_len=200, s
 
 
 def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_epochs=4, iterations=8, warmup=2,
-                         seed=0, precision="fp32", compile=False) -> dict:
+                         seed=0, precision="fp32", compile=False, critic=True) -> dict:
     """One full PPO iteration (rollout, reward, reference, value, update), episodes / s.
 
     EOS is never sampled, so every response has exactly `response_length` tokens, like TRL's run
-    without a stop token."""
+    without a stop token. critic=False: the same iteration with RLOO's advantages over 4
+    answers per prompt and no value network (less work than TRL's PPO, reported apart)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     policy, reference = MiniGPT(CONFIG).to(device), MiniGPT(CONFIG).to(device)
     reference.load_state_dict(policy.state_dict())
-    value, reward = RewardModel(MiniGPT(CONFIG)).to(device), RewardModel(MiniGPT(CONFIG)).to(device)
-    compile_if(compile, policy, reference, value, reward)
+    value = RewardModel(MiniGPT(CONFIG)).to(device) if critic else None
+    reward = RewardModel(MiniGPT(CONFIG)).to(device)
+    compile_if(compile, *(m for m in (policy, reference, value, reward) if m is not None))
+    per_prompt = 1 if critic else 4
     cfg = PPOConfig(batch_size=batch_size, minibatch_size=batch_size, ppo_epochs=ppo_epochs,
-                    max_new_tokens=response_length, eos_penalty=0.0)
-    optimizer = optim.adamw([policy, value], 1e-5, 0.0)
+                    max_new_tokens=response_length, eos_penalty=0.0, advantage="gae" if critic else "rloo",
+                    samples_per_prompt=per_prompt)
+    optimizer = optim.adamw([m for m in (policy, value) if m is not None], 1e-5, 0.0)
     sampling = SamplingConfig(max_new_tokens=response_length)
     generator = torch.Generator(device).manual_seed(seed)       # sampling, on the models' device
     shuffle = torch.Generator().manual_seed(seed)                # minibatch order, on the CPU
@@ -145,7 +149,8 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
     never_eos(policy)
 
     def step(i):
-        prompts = [random_text(rng, 22, 62) for _ in range(batch_size)]
+        drawn = [random_text(rng, 22, 62) for _ in range(batch_size // per_prompt)]
+        prompts = [p for p in drawn for _ in range(per_prompt)]
         r = rollout(policy, prompts, sampling, generator)
         batch = score_batch(policy, reference, value, reward_fn, r, cfg, 0.02, 0.0)
         ppo_update(actor_critic, optimizer, batch, cfg, shuffle)
@@ -153,9 +158,10 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
     prompt = 44                                          # mean prompt bytes (22-62) + BOS + SEP
     policy_pass, critic_pass = (rollout_pass_flops(batch_size, prompt, response_length, lm_head)
                                 for lm_head in (True, False))
+    value_passes = 1 + ppo_epochs * 3 if critic else 0                      # value; its training
     flops = (sampling_flops(batch_size, prompt, response_length)
-             + 2 * policy_pass + 2 * critic_pass                             # old, ref; value, reward
-             + ppo_epochs * 3 * (policy_pass + critic_pass))                 # policy + value train
+             + 2 * policy_pass + critic_pass                                 # old, ref; reward
+             + ppo_epochs * 3 * policy_pass + value_passes * critic_pass)    # policy train
     return {"episodes_per_sec": rate, "gflops_per_sec": flops * rate / batch_size / 1e9}
 
 

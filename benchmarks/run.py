@@ -23,6 +23,7 @@ STAGES = {   # name → (our function, TRL function name, figure key of each)
 
 
 TRL_DEFAULTS = "TRL reward training, its defaults (bf16, gradient checkpointing)"
+LESS_WORK = "PPO step without a critic (RLOO; less work, not in the equal-work ratio)"
 
 
 def trl_side():
@@ -59,6 +60,13 @@ def main(argv=None) -> dict:
         theirs_median = statistics.median(runs["TRL/HF"]) if runs["TRL/HF"] else None
         results[name] = {"rlhf-lab": ours_median, "TRL/HF": theirs_median, "rlhf-lab GFLOP/s": gflops,
                          "ratio": ours_median / theirs_median if theirs_median else None}
+    critic_free = statistics.median(ours.ppo_episodes_per_sec(**ours_kwargs, critic=False)["episodes_per_sec"]
+                                    for _ in range(args.repeats))
+    trl_ppo = results["PPO full step (episodes/s)"]["TRL/HF"]
+    results[LESS_WORK] = {"rlhf-lab": critic_free, "TRL PPO": trl_ppo,
+                          "ratio": critic_free / trl_ppo if trl_ppo else None}
+    print(f"{LESS_WORK:<34} {critic_free:.1f} episodes/s"
+          + (f" ({critic_free / trl_ppo:.2f}x TRL's PPO)" if trl_ppo else ""))
     if theirs_module:   # what a user of TRL gets without our fp32 / no-checkpointing settings
         defaults = [theirs_module.trl_reward_pairs_per_sec(device=args.device, precision="bf16", gradient_checkpointing=True)
                     ["pairs_per_sec"] for _ in range(args.repeats)]

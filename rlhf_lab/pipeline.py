@@ -20,6 +20,8 @@ class PipelineConfig:
     from_scratch: bool = False       # retrain SFT instead of starting from the shipped checkpoint
     preset: str = "default"          # "default" | "tiny" (seconds, for tests: same code, small sizes)
     kl_coef: float = 0.1             # β of the PPO stage (see docs/ppo.md for 0.02 and 0.05)
+    advantage: str = "gae"           # the PPO stage's estimator: "gae" (critic) | "baseline" | "rloo" (no critic)
+    samples_per_prompt: int = 1      # the PPO stage's answers per drawn prompt (rloo: k ≥ 2, e.g. 4)
     seed: int = 0                    # every stage's seed
     world_seed: int = 0              # the assistant world
     device: str = "auto"             # "auto" | "cpu" | "cuda"
@@ -36,7 +38,8 @@ def stage_configs(cfg: PipelineConfig):
     sft_dir = str(out / "sft") if cfg.from_scratch else SHIPPED_SFT
     stages = (sft.SFTConfig(out=str(out / "sft"), **common),
               reward.RewardConfig(out=str(out / "rm"), sft=sft_dir, **common),
-              ppo.PPOConfig(out=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"), kl_coef=cfg.kl_coef, **common),
+              ppo.PPOConfig(out=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"), kl_coef=cfg.kl_coef,
+                            advantage=cfg.advantage, samples_per_prompt=cfg.samples_per_prompt, **common),
               evaluate.EvalConfig(policy=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"),
                                   out=str(out / "eval"), world_seed=cfg.world_seed, seed=cfg.seed,
                                   device=cfg.device, precision=cfg.precision))

@@ -42,6 +42,7 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("ppo", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
     ("ppo", ["--samples-per-prompt", "3"], "--batch-size must be a multiple of --samples-per-prompt"),
     ("pipeline", ["--kl-coef", "-1"], "--kl-coef must be at least 0"),
+    ("pipeline", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
     ("eval", ["--samples-per-prompt", "0"], "--samples-per-prompt must be positive"),
     ("eval", ["--temperature", "-0.5"], "--temperature must be at least 0"),
     ("sft", ["--context-len", "128"], "--context-len must be at least 243 for the world's examples"),

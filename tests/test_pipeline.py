@@ -279,3 +279,8 @@ def test_pipeline_passes_no_resume_to_every_training_stage():
     stages = pipeline.stage_configs(pipeline.PipelineConfig(resume=False))
     assert [s.resume for s in stages[:3]] == [False, False, False]
     assert all(s.resume for s in pipeline.stage_configs(pipeline.PipelineConfig())[:3])
+
+
+def test_pipeline_hands_its_estimator_to_the_ppo_stage():
+    ppo_cfg = pipeline.stage_configs(pipeline.PipelineConfig(advantage="rloo", samples_per_prompt=4))[2]
+    assert (ppo_cfg.advantage, ppo_cfg.samples_per_prompt) == ("rloo", 4)
