@@ -81,11 +81,13 @@ def killed_after(calls_allowed, reward):
     return fn
 
 
-def test_a_killed_run_resumes_to_the_same_result(tmp_path):
-    ppo.train_ppo(tiny_ppo(tmp_path / "full", eval_every=1), reward_fn=starts_with(ord("T")))
+@pytest.mark.parametrize("estimator", [{}, dict(advantage="rloo", samples_per_prompt=4)])   # with a critic, without
+def test_a_killed_run_resumes_to_the_same_result(tmp_path, estimator):
+    ppo.train_ppo(tiny_ppo(tmp_path / "full", eval_every=1, **estimator), reward_fn=starts_with(ord("T")))
     with pytest.raises(KeyboardInterrupt):
-        ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1), reward_fn=killed_after(1, starts_with(ord("T"))))
-    ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1), reward_fn=starts_with(ord("T")))
+        ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1, **estimator),
+                      reward_fn=killed_after(1, starts_with(ord("T"))))
+    ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1, **estimator), reward_fn=starts_with(ord("T")))
     full, cut = load_model(tmp_path / "full"), load_model(tmp_path / "cut")
     assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), cut.state_dict().values()))
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
