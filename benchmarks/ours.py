@@ -19,7 +19,7 @@ import torch
 from rlhf_lab import optim, tokenizer
 from rlhf_lab.data import PreferencePair
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig, generate
-from rlhf_lab.ppo import ActorCritic, PPOConfig, model_reward, ppo_update, score_batch
+from rlhf_lab.ppo import ActorCritic, PPOConfig, model_reward, ppo_update, score_batch, trained_modules
 from rlhf_lab.reward import RewardModel, bradley_terry_loss, pair_rewards
 from rlhf_lab.rollout import rollout
 from rlhf_lab.run import autocast, compile_if
@@ -140,7 +140,7 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
     cfg = PPOConfig(batch_size=batch_size, minibatch_size=batch_size, ppo_epochs=ppo_epochs,
                     max_new_tokens=response_length, eos_penalty=0.0, advantage="gae" if critic else "rloo",
                     samples_per_prompt=per_prompt)
-    optimizer = optim.adamw([m for m in (policy, value) if m is not None], 1e-5, 0.0)
+    optimizer = optim.adamw(list(trained_modules(policy, value).values()), 1e-5, 0.0)
     sampling = SamplingConfig(max_new_tokens=response_length)
     generator = torch.Generator(device).manual_seed(seed)       # sampling, on the models' device
     shuffle = torch.Generator().manual_seed(seed)                # minibatch order, on the CPU

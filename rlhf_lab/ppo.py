@@ -74,8 +74,7 @@ class PPOConfig:
         check_choice("advantage", self.advantage, ADVANTAGES)
         check_choice("precision", self.precision, PRECISIONS)
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
-                       "max_new_tokens", "eval_every")
-        check_positive(self, "samples_per_prompt")
+                       "max_new_tokens", "eval_every", "samples_per_prompt")
         if self.batch_size % self.minibatch_size:
             raise ConfigError("--batch-size must be a multiple of --minibatch-size")
         if self.batch_size % self.samples_per_prompt:
