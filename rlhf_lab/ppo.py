@@ -11,7 +11,7 @@ Advantages by GAE (Schulman et al. 2016), the clipped surrogate (Schulman et al.
  2. No pretraining-mix term (InstructGPT's PPO-ptx): the world has no pretraining corpus.
  3. A response that never emits EOS gets its score lowered by `eos_penalty`
     (the TRL recipe), so the policy cannot escape the reward by rambling.
-Implementation details are numbered D1..D16 and listed in docs/ppo.md.
+Implementation details are numbered D1..D18 and listed in docs/ppo.md.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from rlhf_lab import distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
-from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout
+from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if,
     load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
@@ -34,6 +34,8 @@ from rlhf_lab.run import (
 from rlhf_lab.world import World, WorldConfig
 
 ADVANTAGES = ("gae", "baseline", "rloo")
+REWARDS = ("model", "gold")
+GOLD_NORM_SAMPLES = 256   # SFT answers that scale the gold reward, as `rlhf train-rm --norm-samples` does
 RewardFn = Callable[[Rollout], Tensor]   # a rollout of B responses → (B,) scores
 
 
@@ -42,6 +44,7 @@ class PPOConfig:
     out: str = "runs/ppo"            # run directory
     sft: str = SHIPPED_SFT           # SFT run directory: policy init and frozen reference
     rm: str = "runs/rm"              # `rlhf train-rm` run directory (reward and value init)
+    reward: str = "model"            # "model": the --rm reward model | "gold": the world's judge, an oracle (D18)
     world_seed: int = 0              # the world whose training prompts are used
     iterations: int = 40             # rollout + update rounds
     batch_size: int = 64             # episodes (prompt, response) per iteration
@@ -72,6 +75,7 @@ class PPOConfig:
 
     def validate(self) -> None:
         check_choice("advantage", self.advantage, ADVANTAGES)
+        check_choice("reward", self.reward, REWARDS)
         check_choice("precision", self.precision, PRECISIONS)
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
                        "max_new_tokens", "eval_every", "samples_per_prompt")
@@ -327,18 +331,36 @@ def batch_stats(batch: Batch, world: World) -> dict[str, float]:
 
 # ------------------------------------------------------------------ the loop
 
-def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None):
-    """Policy and frozen reference from SFT; the reward model; for GAE the critic, from the
-    reward model (None for the critic-free estimators)."""
+def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: World):
+    """Policy and frozen reference from SFT; the reward model (or the gold judge); for GAE the
+    critic, from the reward model (None for the critic-free estimators)."""
     policy = load_model(cfg.sft, device)
     reference = load_model(cfg.sft, device).eval().requires_grad_(False)
     reward_model = None
+    if reward_fn is None and cfg.reward == "gold":
+        reward_fn = gold_reward(world, reference, cfg.seed)
     if reward_fn is None:
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
         reward_fn = model_reward(reward_model)
     value_model = new_critic(cfg, reward_model, device) if cfg.advantage == "gae" else None
     compile_if(cfg.compile, policy, reference, *(m for m in (value_model, reward_model) if m is not None))
     return policy, reference, value_model, reward_fn
+
+
+def gold_reward(world: World, sft: CausalLM, seed: int) -> RewardFn:
+    """D18: the world's gold judge as PPO's reward, an oracle with none of a learned reward model's
+    errors, so a run against it shows how far PPO itself takes the policy (the ceiling for any
+    reward model). Scaled as a reward model is (D12): mean 0, std 1 on the SFT model's own
+    answers to training prompts, so β and the other defaults mean the same against either."""
+    prompts = world.prompts("train")[:GOLD_NORM_SAMPLES]
+    sft_scores = torch.tensor([world.gold(p, t) for p, t in
+                               zip(prompts, sample_texts(sft, prompts, SamplingConfig(), seed=seed))])
+    mean, std = sft_scores.mean().item(), sft_scores.std().clamp(min=1e-6).item()
+
+    def score(r: Rollout) -> Tensor:
+        gold = torch.tensor([world.gold(p, t) for p, t in zip(r.prompts, r.responses)], device=r.tokens.device)
+        return (gold - mean) / std                                            # (B,)
+    return score
 
 
 def new_critic(cfg: PPOConfig, reward_model, device) -> RewardModel:
@@ -361,7 +383,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     distributed.init(device)
     seed_everything(cfg.seed)
     world = world or World(WorldConfig(seed=cfg.world_seed))
-    policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn)  # a bad path stops here
+    policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
     run = Run(cfg.out, "ppo", cfg)
     modules = trained_modules(policy, value_model)
     optimizer = optim.adamw(list(modules.values()), cfg.lr, 0.0)

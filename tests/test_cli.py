@@ -41,6 +41,7 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("ppo", ["--lam", "1.5"], "--lam must be in [0, 1]; got 1.5"),
     ("ppo", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
     ("ppo", ["--samples-per-prompt", "3"], "--batch-size must be a multiple of --samples-per-prompt"),
+    ("ppo", ["--reward", "oracle"], "--reward must be one of model, gold"),
     ("pipeline", ["--kl-coef", "-1"], "--kl-coef must be at least 0"),
     ("pipeline", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
     ("eval", ["--samples-per-prompt", "0"], "--samples-per-prompt must be positive"),

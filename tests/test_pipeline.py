@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 from rlhf_lab import pipeline, ppo
-from rlhf_lab.model import positions_from_mask
-from rlhf_lab.rollout import Rollout, encode_prompts
+from rlhf_lab.model import SamplingConfig, positions_from_mask
+from rlhf_lab.rollout import Rollout, encode_prompts, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, load_model
 from rlhf_lab.world import World
 
@@ -286,3 +286,22 @@ def test_pipeline_passes_no_resume_to_every_training_stage():
 def test_pipeline_hands_its_estimator_to_the_ppo_stage():
     ppo_cfg = pipeline.stage_configs(pipeline.PipelineConfig(advantage="rloo", samples_per_prompt=4))[2]
     assert (ppo_cfg.advantage, ppo_cfg.samples_per_prompt) == ("rloo", 4)
+
+
+def test_the_gold_reward_is_the_judge_scaled_on_the_sft_models_own_answers():
+    world, sft = World(), load_model(SHIPPED_SFT)
+    score = ppo.gold_reward(world, sft, seed=0)
+    prompts = world.prompts("train")[:ppo.GOLD_NORM_SAMPLES]
+    answers = sample_texts(sft, prompts, SamplingConfig(), seed=0)
+    empty = torch.zeros(0)
+    scores = score(Rollout(prompts, answers, empty, empty, empty, 0))
+    assert scores.mean().abs() < 1e-5 and (scores.std() - 1).abs() < 1e-5
+    gold = torch.tensor([world.gold(p, a) for p, a in zip(prompts, answers)])
+    assert torch.equal(scores.argsort(stable=True), gold.argsort(stable=True))
+
+
+def test_ppo_against_the_gold_judge_needs_no_reward_model(tmp_path):
+    cfg = tiny_ppo(tmp_path / "ppo", reward="gold", rm=str(tmp_path / "no_such_rm"), eval_every=1)
+    ppo.train_ppo(cfg)
+    logged = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
+    assert len(logged) == 2 and all("ppo/value_loss" in row for row in logged)
