@@ -59,6 +59,8 @@ COMMANDS = {
                      "over-optimization with one reward model versus a conservative 4-model ensemble"),
     "lab advantage": ("rlhf_lab.lab.advantage", "AdvantageConfig", "main",
                       "GAE with a critic versus the critic-free running-mean and leave-one-out (RLOO) baselines"),
+    "lab oracle": ("rlhf_lab.lab.oracle", "OracleConfig", "main",
+                   "PPO against a learned reward model versus against the gold judge itself"),
     "lab temperature": ("rlhf_lab.lab.temperature", "TemperatureConfig", "main",
                         "SFT versus the RLHF policy at each sampling temperature: more than sharpening?"),
 }

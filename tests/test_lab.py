@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from rlhf_lab.lab import (advantage, calibration, ensemble, kl_sweep, length_hack, multi_objective, overoptimization,
-                          pooling)
+from rlhf_lab.lab import (advantage, calibration, ensemble, kl_sweep, length_hack, multi_objective, oracle,
+                          overoptimization, pooling)
 from rlhf_lab.lab.overoptimization import bon_kl, fit, peak
 
 
@@ -27,7 +27,7 @@ def test_fits_recover_the_functional_forms():
     (pooling, pooling.PoolingConfig), (calibration, calibration.CalibrationConfig),
     (length_hack, length_hack.LengthHackConfig), (multi_objective, multi_objective.MultiObjectiveConfig),
     (kl_sweep, kl_sweep.KLSweepConfig), (overoptimization, overoptimization.OveroptimizationConfig),
-    (ensemble, ensemble.EnsembleConfig), (advantage, advantage.AdvantageConfig)])
+    (ensemble, ensemble.EnsembleConfig), (advantage, advantage.AdvantageConfig), (oracle, oracle.OracleConfig)])
 def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
     figures = module.main(config(out=str(tmp_path), quick=True, device="cpu"))
     reports = list(tmp_path.rglob("report.md"))
@@ -35,6 +35,15 @@ def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
     assert list(tmp_path.glob("*.png")) or list(tmp_path.rglob("*.png"))
     assert json.loads((reports[0].parent / "report.json").read_text()) == json.loads(json.dumps(figures))
     assert figures
+
+
+def test_the_oracle_finding_weighs_each_gap_against_its_noise_and_compares_wrong_shares():
+    learned = ["reward model", 0.70, 0.02, 0.60, 0.21, 0.70, 0.01, 0.70, 0.17, 4.0]
+    gold = ["gold judge", 0.72, 0.02, 0.62, 0.22, 0.78, 0.01, 0.80, 0.09, 3.0]
+    text = oracle.finding(learned, gold)
+    assert "on held-out prompts the oracle's policy wins 0.720 against the reward model's 0.700, within" in text
+    assert "on training prompts the oracle's policy wins 0.780 against the reward model's 0.700, a gap beyond" in text
+    assert "0.220 of held-out answers stay wrong, against 0.090 on the prompts PPO trains on" in text
 
 
 def test_a_best_of_n_fit_that_falls_from_the_start_peaks_at_zero_not_below():
