@@ -244,14 +244,35 @@ def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_text
     """Gold win rate of the policy over SFT, one sample each per comparison, ties half, and its
     standard error. One prompt's comparisons are not independent (a fact both models lack loses
     them all), so the error is the spread of per-prompt win rates over √prompts, a cluster
-    standard error; with one comparison per prompt it is the plain one."""
+    standard error; with one comparison per prompt it is the plain one (with one prompt, NaN)."""
     outcomes: dict[str, list[float]] = {}
     for p, a, b in zip(prompts, policy_texts, sft_texts):
         ga, gb = world.gold(p, a), world.gold(p, b)
         outcomes.setdefault(p, []).append(1.0 if ga > gb else 0.5 if ga == gb else 0.0)
     per_prompt = torch.tensor([sum(o) / len(o) for o in outcomes.values()])           # (prompts,)
     rate = sum(sum(o) for o in outcomes.values()) / len(prompts)
-    return rate, (per_prompt.std() / len(per_prompt) ** 0.5).item()
+    spread = per_prompt.std().item() if len(per_prompt) > 1 else float("nan")
+    return rate, spread / len(per_prompt) ** 0.5
+
+
+def by_family(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> dict[str, dict]:
+    """Where the policy wins and loses: per task family, the comparisons, the policy's gold win
+    rate over SFT, and each model's gold mean and wrong and unparseable shares."""
+    rows: dict[str, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        rows.setdefault(world.task(prompt).family, []).append(i)
+    figures = {}
+    for family, chosen in sorted(rows.items()):
+        asked = [prompts[i] for i in chosen]
+        texts = {"sft": [sft_texts[i] for i in chosen], "policy": [policy_texts[i] for i in chosen]}
+        figures[family] = {"comparisons": len(chosen),
+                           "gold_win_rate_vs_sft": win_rate(world, asked, texts["policy"], texts["sft"])[0]}
+        for name, answers in texts.items():
+            judged = judge_texts(world, asked, answers)
+            figures[family].update({f"gold_mean_{name}": judged["gold_mean"],
+                                    f"wrong_{name}": judged["style_mix"]["wrong"],
+                                    f"unparseable_{name}": 1 - judged["well_formed_rate"]})
+    return figures
 
 
 @torch.no_grad()
@@ -309,6 +330,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
                         f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
                         f"mean_len_{name}": judged["mean_len"], f"well_formed_rate_{name}": judged["well_formed_rate"],
                         f"style_mix_{name}": judged["style_mix"]})
+    metrics["by_family"] = by_family(world, prompts, texts["policy"], texts["sft"])
     first = range(0, len(prompts), per_prompt)                               # each prompt's first answers
     return metrics, [(prompts[i], texts["sft"][i], texts["policy"][i]) for i in first[:cfg.shown]]
 
@@ -331,7 +353,13 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
               f"± {metrics['gold_win_rate_se']:.3f} (standard error; ties count half)."
               + (f" KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} nats per response**." if "kl_to_ref" in metrics
                  else ""), "",
-              "| prompt | SFT (gold) | policy (gold) |", "|---|---|---|"]
+              "| task family | comparisons | win rate | gold, SFT → policy | wrong, SFT → policy | "
+              "unparseable, SFT → policy |", "|---|---|---|---|---|---|"]
+    for family, f in metrics["by_family"].items():
+        lines.append(f"| {family} | {f['comparisons']} | {f['gold_win_rate_vs_sft']:.3f} | "
+                     + " | ".join(f"{f[key + '_sft']:.3f} → {f[key + '_policy']:.3f}"
+                                  for key in ("gold_mean", "wrong", "unparseable")) + " |")
+    lines += ["", "| prompt | SFT (gold) | policy (gold) |", "|---|---|---|"]
     for prompt, a, b in samples:
         lines.append(f"| {cell(prompt)} | {cell(a)} ({world.gold(prompt, a):.2f}) | {cell(b)} ({world.gold(prompt, b):.2f}) |")
     return "\n".join(lines) + "\n"
@@ -344,5 +372,6 @@ def main(cfg: EvalConfig) -> dict:
     out = Path(cfg.out or run_directory(cfg.policy) / "eval")
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples, World(WorldConfig(seed=cfg.world_seed))))
-    status(table("SFT versus RLHF policy", metrics) + f"\nreport: {out / 'report.md'}")
+    headline = {k: v for k, v in metrics.items() if k != "by_family"}       # the family table is in report.md
+    status(table("SFT versus RLHF policy", headline) + f"\nreport: {out / 'report.md'}")
     return metrics

@@ -176,6 +176,23 @@ def test_win_rate_counts_ties_half_with_a_standard_error_over_prompts():
     assert se == pytest.approx(torch.tensor([0.75, 0.5]).std().item() / 2 ** 0.5)
 
 
+def test_eval_breaks_the_comparison_down_by_task_family():
+    import random
+    from rlhf_lab.evaluate import by_family
+    world, rng = World(), random.Random(0)
+    capitals, arithmetic = ([t for t in world.tasks("train") if t.family == family][:2]
+                            for family in ("capitals", "arithmetic"))
+    tasks = capitals + arithmetic
+    policy = [world.respond(t, "ideal", rng) for t in tasks]
+    sft = [world.respond(capitals[0], "wrong", rng), "zzzz"] + [world.respond(t, "ideal", rng) for t in arithmetic]
+    figures = by_family(world, [t.prompt for t in tasks], policy, sft)
+    assert set(figures) == {"capitals", "arithmetic"}
+    assert figures["capitals"]["comparisons"] == 2 and figures["capitals"]["gold_win_rate_vs_sft"] == 1.0
+    assert figures["capitals"]["wrong_sft"] == 0.5 and figures["capitals"]["unparseable_sft"] == 0.5
+    assert figures["capitals"]["wrong_policy"] == 0.0 and figures["capitals"]["gold_mean_policy"] == 1.0
+    assert figures["arithmetic"]["gold_win_rate_vs_sft"] == 0.5      # both ideal: a tie
+
+
 def test_eval_kl_estimates_the_exact_kl_on_the_sampled_tokens():
     from rlhf_lab.evaluate import kl_per_response
     from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
