@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab.evaluate import EvalConfig, compare, plot_runs
-from rlhf_lab.lab.report import Report, world_reward_model
-from rlhf_lab.ppo import PPOConfig, train_ppo
+from rlhf_lab.evaluate import compare, plot_runs
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
+from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import read_json
 
 
@@ -37,9 +37,8 @@ def estimators(cfg: AdvantageConfig) -> dict[str, dict]:
 def main(cfg: AdvantageConfig) -> dict:
     out = Path(cfg.out)
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
-    base = PPOConfig(rm=str(rm), iterations=3 if cfg.quick else cfg.iterations, device=cfg.device, resume=False,
-                     **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {}))
-    judging = EvalConfig(rm=str(rm), device=cfg.device, **(dict(prompts=8, samples_per_prompt=1) if cfg.quick else {}))
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
+    judging = lab_judging(rm, cfg.quick, cfg.device)
     runs, rows, report = {}, [], Report("Advantage estimators: a critic, a running mean, a prompt's other answers", out)
     for i, (label, overrides) in enumerate(estimators(cfg).items()):
         runs[label] = run = out / f"estimator_{i}_{overrides['advantage']}"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, world_reward_model
-from rlhf_lab.ppo import PPOConfig, train_ppo
+from rlhf_lab.lab.report import Report, lab_ppo, world_reward_model
+from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import read_json, read_log
 
 
@@ -28,8 +28,7 @@ class KLSweepConfig:
 def main(cfg: KLSweepConfig) -> dict:
     out = Path(cfg.out)
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
-    base = PPOConfig(rm=str(rm), iterations=3 if cfg.quick else cfg.iterations, device=cfg.device, resume=False,
-                     **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {}))
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
     betas = sorted(cfg.betas)                      # the finding reads the lowest and highest β off the ends
     runs = {f"β={b}": out / f"beta_{b}" for b in betas}
     for beta, (label, run) in zip(betas, runs.items()):

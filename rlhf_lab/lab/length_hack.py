@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report
-from rlhf_lab.ppo import PPOConfig, train_ppo
+from rlhf_lab.lab.report import Report, lab_ppo
+from rlhf_lab.ppo import train_ppo
 from rlhf_lab.rollout import Rollout
 from rlhf_lab.run import read_json
 
@@ -38,8 +38,7 @@ def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
 
 
 def main(cfg: LengthHackConfig) -> dict:
-    base = PPOConfig(iterations=3 if cfg.quick else cfg.iterations, batch_size=16 if cfg.quick else 64,
-                     minibatch_size=16 if cfg.quick else 32, eos_penalty=0.0, device=cfg.device, resume=False)
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, eos_penalty=0.0)
     runs = {}
     for beta in cfg.betas:
         runs[f"β={beta}"] = Path(cfg.out) / f"beta_{beta}"

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report
+from rlhf_lab.lab.report import Report, lab_ppo
 from rlhf_lab.model import SamplingConfig
-from rlhf_lab.ppo import PPOConfig, RewardFn, model_reward, train_ppo
+from rlhf_lab.ppo import RewardFn, model_reward, train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
 from rlhf_lab.rollout import Rollout, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_json, read_log
@@ -60,8 +60,7 @@ def main(cfg: MultiObjectiveConfig) -> dict:
     rewards = {"helpful only": helpful,
                f"{cfg.helpful_weight}·helpful + {1 - cfg.helpful_weight:.1f}·concise":
                    mixture([(cfg.helpful_weight, helpful), (1 - cfg.helpful_weight, concision_reward(lengths))])}
-    base = PPOConfig(iterations=3 if cfg.quick else cfg.iterations, device=cfg.device, resume=False,
-                     **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {}))
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device)
     runs = {label: out / f"ppo_{i}" for i, label in enumerate(rewards)}
     for label, fn in rewards.items():
         train_ppo(replace(base, out=str(runs[label])), reward_fn=fn)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab.evaluate import EvalConfig, compare, plot_runs
-from rlhf_lab.lab.report import Report, world_reward_model
-from rlhf_lab.ppo import PPOConfig, train_ppo
+from rlhf_lab.evaluate import compare, plot_runs
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
+from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import read_json
 
 SPLITS = {"held-out": "heldout_prompt", "training": "train"}
@@ -31,11 +31,9 @@ class OracleConfig:
 def main(cfg: OracleConfig) -> dict:
     out = Path(cfg.out)
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
-    base = PPOConfig(rm=str(rm), iterations=3 if cfg.quick else cfg.iterations, device=cfg.device, resume=False,
-                     **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {}))
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
     # as many training prompts as the held-out split has (137), so both columns carry the same noise
-    judging = EvalConfig(rm=str(rm), device=cfg.device, **(dict(prompts=8, samples_per_prompt=1) if cfg.quick
-                                                           else dict(prompts=137)))
+    judging = lab_judging(rm, cfg.quick, cfg.device, prompts=137)
     runs, rows, report = {}, [], Report("PPO against a learned reward model and against the gold judge", out)
     for reward, label in (("model", "reward model"), ("gold", "gold judge (oracle)")):
         runs[label] = run = out / f"ppo_{reward}"

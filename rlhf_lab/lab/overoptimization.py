@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from rlhf_lab.evaluate import proxy_scores, pyplot
-from rlhf_lab.lab.report import Report, reward_model_once
+from rlhf_lab.lab.report import Report, lab_ppo, reward_model_once
 from rlhf_lab.model import SamplingConfig
-from rlhf_lab.ppo import PPOConfig, train_ppo
+from rlhf_lab.ppo import train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model
 from rlhf_lab.rollout import sample_texts
 from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_log
@@ -135,9 +135,7 @@ def measure(cfg: OveroptimizationConfig, pool: tuple[list[str], list[list[str]]]
         proxy_dir = train_proxy(cfg, pairs)
         proxy = load_reward_model(proxy_dir, device).eval()
         run = Path(cfg.out) / f"ppo_{pairs}_k{cfg.ensemble}"
-        train_ppo(PPOConfig(out=str(run), rm=str(proxy_dir), kl_coef=cfg.kl_coef, device=cfg.device, resume=False,
-                            iterations=3 if cfg.quick else cfg.iterations,
-                            **(dict(batch_size=16, minibatch_size=16) if cfg.quick else {})))
+        train_ppo(lab_ppo(cfg.iterations, cfg.quick, cfg.device, out=str(run), rm=str(proxy_dir), kl_coef=cfg.kl_coef))
         bon, rl = best_of_n(world, proxy, prompts, samples, max_n, device), rl_points(run)
         results[pairs] = {"best_of_n": bon, "rl": rl, "fit_bon": fit(bon, "bon"), "fit_rl": fit(rl, "rl")}
     return results

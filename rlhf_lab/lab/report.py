@@ -53,3 +53,19 @@ def world_reward_model(out: Path, pairs: int, quick: bool, device: str) -> Path:
     return reward_model_once(RewardConfig(out=str(out / "rm"), device=device, resume=False,
                                           **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100)
                                              if quick else dict(pairs=pairs))))
+
+
+def lab_ppo(iterations: int, quick: bool, device: str, **settings):
+    """An experiment's PPO settings (a PPOConfig): the defaults at `iterations` with `settings`
+    on top, or, when quick, 3 iterations of 16 episodes on the same code path."""
+    from rlhf_lab.ppo import PPOConfig
+    small = dict(iterations=3, batch_size=16, minibatch_size=16) if quick else {}
+    return PPOConfig(**{"iterations": iterations, "device": device, "resume": False, **settings, **small})
+
+
+def lab_judging(rm: Path, quick: bool, device: str, **settings):
+    """How an experiment judges a policy against SFT (an EvalConfig for `evaluate.compare`):
+    `rlhf eval`'s defaults with `settings` on top, or, when quick, one answer to each of 8 prompts."""
+    from rlhf_lab.evaluate import EvalConfig
+    small = dict(prompts=8, samples_per_prompt=1) if quick else {}
+    return EvalConfig(**{"rm": str(rm), "device": device, **settings, **small})
