@@ -75,6 +75,19 @@ def positions_from_mask(mask: Tensor) -> Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+    """scaled_dot_product_attention: queries (B, H, T, D/H), keys and values (B, H, S, D/H)
+    → (B, H, T, D/H). On a CPU it runs in fp32 even under bf16 autocast: torch's CPU
+    flash-attention backward is far slower in bf16 than in fp32 (an SFT step at the default
+    shapes, on a CPU with bf16 matrix units: 39 ms against 6.7 ms per call), enough to make
+    bf16 training slower than fp32 although its matmuls ran 3.5x faster. On a GPU, bf16
+    attention is the fast one."""
+    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with fp32(q):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, is_causal=causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+
+
 class Block(nn.Module):
     """Pre-LayerNorm transformer block with a fused QKV projection."""
 
@@ -98,7 +111,7 @@ class Block(nn.Module):
             cache.keys[layer, :, :, cache.length:end] = k
             cache.values[layer, :, :, cache.length:end] = v
             k, v = cache.keys[layer, :, :, :end], cache.values[layer, :, :, :end]  # (B, H, S, D/H)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T, D/H)
+        y = attend(q, k, v, mask, causal)                                      # (B, H, T, D/H)
         return self.mix(x[:, outputs_from:], y[:, :, outputs_from:])
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

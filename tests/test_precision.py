@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlhf_lab import optim, pipeline
-from rlhf_lab.model import MiniGPT, SamplingConfig, compile_blocks, generate, token_logprobs
+from rlhf_lab.model import MiniGPT, SamplingConfig, attend, compile_blocks, generate, token_logprobs
 from rlhf_lab.reward import RewardModel
 from rlhf_lab.run import ConfigError, autocast, read_json
 from reference import TINY, assert_cached_greedy_equals_uncached
@@ -59,6 +59,19 @@ def test_bf16_log_probs_and_rewards_come_out_in_fp32_close_to_fp32_ones():
     for a, b in zip(exact, mixed):
         assert b.dtype == torch.float32
         assert torch.allclose(a, b, atol=0.05), (a - b).abs().max()
+
+
+def test_cpu_attention_under_bf16_autocast_runs_in_fp32_and_gets_gradients():
+    # bf16 attention's backward is the slow kernel on CPU (model.attend)
+    q, k, v = (torch.randn(2, 4, 6, 8, generator=torch.Generator().manual_seed(i)).requires_grad_()
+               for i in range(3))
+    exact = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    with autocast(CPU, "bf16"):
+        mixed = attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), None, True)
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(exact, mixed, atol=0.03), (exact - mixed).abs().max()
+    mixed.sum().backward()
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in (q, k, v))
 
 
 @pytest.mark.skipif(not shutil.which("c++"), reason="torch.compile on CPU needs a C++ compiler")
