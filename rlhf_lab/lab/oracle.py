@@ -68,7 +68,7 @@ def finding(model: list, oracle: list) -> str:
                 f"of the difference ({noise:.3f})")
     held_out, training = oracle[4], oracle[8]
     tail = (f"Even against gold, {held_out:.3f} of held-out answers stay wrong, against {training:.3f} on the "
-            "prompts PPO trains on: held-out prompts lack the SFT model's knowledge of facts in phrasings it "
-            "never saw, which no reward supplies." if held_out > training + 0.05 else
+            "prompts PPO trains on: what PPO corrects on its training prompts carries to unseen ones only in "
+            "part, and no reward on the training prompts reaches the rest." if held_out > training + 0.05 else
             f"Against gold, the wrong share is {held_out:.3f} on held-out and {training:.3f} on training prompts.")
     return f"{verdict(1, 'held-out')}; {verdict(5, 'training')}. {tail}"
