@@ -47,7 +47,7 @@ class SFTConfig:
     ffn: int = 512                 # feed-forward size
     seed: int = 0                  # init, batch order and sampling
     device: str = "auto"           # "auto" | "cpu" | "cuda"
-    precision: str = "fp32"        # "fp32" | "bf16" autocast (for wide models; slower at width 128)
+    precision: str = "fp32"        # "fp32" | "bf16" autocast (faster only on CPUs with AMX or wide models, README)
     compile: bool = False          # torch.compile the blocks (slower at width 128, see README)
     resume: bool = True            # continue from out/train_state.safetensors if present
 
