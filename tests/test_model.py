@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_lab import tokenizer
-from rlhf_lab.model import MiniGPT, SamplingConfig, filter_logits, generate, positions_from_mask, token_logprobs
+from rlhf_lab.model import MiniGPT, SamplingConfig, draw, filter_logits, generate, positions_from_mask, token_logprobs
 from reference import TINY, assert_cached_greedy_equals_uncached
 
 
@@ -102,6 +102,18 @@ def test_top_k_and_top_p_keep_only_the_head_of_the_distribution():
     kept_p = filter_logits(logits, SamplingConfig(top_p=0.7)).isfinite()
     assert kept_k.tolist() == [[True, True, False, False]]
     assert kept_p.tolist() == [[True, True, False, False]]
+
+
+def test_draw_samples_the_distribution_and_never_a_token_of_probability_zero():
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.3, 0.0]).expand(20000, 6)   # zeros inside and at the end
+    counts = torch.bincount(draw(probs, torch.Generator().manual_seed(0)), minlength=6)
+    assert counts[[0, 2, 5]].sum() == 0
+    assert torch.allclose(counts / 20000, probs[0], atol=0.015)              # 4 standard errors at p = 0.5
+
+
+def test_draw_of_a_uniform_that_rounds_up_to_the_total_is_the_last_possible_token(monkeypatch):
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, dtype=kw.get("dtype")))
+    assert draw(torch.tensor([[0.25, 0.75, 0.0, 0.0]])).tolist() == [1]     # not the zero-probability 3
 
 
 def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_encoded():
