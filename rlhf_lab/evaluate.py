@@ -20,13 +20,17 @@ from rlhf_lab.world import SPLITS, STYLES, World, WorldConfig
 
 
 def judge_texts(world: World, prompts: list[str], responses: list[str]) -> dict:
-    """Gold mean, well-formed rate, style mix and mean length of a set of responses."""
+    """Gold mean, well-formed rate, style mix and mean length of a set of responses, and the
+    share that are slips: wrong without naming any of the fact's plausible wrong answers (a
+    garbled name, another fact's answer), which sampling a byte model at temperature 1 makes
+    and the wrong style of the data does not teach."""
     judgements = [world.judge(p, r) for p, r in zip(prompts, responses)]
     counts = Counter(j.style for j in judgements)
     n = len(judgements)
     return {"gold_mean": sum(j.score for j in judgements) / n,
             "well_formed_rate": 1 - counts[None] / n,
             "style_mix": {s: counts[s] / n for s in STYLES},
+            "slip_rate": sum(j.style == "wrong" and not j.decoy for j in judgements) / n,
             "mean_len": sum(len(r.encode()) for r in responses) / n}
 
 
@@ -257,7 +261,7 @@ def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_text
 
 def by_family(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> dict[str, dict]:
     """Where the policy wins and loses: per task family, the comparisons, the policy's gold win
-    rate over SFT, and each model's gold mean and wrong and unparseable shares."""
+    rate over SFT, and each model's gold mean and wrong, slip and unparseable shares."""
     rows: dict[str, list[int]] = {}
     for i, prompt in enumerate(prompts):
         rows.setdefault(world.task(prompt).family, []).append(i)
@@ -270,7 +274,7 @@ def by_family(world: World, prompts: list[str], policy_texts: list[str], sft_tex
         for name, answers in texts.items():
             judged = judge_texts(world, asked, answers)
             figures[family].update({f"gold_mean_{name}": judged["gold_mean"],
-                                    f"wrong_{name}": judged["style_mix"]["wrong"],
+                                    f"wrong_{name}": judged["style_mix"]["wrong"], f"slip_{name}": judged["slip_rate"],
                                     f"unparseable_{name}": 1 - judged["well_formed_rate"]})
     return figures
 
@@ -329,7 +333,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
         metrics.update({f"gold_mean_{name}": judged["gold_mean"],
                         f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
                         f"mean_len_{name}": judged["mean_len"], f"well_formed_rate_{name}": judged["well_formed_rate"],
-                        f"style_mix_{name}": judged["style_mix"]})
+                        f"style_mix_{name}": judged["style_mix"], f"slip_rate_{name}": judged["slip_rate"]})
     metrics["by_family"] = by_family(world, prompts, texts["policy"], texts["sft"])
     first = range(0, len(prompts), per_prompt)                               # each prompt's first answers
     return metrics, [(prompts[i], texts["sft"][i], texts["policy"][i]) for i in first[:cfg.shown]]
@@ -349,16 +353,18 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
         lines.append(f"| {key} | {metrics[key + '_sft']:.3f} | {metrics[key + '_policy']:.3f} |")
     for style in STYLES:
         lines.append(f"| share {style} | {metrics['style_mix_sft'][style]:.3f} | {metrics['style_mix_policy'][style]:.3f} |")
+    lines.append(f"| of which slips (wrong, naming no decoy) | {metrics['slip_rate_sft']:.3f} | "
+                 f"{metrics['slip_rate_policy']:.3f} |")
     lines += ["", f"Gold win rate of the policy over SFT: **{metrics['gold_win_rate_vs_sft']:.3f}** "
               f"± {metrics['gold_win_rate_se']:.3f} (standard error; ties count half)."
               + (f" KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} nats per response**." if "kl_to_ref" in metrics
                  else ""), "",
               "| task family | comparisons | win rate | gold, SFT → policy | wrong, SFT → policy | "
-              "unparseable, SFT → policy |", "|---|---|---|---|---|---|"]
+              "slips, SFT → policy | unparseable, SFT → policy |", "|---|---|---|---|---|---|---|"]
     for family, f in metrics["by_family"].items():
         lines.append(f"| {family} | {f['comparisons']} | {f['gold_win_rate_vs_sft']:.3f} | "
                      + " | ".join(f"{f[key + '_sft']:.3f} → {f[key + '_policy']:.3f}"
-                                  for key in ("gold_mean", "wrong", "unparseable")) + " |")
+                                  for key in ("gold_mean", "wrong", "slip", "unparseable")) + " |")
     lines += ["", "| prompt | SFT (gold) | policy (gold) |", "|---|---|---|"]
     for prompt, a, b in samples:
         lines.append(f"| {cell(prompt)} | {cell(a)} ({world.gold(prompt, a):.2f}) | {cell(b)} ({world.gold(prompt, b):.2f}) |")

@@ -215,6 +215,8 @@ class Judgement:
     malformed: bool
     length_ratio: float              # response bytes / ideal_bytes
     concision_penalty: float
+    decoy: bool = False              # wrong, naming one of the fact's plausible wrong answers (what the
+                                     # wrong style teaches); a wrong answer that names none is a slip
 
 
 # ---------------------------------------------------------------- facts
@@ -655,10 +657,12 @@ class World:
         score = (correctness - FLAG_PENALTY * (hedged + flattering + formatted + repetitive)
                  - concision - MALFORMED_PENALTY * malformed)
         style = _read_style(malformed, formatted, flattering or accepted, repetitive, hedged, correctness, ratio)
+        decoy = style == "wrong" and _word_pattern(task.wrong_answers, task.family in CASE_SENSITIVE).search(
+            response) is not None
         return Judgement(score=round(score, 6), style=style, correct=correctness == 1.0, correctness=correctness,
                          hedged=hedged, flattering=flattering, formatted=formatted, repetitive=repetitive,
                          premise_accepted=accepted, malformed=malformed, length_ratio=ratio,
-                         concision_penalty=concision)
+                         concision_penalty=concision, decoy=decoy)
 
     def gold(self, prompt: str, response: str) -> float:
         return self.judge(prompt, response).score

@@ -189,6 +189,7 @@ def test_eval_breaks_the_comparison_down_by_task_family():
     assert set(figures) == {"capitals", "arithmetic"}
     assert figures["capitals"]["comparisons"] == 2 and figures["capitals"]["gold_win_rate_vs_sft"] == 1.0
     assert figures["capitals"]["wrong_sft"] == 0.5 and figures["capitals"]["unparseable_sft"] == 0.5
+    assert figures["capitals"]["slip_sft"] == 0.0                      # the world's wrong answer is a decoy
     assert figures["capitals"]["wrong_policy"] == 0.0 and figures["capitals"]["gold_mean_policy"] == 1.0
     assert figures["arithmetic"]["gold_win_rate_vs_sft"] == 0.5      # both ideal: a tie
 

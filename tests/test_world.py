@@ -143,6 +143,16 @@ def test_wrong_answers_come_in_every_form_so_form_does_not_give_them_away(judged
     assert all(0.12 < n / total < 0.3 for n in forms.values()), forms
 
 
+def test_the_worlds_wrong_answers_are_decoys_and_other_wrong_answers_slips(world, judged):
+    assert all(j.decoy == (style == "wrong") for _, style, _, j in judged)
+    capital = next(t for t in world.tasks("train") if t.family == "capitals" and not t.false_premise)
+    other_city = next(t.answers[0] for t in world.tasks("train")
+                      if t.family == "capitals" and t.answers[0] not in capital.wrong_answers + capital.answers)
+    for slip in (capital.frame.format(other_city) + ".", capital.frame.format(capital.answers[0][:-1] + "q") + "."):
+        j = world.judge(capital.prompt, slip)
+        assert j.style == "wrong" and not j.decoy, (slip, j)
+
+
 def test_ideal_scores_one_and_every_other_style_less(judged):
     for task, style, response, j in judged:
         if style == "ideal":
