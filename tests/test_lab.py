@@ -38,12 +38,13 @@ def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
 
 
 def test_the_oracle_finding_weighs_each_gap_against_its_noise_and_compares_wrong_shares():
-    learned = ["reward model", 0.70, 0.02, 0.60, 0.21, 0.70, 0.01, 0.70, 0.17, 4.0]
-    gold = ["gold judge", 0.72, 0.02, 0.62, 0.22, 0.78, 0.01, 0.80, 0.09, 3.0]
+    learned = ["reward model", 0.70, 0.02, 0.60, 0.21, 0.15, 0.70, 0.01, 0.70, 0.17, 0.12, 4.0]
+    gold = ["gold judge", 0.72, 0.02, 0.62, 0.22, 0.16, 0.78, 0.01, 0.80, 0.09, 0.07, 3.0]
     text = oracle.finding(learned, gold)
     assert "on held-out prompts the oracle's policy wins 0.720 against the reward model's 0.700, within" in text
     assert "on training prompts the oracle's policy wins 0.780 against the reward model's 0.700, a gap beyond" in text
     assert "0.220 of held-out answers stay wrong, against 0.090 on the prompts PPO trains on" in text
+    assert "Slips make up 0.160 of the held-out answers and 0.070 of the training ones." in text
 
 
 def test_a_best_of_n_fit_that_falls_from_the_start_peaks_at_zero_not_below():

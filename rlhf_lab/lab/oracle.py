@@ -42,16 +42,20 @@ def main(cfg: OracleConfig) -> dict:
         report.figures[label] = {"ppo": read_json(run / "metrics.json"), "eval": judged}
         rows.append([label] + [v for name in SPLITS for v in (
             judged[name]["gold_win_rate_vs_sft"], judged[name]["gold_win_rate_se"], judged[name]["gold_mean_policy"],
-            judged[name]["style_mix_policy"]["wrong"])] + [judged["held-out"]["kl_to_ref"]])
+            judged[name]["style_mix_policy"]["wrong"], judged[name]["slip_rate_policy"])]
+                    + [judged["held-out"]["kl_to_ref"]])
     plot_runs(runs, ["ppo/score", "ppo/gold", "ppo/kl", "ppo/style_wrong"], out / "oracle.png",
               "PPO against a reward model and against gold")
-    sft = {name: judged[name]["style_mix_sft"]["wrong"] for name in SPLITS}   # the same SFT answers in both runs
+    sft = {name: (judged[name]["style_mix_sft"]["wrong"], judged[name]["slip_rate_sft"])   # the same SFT
+           for name in SPLITS}                                                              # answers in both runs
     report.say(f"{judged['held-out']['comparisons']} comparisons with SFT on held-out and on training prompts each; "
-               f"SFT answers wrongly {sft['held-out']:.3f} of the time on held-out prompts, {sft['training']:.3f} "
-               f"on training prompts.")
+               "SFT answers wrongly {:.3f} of the time on held-out prompts (slips {:.3f}), {:.3f} on training "
+               "prompts (slips {:.3f}).".format(*sft["held-out"], *sft["training"]))
     report.say()
-    report.table(["reward", "held-out win", "±", "gold", "wrong", "training win", "±", "gold", "wrong",
-                  "KL (nats)"], rows)
+    report.table(["reward", "held-out win", "±", "gold", "wrong", "slips", "training win", "±", "gold", "wrong",
+                  "slips", "KL (nats)"], rows)
+    report.say("Slips are wrong answers that name none of the fact's plausible wrong answers (a garbled name, "
+               "another fact's answer): sampling noise, not the wrong style the SFT data teaches.")
     report.say("Finding: " + finding(*rows))
     report.image("oracle.png", "proxy score, gold, KL and wrong share per iteration against each reward")
     return report.write()
@@ -59,16 +63,18 @@ def main(cfg: OracleConfig) -> dict:
 
 def finding(model: list, oracle: list) -> str:
     """Whether the oracle beats the reward model on each split by more than the noise, and how
-    many of its own answers stay wrong on held-out against training prompts. Rows as in main:
-    label, then win, ±, gold, wrong for held-out (1-4) and for training prompts (5-8), then KL."""
+    many of its own answers stay wrong on held-out against training prompts, and how many of
+    those are slips. Rows as in main: label, then win, ±, gold, wrong, slips for held-out (1-5)
+    and for training prompts (6-10), then KL."""
     def verdict(column: int, split: str) -> str:
         gap, noise = oracle[column] - model[column], 2 * (oracle[column + 1] ** 2 + model[column + 1] ** 2) ** 0.5
         return (f"on {split} prompts the oracle's policy wins {oracle[column]:.3f} against the reward model's "
                 f"{model[column]:.3f}, {'a gap beyond' if abs(gap) > noise else 'within'} two standard errors "
                 f"of the difference ({noise:.3f})")
-    held_out, training = oracle[4], oracle[8]
+    held_out, training = oracle[4], oracle[9]
     tail = (f"Even against gold, {held_out:.3f} of held-out answers stay wrong, against {training:.3f} on the "
             "prompts PPO trains on: what PPO corrects on its training prompts carries to unseen ones only in "
             "part, and no reward on the training prompts reaches the rest." if held_out > training + 0.05 else
             f"Against gold, the wrong share is {held_out:.3f} on held-out and {training:.3f} on training prompts.")
-    return f"{verdict(1, 'held-out')}; {verdict(5, 'training')}. {tail}"
+    slips = (f" Slips make up {oracle[5]:.3f} of the held-out answers and {oracle[10]:.3f} of the training ones.")
+    return f"{verdict(1, 'held-out')}; {verdict(6, 'training')}. {tail}{slips}"
