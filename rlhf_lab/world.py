@@ -215,7 +215,7 @@ class Judgement:
     malformed: bool
     length_ratio: float              # response bytes / ideal_bytes
     concision_penalty: float
-    decoy: bool = False              # wrong, naming one of the fact's plausible wrong answers (what the
+    decoy: bool                      # wrong, naming one of the fact's plausible wrong answers (what the
                                      # wrong style teaches); a wrong answer that names none is a slip
 
 

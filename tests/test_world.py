@@ -148,7 +148,8 @@ def test_the_worlds_wrong_answers_are_decoys_and_other_wrong_answers_slips(world
     capital = next(t for t in world.tasks("train") if t.family == "capitals" and not t.false_premise)
     other_city = next(t.answers[0] for t in world.tasks("train")
                       if t.family == "capitals" and t.answers[0] not in capital.wrong_answers + capital.answers)
-    for slip in (capital.frame.format(other_city) + ".", capital.frame.format(capital.answers[0][:-1] + "q") + "."):
+    for answer in (other_city, capital.answers[0][:-1] + "q"):                  # another capital, a garbled name
+        slip = world.respond(replace(capital, answers=(answer,)), "ideal", random.Random(0))
         j = world.judge(capital.prompt, slip)
         assert j.style == "wrong" and not j.decoy, (slip, j)
 
