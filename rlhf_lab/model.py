@@ -276,12 +276,8 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     BOS, SEP and PAD never appear inside a response, so they are never sampled.
     """
     B, P = prompts.shape
-    # one slot short of the context: an unfinished response gets an EOS when it is
-    # re-encoded as a whole example (reward.encode_responses)
-    new = min(cfg.max_new_tokens, model.config.context_len - P - 1)
-    if new < 1:
-        raise ValueError(f"no room to generate: prompts of {P} tokens leave none of the context "
-                         f"({model.config.context_len}) for a response and its EOS")
+    limit = response_room(prompt_mask, model.config.context_len, cfg.max_new_tokens)  # (B,)
+    new = int(limit.max())
     cache = model.new_cache(B, P + new)
     key_mask = torch.ones(B, P + new, dtype=torch.bool, device=prompts.device)
     key_mask[:, :P] = prompt_mask
@@ -301,14 +297,26 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
             token = draw(filter_logits(logits, cfg).softmax(-1), generator)
         alive[:, t] = ~done
         out[:, t] = token.masked_fill(done, tokenizer.PAD)
-        done |= token == tokenizer.EOS
+        done |= (token == tokenizer.EOS) | (limit == t + 1)
         if done.all() or t == new - 1:
             return out[:, :t + 1], alive[:, :t + 1]
-        position = position + 1
+        position = (position + 1).clamp(max=model.config.context_len - 1)   # only finished rows reach it
         hidden = model.trunk(out[:, t:t + 1], position, key_mask[:, :P + t + 1], cache)
 
 
 NEVER_SAMPLED = [tokenizer.BOS, tokenizer.SEP, tokenizer.PAD]
+
+
+def response_room(prompt_mask: Tensor, context_len: int, max_new_tokens: int) -> Tensor:
+    """How many tokens each row may sample, (B, P) → (B,): up to max_new_tokens, and one slot
+    short of the context after its own prompt (an unfinished response gets an EOS when it is
+    re-encoded as a whole example, reward.encode_responses). Per row, so that one long prompt
+    does not cut the answers to the short prompts batched with it."""
+    room = context_len - prompt_mask.sum(-1) - 1                             # (B,)
+    if int(room.min()) < 1:
+        raise ValueError(f"no room to generate: a prompt of {context_len - int(room.min()) - 1} tokens "
+                         f"leaves none of the context ({context_len}) for a response and its EOS")
+    return room.clamp(max=max_new_tokens)
 
 
 def draw(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:

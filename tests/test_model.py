@@ -125,6 +125,15 @@ def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_
     assert prompts.shape[1] + responses.shape[1] + 1 == 64
 
 
+def test_a_long_prompt_does_not_cut_the_answers_batched_with_it(model):
+    from rlhf_lab.rollout import encode_prompts
+    greedy = SamplingConfig(max_new_tokens=40, temperature=0)
+    alone, alone_mask = generate(model, *encode_prompts(["a"], "cpu"), greedy)         # 3 prompt tokens of 64
+    batched, batched_mask = generate(model, *encode_prompts(["a", "x" * 50], "cpu"), greedy)
+    assert alone_mask.sum() == 40 and torch.equal(batched[0, :40], alone[0])
+    assert batched_mask[0].sum() == 40 and batched_mask[1].sum() <= 64 - 52 - 1    # each row: its own room
+
+
 def test_prompts_that_fill_the_context_are_a_clear_error(model):
     full = torch.randint(0, 256, (2, model.config.context_len))
     with pytest.raises(ValueError, match="no room to generate"):
