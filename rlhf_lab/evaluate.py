@@ -15,7 +15,7 @@ from torch import Tensor
 
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
-from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_positive, check_range
+from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_non_negative, check_positive
 from rlhf_lab.world import SPLITS, STYLES, World, WorldConfig
 
 
@@ -237,7 +237,7 @@ class EvalConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("split", self.split, SPLITS)
         check_positive(self, "prompts", "samples_per_prompt", "max_new_tokens")
-        check_range(self, "temperature", 0.0)
+        check_non_negative(self, "temperature", "shown")
 
     def answers_per_prompt(self) -> int:
         """Greedy answers repeat, and repeated comparisons would shrink the standard error for nothing."""

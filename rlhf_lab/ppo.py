@@ -28,8 +28,8 @@ from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if,
-    load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_non_negative, check_positive, check_range,
+    compile_if, load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
     write_json)
 from rlhf_lab.world import World, WorldConfig
 
@@ -78,7 +78,8 @@ class PPOConfig:
         check_choice("reward", self.reward, REWARDS)
         check_choice("precision", self.precision, PRECISIONS)
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
-                       "max_new_tokens", "eval_every", "samples_per_prompt")
+                       "max_new_tokens", "eval_every", "samples_per_prompt", "grad_clip", "value_clip")
+        check_non_negative(self, "vf_coef", "eos_penalty")
         if self.batch_size % self.minibatch_size:
             raise ConfigError("--batch-size must be a multiple of --minibatch-size")
         if self.batch_size % self.samples_per_prompt:

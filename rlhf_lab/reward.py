@@ -24,7 +24,7 @@ from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_positive, check_range,
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_non_negative, check_positive,
     compile_if, empty_model, load_model, pick_device, progress, read_json, resume_step, run_directory,
     save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.world import STYLES, World, WorldConfig, check_context_fits
@@ -253,8 +253,10 @@ class RewardConfig:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("precision", self.precision, PRECISIONS)
         data.check_options(self.on_invalid, self.overflow)
-        check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "norm_samples")
-        check_range(self, "label_temperature", 0.0)
+        check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "norm_samples",
+                       "grad_clip")
+        check_non_negative(self, "label_temperature", "likelihood_weight", "warmup", "weight_decay",
+                           "ensemble_std_coef")
         if self.from_scratch and not self.data:
             check_context_fits(self.context_len)
         if not 2 <= self.responses_per_prompt <= len(STYLES):

@@ -55,6 +55,12 @@ def check_positive(cfg, *names: str) -> None:
             raise ConfigError(f"{flag(name)} must be positive; got {getattr(cfg, name)}")
 
 
+def check_non_negative(cfg, *names: str) -> None:
+    """Weights, penalties and decay: a negative one would reward what it is meant to curb."""
+    for name in names:
+        check_range(cfg, name, 0.0)
+
+
 def check_range(cfg, name: str, low: float, high: float = math.inf) -> None:
     if not low <= getattr(cfg, name) <= high:
         bound = f"at least {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"

@@ -17,8 +17,8 @@ from torch import Tensor
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
-    PRECISIONS, ConfigError, Run, autocast, check_choice, check_positive, check_range, compile_if, pick_device,
-    progress, resume_step, save_model, save_train_state, seed_everything, status)
+    PRECISIONS, ConfigError, Run, autocast, check_choice, check_non_negative, check_positive, check_range, compile_if,
+    pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status)
 from rlhf_lab.world import World, WorldConfig, check_context_fits, ideal_mix
 
 
@@ -54,9 +54,10 @@ class SFTConfig:
     def validate(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
         data.check_options(self.on_invalid, self.overflow)
-        check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
+        check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len", "grad_clip",
                        "width", "n_layers", "n_heads", "ffn")
         check_range(self, "ideal_share", 0.0, 1.0)
+        check_non_negative(self, "warmup", "weight_decay")
         if self.width % self.n_heads:
             raise ConfigError(f"--width must be a multiple of --n-heads; got {self.width} and {self.n_heads}")
         if not self.data:

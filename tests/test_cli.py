@@ -37,6 +37,10 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
 @pytest.mark.parametrize("command, flags, message", [
     ("sft", ["--steps", "0"], "--steps must be positive; got 0"),
     ("train-rm", ["--epochs", "0"], "--epochs must be positive; got 0"),
+    ("train-rm", ["--grad-clip", "0"], "--grad-clip must be positive; got 0.0"),   # a zero clip freezes training
+    ("train-rm", ["--weight-decay", "-1"], "--weight-decay must be at least 0"),
+    ("ppo", ["--vf-coef", "-1"], "--vf-coef must be at least 0"),
+    ("ppo", ["--eos-penalty", "-5"], "--eos-penalty must be at least 0"),
     ("ppo", ["--kl-coef", "-0.1"], "--kl-coef must be at least 0; got -0.1"),
     ("ppo", ["--lam", "1.5"], "--lam must be in [0, 1]; got 1.5"),
     ("ppo", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
