@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import importlib
 import inspect
+import os
 import re
 import sys
 import types
@@ -122,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ConfigError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
         print(f"rlhf: error: {e}", file=sys.stderr)
         return 2
-    distributed.close()
+    except BrokenPipeError:             # `rlhf world show | head` closed our stdout: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    distributed.close()   # after success only: on an error the other ranks may never reach its barrier
     return 0
 
 

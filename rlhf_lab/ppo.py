@@ -372,6 +372,10 @@ def new_critic(cfg: PPOConfig, reward_model, device) -> RewardModel:
         torch.nn.init.zeros_(value_model.head.weight)
         return value_model
     critic_init = getattr(reward_model, "members", [reward_model])[0]
+    if critic_init.config != value_model.config:
+        raise ConfigError(f"the critic starts from the reward model ({cfg.rm}), whose trunk differs from the SFT "
+                          f"model ({cfg.sft}): {critic_init.config} against {value_model.config}; train the "
+                          "reward model from this SFT model, or use --advantage baseline or rloo (no critic)")
     value_model.backbone.load_state_dict(critic_init.backbone.state_dict())
     value_model.head.load_state_dict(critic_init.head.state_dict())
     return value_model

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from rlhf_lab import data, distributed, evaluate, optim, tokenizer
@@ -25,7 +24,7 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_non_negative, check_positive,
-    compile_if, empty_model, load_model, pick_device, progress, read_json, resume_step, run_directory,
+    compile_if, empty_model, load_model, load_tensors, pick_device, progress, read_json, resume_step, run_directory,
     save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.world import STYLES, World, WorldConfig, check_context_fits
 
@@ -377,7 +376,7 @@ def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEns
     path = path / "model.safetensors" if path.is_dir() else path
     if not path.exists():
         raise FileNotFoundError(f"{path}: no reward model here (expected an `rlhf train-rm` run directory)")
-    meta, tensors = tensor_metadata(path), load_file(str(path))
+    meta, tensors = tensor_metadata(path), load_tensors(path)
     if "members" not in meta:
         raise ConfigError(f"{path} holds a language model, not a reward model (expected an `rlhf train-rm` "
                           "run directory)")

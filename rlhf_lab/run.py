@@ -14,6 +14,7 @@ leaves a half-written file behind (rename is atomic on POSIX).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, safe_open
 from torch import nn
 
@@ -96,7 +98,10 @@ def write_text(path: Path, text: str) -> None:
 
 def read_json(path: Path) -> Any:
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -112,9 +117,23 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     _atomic(Path(path), lambda tmp: save_file(plain, tmp, metadata=metadata))
 
 
+@contextlib.contextmanager
+def _safetensors_file(path: Path):
+    """A checkpoint that is not a safetensors file (cut off, or another file) is a clear error."""
+    try:
+        yield
+    except SafetensorError as e:
+        raise ConfigError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+
+
 def tensor_metadata(path: Path) -> dict[str, str]:
-    with safe_open(str(path), "pt") as f:
+    with _safetensors_file(path), safe_open(str(path), "pt") as f:
         return f.metadata() or {}
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    with _safetensors_file(path):
+        return load_file(str(path))
 
 
 def seed_everything(seed: int) -> None:
@@ -181,6 +200,10 @@ def read_log(run: str | Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+# what a resumed run may change: where its directory is named from, and the device it continues on
+SAME_RUN_ANYWHERE = ("out", "device", "resume")
+
+
 class Run:
     """One stage's run directory: config.json, metrics.jsonl, metrics.json.
 
@@ -191,6 +214,8 @@ class Run:
 
     def __init__(self, out: str | Path, stage: str, cfg) -> None:
         self.path = Path(out)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file; a run directory is needed")
         self.path.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.started = time.perf_counter()
@@ -198,8 +223,8 @@ class Run:
         states = list(self.path.glob("train_state*.safetensors"))
         if getattr(cfg, "resume", False) and states:
             old = read_json(self.path / "config.json") if (self.path / "config.json").exists() else {}
-            if old != config:
-                changed = sorted(k for k in config if old.get(k) != config[k])
+            changed = sorted(k for k in config if old.get(k) != config[k] and k not in SAME_RUN_ANYWHERE)
+            if changed:
                 raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
                                   "pass --no-resume to start over or choose another --out")
         elif distributed.is_main():
@@ -274,7 +299,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM
         raise ConfigError(f"{path} holds a reward model; expected a language model (an `rlhf sft` or "
                           "`rlhf ppo` run directory)")
     model = empty_model(meta)
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(load_tensors(path))
     return model.to(device)
 
 
@@ -304,7 +329,7 @@ def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
 
 def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> int:
     """Restore what save_train_state wrote; returns the step to continue from."""
-    tensors = load_file(str(path))
+    tensors = load_tensors(path)
     for name, m in modules.items():
         prefix = f"{name}."
         m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
@@ -326,7 +351,10 @@ def resume_step(run: Run, cfg, modules: dict[str, nn.Module], optimizer,
     state = run.path / name
     if not (getattr(cfg, "resume", False) and state.exists()):
         return 0
-    step = load_train_state(state, modules, optimizer)
+    try:
+        step = load_train_state(state, modules, optimizer)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; pass --no-resume to start over") from None
     run.truncate_log(log_offset + step, log_end)
     status(f"{run.stage}: resumed from {state} at step {step}")
     return step

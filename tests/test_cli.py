@@ -152,6 +152,35 @@ def test_a_reward_model_where_a_language_model_belongs_is_one_clear_line(tmp_pat
     assert "holds a language model, not a reward model" in capsys.readouterr().err
 
 
+def test_unreadable_checkpoints_configs_and_mismatched_models_are_one_clear_line(tmp_path, capsys):
+    import dataclasses
+    import torch
+    from reference import TINY
+    from rlhf_lab.model import MiniGPT
+    from rlhf_lab.reward import RewardModel, save_reward_model
+    from rlhf_lab.run import save_model
+    torch.manual_seed(0)
+    (tmp_path / "sft").mkdir(), (tmp_path / "rm").mkdir(), (tmp_path / "broken").mkdir()
+    save_model(tmp_path / "sft" / "model.safetensors", MiniGPT(TINY))
+    wider = dataclasses.replace(TINY, width=64)
+    save_reward_model(tmp_path / "rm" / "model.safetensors", [RewardModel(MiniGPT(wider))], 0.0)
+    (tmp_path / "broken" / "model.safetensors").write_text('{"prompt": "not a checkpoint"}')
+    cases = [
+        (["eval-rm", "--rm", str(tmp_path / "broken")], "not a readable safetensors checkpoint"),
+        (["ppo", "--sft", str(tmp_path / "sft"), "--rm", str(tmp_path / "rm"), "--iterations", "1"],
+         "the critic starts from the reward model"),
+        (["sft", "--out", str(tmp_path / "sft" / "model.safetensors")], "is a file; a run directory is needed"),
+    ]
+    for argv, message in cases:
+        assert cli.main([*argv, "--device", "cpu"] + (["--out", str(tmp_path / "o")] if "--out" not in argv else [])) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "o" / "config.json").parent.mkdir(exist_ok=True)
+    (tmp_path / "o" / "config.json").write_text("{")
+    (tmp_path / "o" / "train_state.safetensors").write_bytes(b"")
+    assert cli.main(["sft", "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    assert "config.json:1: not valid JSON" in capsys.readouterr().err
+
+
 def test_world_show_answers_each_prompt_in_every_style_with_ideal_on_top(capsys):
     from rlhf_lab.world import STYLES, ShowConfig, show_main
     rows = show_main(ShowConfig(prompts=3, seed=1))
