@@ -390,6 +390,8 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     world = world or World(WorldConfig(seed=cfg.world_seed))
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
     run = Run(cfg.out, "ppo", cfg)
+    if run.finished:
+        return run.finished_metrics()
     modules = trained_modules(policy, value_model)
     optimizer = optim.adamw(list(modules.values()), cfg.lr, 0.0)
     kl_ctl = AdaptiveKL(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target else FixedKL(cfg.kl_coef)

@@ -398,6 +398,8 @@ def train_reward(cfg: RewardConfig) -> dict:
     context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
     train, heldout = load_pairs(cfg, world, context_len)       # a bad path or file stops before any write
     run = Run(cfg.out, "train-rm", cfg)
+    if run.finished:
+        return run.finished_metrics()
     all_groups = group_pairs(train)
     groups = distributed.shard(all_groups)
     # steps from the whole set, not the shard: under torchrun shards differ by one group, and

@@ -208,7 +208,8 @@ class Run:
     """One stage's run directory: config.json, metrics.jsonl, metrics.json.
 
     With cfg.resume and a train state present, the directory is continued (its
-    config must match); otherwise it starts afresh and stale logs are removed.
+    config must match), or left as it is if it already finished (`finished`); otherwise
+    it starts afresh and stale logs are removed.
     Under torchrun every rank reads the directory and rank 0 alone writes it.
     """
 
@@ -221,7 +222,9 @@ class Run:
         self.started = time.perf_counter()
         config = recorded_config(stage, cfg)
         states = list(self.path.glob("train_state*.safetensors"))
-        if getattr(cfg, "resume", False) and states:
+        resumed = bool(getattr(cfg, "resume", False) and states)
+        self.finished = resumed and (self.path / "metrics.json").exists()   # written last, by finish()
+        if resumed:
             old = read_json(self.path / "config.json") if (self.path / "config.json").exists() else {}
             changed = sorted(k for k in config if old.get(k) != config[k] and k not in SAME_RUN_ANYWHERE)
             if changed:
@@ -252,6 +255,11 @@ class Run:
 
     def history(self) -> list[dict]:
         return read_log(self.path)
+
+    def finished_metrics(self) -> dict:
+        """A finished run's metrics.json, left untouched (its wall time included)."""
+        status(f"{self.stage}: {self.path} already finished; pass --no-resume to run it again")
+        return read_json(self.path / "metrics.json")
 
     def finish(self, metrics: dict) -> dict:
         metrics = {**metrics, "wall_seconds": round(time.perf_counter() - self.started, 2)}

@@ -156,6 +156,8 @@ def train_sft(cfg: SFTConfig) -> dict:
     world = world_for(cfg)
     train, heldout = load_data(cfg, world)                     # a bad file stops before any write
     run = Run(cfg.out, "sft", cfg)
+    if run.finished:
+        return run.finished_metrics()
     encoded, encoded_eval = encode_examples(train), encode_examples(heldout)
     model = MiniGPT(cfg.gpt_config()).to(device)
     compile_if(cfg.compile, model)

@@ -257,6 +257,10 @@ def test_killed_sft_and_reward_runs_resume_to_the_same_weights(tmp_path, monkeyp
     assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
     log = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert log == sorted(set(log))                      # nothing logged twice after the resume
+    finished = (tmp_path / "cut" / "metrics.json").read_text()
+    assert train(tmp_path / "cut") == json.loads(finished)               # a finished run is left as it is,
+    assert (tmp_path / "cut" / "metrics.json").read_text() == finished   # its wall time included
+    assert "already finished" in capsys.readouterr().out
 
 
 def test_a_killed_ensemble_resumes_with_every_members_log_lines(tmp_path, monkeypatch):
