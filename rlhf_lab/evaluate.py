@@ -68,7 +68,7 @@ def plot_runs(runs: dict[str, Path], keys: list[str], path: Path, title: str) ->
         for ax, key in zip(axes[0], keys):
             points = [(h["step"], h[key]) for h in history if key in h]
             if points:
-                ax.plot(*zip(*points), label=label)
+                ax.plot(*zip(*points), label=label, marker="o" if len(points) < 12 else None)
             ax.set_title(key)
             ax.set_xlabel("step")
     if len(runs) > 1:

@@ -302,6 +302,7 @@ def new_reward_model(cfg: RewardConfig, device) -> RewardModel:
 
 
 PROGRESS_PAIRS = 500   # held-out pairs of the headline set scored after each epoch
+LOG_EVERY = 10         # steps per step-log line, which holds their mean loss and accuracy
 
 
 def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], steps_per_epoch: int,
@@ -322,7 +323,7 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
                         log_end=(member + 1) * total)
     headline = next(iter(heldout), None)
     progress_sets = {headline: heldout[headline][:PROGRESS_PAIRS]} if headline else {}
-    bar, tick = progress(total, prefix, start), time.perf_counter()
+    bar, tick, window = progress(total, prefix, start), time.perf_counter(), []
     ddp_model = distributed.wrap(model)
     for step in range(start, total):
         epoch, index = divmod(step, steps_per_epoch)
@@ -334,19 +335,31 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
         loss.backward()
         optim.clip_and_step(optimizer, [model], cfg.grad_clip)
         bar.update()
-        if (step + 1) % steps_per_epoch == 0:
-            ms = 1000 * (time.perf_counter() - tick) / steps_per_epoch
-            metrics = {f"{prefix}/loss": loss.item(), f"{prefix}/accuracy": (chosen > rejected).float().mean().item(),
-                       **{f"{prefix}/{name}_accuracy": evaluate.pair_accuracy(*score_pairs(model, pairs, device))
-                          for name, pairs in progress_sets.items()}, "ms_per_step": ms}
-            run.log(member * total + step + 1, metrics)
+        window.append((loss.item(), (chosen > rejected).float().mean().item()))
+        epoch_end = (step + 1) % steps_per_epoch == 0
+        if not (epoch_end or (step + 1) % LOG_EVERY == 0):
+            continue
+        metrics = window_metrics(prefix, window, time.perf_counter() - tick)
+        if epoch_end:
+            metrics |= {f"{prefix}/{name}_accuracy": evaluate.pair_accuracy(*score_pairs(model, pairs, device))
+                        for name, pairs in progress_sets.items()}
             status(f"{prefix} epoch {epoch + 1}/{cfg.epochs} | " + " | ".join(
-                f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if k != "ms_per_step") + f" | {ms:.0f} ms/it")
+                f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if k != "ms_per_step")
+                + f" | {metrics['ms_per_step']:.0f} ms/it")
             if distributed.is_main():
                 save_train_state(run.path / state, {"model": model}, optimizer, step + 1)
-            tick = time.perf_counter()
+        run.log(member * total + step + 1, metrics)
+        tick, window = time.perf_counter(), []
     bar.close()
     return model
+
+
+def window_metrics(prefix: str, window: list[tuple[float, float]], seconds: float) -> dict[str, float]:
+    """The step log's line for the steps since the last one: (loss, accuracy) per step → their
+    means, and milliseconds per step."""
+    return {f"{prefix}/loss": sum(loss for loss, _ in window) / len(window),
+            f"{prefix}/accuracy": sum(accuracy for _, accuracy in window) / len(window),
+            "ms_per_step": 1000 * seconds / len(window)}
 
 
 @torch.no_grad()
