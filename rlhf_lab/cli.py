@@ -35,7 +35,7 @@ COMMANDS = {
     "sft": ("rlhf_lab.sft", "SFTConfig", "main", "stage 1: supervised fine-tuning"),
     "train-rm": ("rlhf_lab.reward", "RewardConfig", "main", "stage 2: train a reward model"),
     "eval-rm": ("rlhf_lab.reward", "RewardEvalConfig", "eval_main", "evaluate a trained reward model"),
-    "ppo": ("rlhf_lab.ppo", "PPOConfig", "main", "stage 3: PPO against the reward model"),
+    "ppo": ("rlhf_lab.ppo", "PPOConfig", "main", "stage 3: PPO against the reward model (D1-D18: docs/ppo.md)"),
     "eval": ("rlhf_lab.evaluate", "EvalConfig", "main", "SFT versus the RLHF policy, by the gold judge"),
     "pipeline": ("rlhf_lab.pipeline", "PipelineConfig", "main", "SFT → reward model → PPO → eval, one command"),
     "world export": ("rlhf_lab.world", "ExportConfig", "export_main",
@@ -70,9 +70,25 @@ GROUP_HELP = {"world": "the embedded assistant world and its gold judge",
 
 
 def field_comments(cls) -> dict[str, str]:
-    """`name: type = default  # meaning` → {name: meaning}, read from the class source."""
-    source = inspect.getsource(cls)
-    return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.M))
+    """`name: type = default  # meaning` → {name: meaning}, read from the class source; a
+    comment-only line right below continues the meaning."""
+    comments, last = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        field = re.match(r"^\s+(\w+):[^#\n]*#\s*(.+)$", line)
+        more = re.match(r"^\s+#\s*(.+)$", line)
+        if field:
+            last, comments[field[1]] = field[1], field[2]
+        elif more and last:
+            comments[last] += " " + more[1]
+        else:
+            last = None
+    return comments
+
+
+def shown_default(default) -> str:
+    """A flag's default as --help shows it: the shipped checkpoint by name, not by install path."""
+    from rlhf_lab.run import SHIPPED_SFT
+    return "the shipped SFT checkpoint" if default == SHIPPED_SFT else str(default)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
@@ -81,7 +97,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
         kind = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"{comments.get(f.name, '')} (default: {default})"
+        comment = comments.get(f.name, "")
+        help_text = comment if "(default:" in comment else f"{comment} (default: {shown_default(default)})"
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=default, help=help_text)

@@ -195,7 +195,8 @@ def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error
             if overflow == "error":
                 longest = max(len(tokenizer.encode_pair(row.prompt, r)[0]) for r in responses)
                 raise DataError(path, line, f"example is {longest} tokens, longer than the context "
-                                f"of {context_len} (use overflow='skip' or 'truncate')")
+                                f"of {context_len} (--overflow skip drops such rows; --overflow truncate cuts "
+                                "their prompts from the left, and drops a row whose answer alone is too long)")
             report.skipped["longer than the context"] += 1
             continue
         report.truncated += prompt != row.prompt

@@ -223,7 +223,8 @@ class EvalConfig:
     rm: str = "runs/rm"             # reward model for the proxy reward
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
     world_seed: int = 0             # the world whose held-out prompts are used
-    split: str = "heldout_prompt"   # prompts: "heldout_prompt" | "heldout_template" | "heldout_fact" (or "train")
+    split: str = "heldout_prompt"   # prompts: "heldout_prompt" | "heldout_template" | "heldout_fact"
+                                    # (or "train", or "textbook": the six textbook prompts)
     prompts: int = 500              # how many held-out prompts, at most (the default split has 137)
     samples_per_prompt: int = 4     # answers per prompt from each model; comparison j pairs answer j of each
     max_new_tokens: int = 192       # response length limit, bytes
@@ -346,7 +347,8 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
 
     sampled = "greedy" if metrics["temperature"] == 0 else f"sampled at temperature {metrics['temperature']:g}"
     lines = ["# SFT versus the RLHF policy", "",
-             f"{metrics['prompts']} held-out prompts ({metrics['split']}), {metrics['comparisons']} comparisons of "
+             f"{metrics['prompts']} {'training' if metrics['split'] == 'train' else 'held-out'} prompts "
+             f"({metrics['split']}), {metrics['comparisons']} comparisons of "
              f"one answer from each model ({sampled}), judged by the gold judge.",
              "", "| figure | SFT | policy |", "|---|---|---|"]
     for key in ("gold_mean", "proxy_mean", "mean_len", "well_formed_rate"):

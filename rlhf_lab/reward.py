@@ -242,11 +242,12 @@ class RewardConfig:
     norm_samples: int = 256         # SFT responses used to normalise the reward
     on_invalid: str = "error"       # bad JSONL rows: "error" | "skip"
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
+                                    # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
     seed: int = 0                   # init, data order, sampling
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     precision: str = "fp32"         # "fp32" | "bf16" autocast (for wide models; slower at width 128)
     compile: bool = False           # torch.compile the blocks (slower at width 128, see README)
-    resume: bool = True             # continue from out/train_state.safetensors if present
+    resume: bool = True             # continue from out/train_state_<member>.safetensors if present
 
     def validate(self) -> None:
         check_choice("pooling", self.pooling, POOLINGS)
@@ -448,6 +449,7 @@ class RewardEvalConfig:
     world_seed: int | None = None   # the world of the held-out pairs (default: the reward model's own)
     on_invalid: str = "error"       # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
+                                    # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
     def validate(self) -> None:

@@ -40,6 +40,7 @@ class SFTConfig:
     eval_samples: int = 512        # answers sampled for well_formed_rate / style_mix (held-out prompts in turn)
     on_invalid: str = "error"      # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"        # rows longer than the context: "error" | "skip" | "truncate"
+                                   # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
     context_len: int = 256         # model context, bytes
     width: int = 128               # model width (textbook default)
     n_layers: int = 4              # transformer blocks

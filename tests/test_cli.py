@@ -18,6 +18,17 @@ def test_flags_come_from_the_dataclass_with_their_comments(capsys):
         cli.main(["ppo", "--help"])
     out = capsys.readouterr().out
     assert "--kl-coef" in out and "InstructGPT" in out and "(default: 0.1)" in out
+    assert "(default: the shipped SFT checkpoint)" in " ".join(out.split())       # not its install path
+
+
+def test_a_comment_line_below_a_field_continues_its_help_and_a_stated_default_is_not_repeated():
+    from rlhf_lab.evaluate import EvalConfig
+    from rlhf_lab.reward import RewardEvalConfig
+    assert "cuts the prompt's oldest bytes" in cli.field_comments(RewardEvalConfig)["overflow"]
+    assert cli.field_comments(EvalConfig)["split"].endswith('(or "train", or "textbook": the six textbook prompts)')
+    parser = cli.build_parser({"eval-rm": cli.COMMANDS["eval-rm"]})
+    help_text = " ".join(parser._subparsers._group_actions[0].choices["eval-rm"].format_help().split())
+    assert "(default: <rm>/eval)" in help_text and "(default: )" not in help_text
 
 
 def test_unknown_flag_is_an_error(capsys):

@@ -47,6 +47,17 @@ def test_the_oracle_finding_weighs_each_gap_against_its_noise_and_compares_wrong
     assert "Slips make up 0.160 of the held-out answers and 0.070 of the training ones." in text
 
 
+def test_the_temperature_finding_calls_a_win_rate_within_two_standard_errors_of_a_half_a_tie():
+    from rlhf_lab.lab import temperature
+    keys = ("gold_win_rate_vs_sft", "gold_win_rate_se", "gold_mean_sft", "gold_mean_policy")
+    rows = {0.0: dict(zip(keys, (0.47, 0.02, 0.96, 0.90))), 1.0: dict(zip(keys, (0.73, 0.02, 0.38, 0.76)))}
+    assert "0.470 ± 0.020 at temperature 0, within two standard errors of a tie" in temperature.finding(rows)
+    rows[0.0]["gold_win_rate_vs_sft"] = 0.41
+    assert "so at that temperature it loses to SFT" in temperature.finding(rows)
+    rows[0.0]["gold_win_rate_vs_sft"] = 0.55
+    assert "so it beats SFT at every temperature measured" in temperature.finding(rows)
+
+
 def test_a_best_of_n_fit_that_falls_from_the_start_peaks_at_zero_not_below():
     assert peak(-0.035, 0.1, "bon") == 0.0
     assert peak(0.4, -0.1, "bon") is None          # never turns down

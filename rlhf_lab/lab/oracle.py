@@ -23,7 +23,7 @@ SPLITS = {"held-out": "heldout_prompt", "training": "train"}
 class OracleConfig:
     out: str = "runs/lab/oracle"   # run directory: the reward model, PPO against it and against gold, report
     rm_pairs: int = 7000           # training pairs of the learned reward model
-    iterations: int = 40           # PPO iterations per run, the default (full run: under 10 min on 2 cores)
+    iterations: int = 40           # PPO iterations per run, as `rlhf ppo` (the full lab: under 10 min on 2 cores)
     quick: bool = False            # a small version (tests, CI)
     device: str = "auto"           # "auto" | "cpu" | "cuda"
 

@@ -24,7 +24,7 @@ class TemperatureConfig:
     out: str = "runs/lab/temperature"     # report and plot
     run: str = "runs/demo"                # an `rlhf pipeline` run directory: its ppo/ and rm/ are compared
     temperatures: list[float] = field(default_factory=lambda: list(GRID))  # sampling temperatures; 0: greedy
-    samples_per_prompt: int = 4           # answers per held-out prompt at each temperature above 0
+    samples_per_prompt: int = 4           # answers per held-out prompt at each temperature above 0 (--quick: 1)
     quick: bool = False                   # a small version (tests, CI); without --run's pipeline, a tiny one first
     device: str = "auto"                  # "auto" | "cpu" | "cuda"
 
@@ -70,12 +70,14 @@ def plot(results: dict[float, dict], path: Path) -> None:
 def finding(results: dict[float, dict]) -> str:
     """Sentences computed from the measurements."""
     lowest = min(results, key=lambda t: results[t]["gold_win_rate_vs_sft"])
-    low_win = results[lowest]["gold_win_rate_vs_sft"]
+    low_win, low_se = results[lowest]["gold_win_rate_vs_sft"], results[lowest]["gold_win_rate_se"]
     best_sft = max(results, key=lambda t: results[t]["gold_mean_sft"])
     sharpest_sft, policy_at_one = results[best_sft]["gold_mean_sft"], results[max(results)]["gold_mean_policy"]
-    lines = [f"the policy's lowest gold win rate over SFT is {low_win:.3f} at temperature {lowest:g}"
-             + (", so it beats SFT at every temperature measured" if low_win > 0.5 else
-                ", so at that temperature it does not beat SFT"),
+    verdict = ("so it beats SFT at every temperature measured" if low_win - 2 * low_se > 0.5 else
+               "so at that temperature it loses to SFT" if low_win + 2 * low_se < 0.5 else
+               "within two standard errors of a tie with SFT")
+    lines = [f"the policy's lowest gold win rate over SFT is {low_win:.3f} ± {low_se:.3f} at temperature "
+             f"{lowest:g}, {verdict}",
              f"SFT's best gold mean, {sharpest_sft:.3f} at temperature {best_sft:g}, is "
              + (f"below the policy's {policy_at_one:.3f} at temperature {max(results):g}: sharpening SFT "
                 "does not buy what RLHF does" if sharpest_sft < policy_at_one else
