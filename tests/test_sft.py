@@ -1,6 +1,7 @@
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 
 from rlhf_lab import tokenizer
@@ -79,3 +80,15 @@ def test_sft_on_a_file_reports_no_world_figures(tmp_path):
     metrics = train_sft(tiny(tmp_path / "run", data=str(path), eval_data=str(path)))
     assert metrics["eval_loss"] > 0
     assert not {"training_style_mix", "style_mix", "well_formed_rate", "gold_mean"} & set(metrics)
+
+
+def test_a_file_without_eval_data_holds_out_a_seeded_share_of_its_own_rows():
+    from rlhf_lab.run import ConfigError
+    from rlhf_lab.sft import split_off_eval
+    rows = list(range(100))
+    train, held = split_off_eval(rows, "f.jsonl", seed=0)
+    assert len(held) == 5 and sorted(train + held) == rows and not set(train) & set(held)
+    assert split_off_eval(rows, "f.jsonl", seed=0) == (train, held)
+    assert len(split_off_eval(rows[:3], "f.jsonl", seed=0)[1]) == 1
+    with pytest.raises(ConfigError, match="none would be left to measure the eval loss"):
+        split_off_eval(rows[:1], "f.jsonl", seed=0)
