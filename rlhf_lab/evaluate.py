@@ -374,10 +374,11 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
 
 
 def main(cfg: EvalConfig) -> dict:
-    from rlhf_lab.run import run_directory, status, write_json, write_text
+    from rlhf_lab.run import recorded_config, run_directory, status, write_json, write_text
 
     metrics, samples = compare(cfg)
     out = Path(cfg.out or run_directory(cfg.policy) / "eval")
+    write_json(out / "config.json", recorded_config("eval", cfg))
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples, World(WorldConfig(seed=cfg.world_seed))))
     headline = {k: v for k, v in metrics.items() if k != "by_family"}       # the family table is in report.md

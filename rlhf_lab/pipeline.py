@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sft
-from rlhf_lab.run import SHIPPED_SFT, check_choice, status, write_json, write_text
+from rlhf_lab.run import SHIPPED_SFT, check_choice, recorded_config, status, write_json, write_text
 
 PRESETS = ("default", "tiny")
 
@@ -18,7 +18,7 @@ PRESETS = ("default", "tiny")
 class PipelineConfig:
     out: str = "runs/pipeline"       # run directory holding sft/, rm/, ppo/, eval/
     from_scratch: bool = False       # retrain SFT instead of starting from the shipped checkpoint
-    preset: str = "default"          # "default" | "tiny" (seconds, for tests: same code, small sizes)
+    preset: str = "default"          # "default" | "tiny" (about a minute on 2 CPU cores: same code, small sizes)
     kl_coef: float = 0.1             # β of the PPO stage (see docs/ppo.md for 0.02 and 0.05)
     advantage: str = "gae"           # the PPO stage's estimator: "gae" (critic) | "baseline" | "rloo" (no critic)
     samples_per_prompt: int = 1      # the PPO stage's answers per drawn prompt (rloo: k ≥ 2, e.g. 4)
@@ -57,6 +57,7 @@ def main(cfg: PipelineConfig) -> dict:
     sft_cfg, rm_cfg, ppo_cfg, eval_cfg = stage_configs(cfg)
     for stage in (sft_cfg, rm_cfg, ppo_cfg, eval_cfg):   # a bad value stops now, not after SFT's minutes
         stage.validate()
+    write_json(Path(cfg.out) / "config.json", recorded_config("pipeline", cfg))   # each stage's own is in its directory
     if cfg.from_scratch:
         sft.main(sft_cfg)
     rm_metrics = reward.main(rm_cfg)

@@ -102,7 +102,8 @@ def tiny_pipeline(tmp_path_factory):
 def test_tiny_pipeline_writes_every_stage_and_raises_the_proxy_reward(tiny_pipeline):
     out, summary = tiny_pipeline
     for stage in ("rm", "ppo", "eval"):
-        assert (out / stage / "metrics.json").exists()
+        assert (out / stage / "metrics.json").exists() and (out / stage / "config.json").exists()
+    assert json.loads((out / "config.json").read_text())["preset"] == "tiny"
     assert (out / "report.md").read_text().startswith("# SFT versus the RLHF policy")
     assert summary["proxy_mean_policy"] > summary["proxy_mean_sft"]
     assert summary["kl_to_ref"] > 0
