@@ -14,6 +14,7 @@ of a dialogue matter most), never silently.
 """
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import os
@@ -33,10 +34,11 @@ OVERFLOW = ("error", "skip", "truncate")
 
 
 class DataError(ValueError):
-    """A bad row: the message starts with `file:line:` like a compiler error."""
+    """A bad row: the message starts with `file:line:` like a compiler error (line 0: the
+    whole file, `file:`)."""
 
     def __init__(self, path: Path | str, line: int, message: str, kind: str | None = None):
-        super().__init__(f"{path}:{line}: {message}")
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
         self.path, self.line, self.reason = str(path), line, message
         self.kind = kind or message.split(":")[0]        # what a skip report counts it under
 
@@ -68,7 +70,8 @@ class LoadReport:
 
 
 def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw bytes) of each non-blank line of a .jsonl or .jsonl.gz file."""
+    """(line number, raw bytes) of each non-blank line of a .jsonl or .jsonl.gz file; a UTF-8
+    byte-order mark, which some editors write at the start, is dropped."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -79,6 +82,7 @@ def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
     try:
         with opener(path, "rb") as f:
             for number, raw in enumerate(f, start=1):
+                raw = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
                 if raw.strip():
                     yield number, raw
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:   # a .gz name on other bytes, or a cut-off file

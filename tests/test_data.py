@@ -84,3 +84,12 @@ def test_sft_rows_and_gzip(tmp_path):
         f.write(row(prompt="Q", response="A") + "\n" + row(question="2+2?", answer="4") + "\n")
     examples, _ = load(path, "sft", 256)
     assert [(e.prompt, e.response) for e in examples] == [("Q", "A"), ("2+2?", "4")]
+
+
+def test_a_byte_order_mark_is_read_past_and_an_empty_file_is_named_without_a_line(tmp_path):
+    marked = write(tmp_path / "bom.jsonl", [b"\xef\xbb\xbf" + (row(prompt="Q", response="A") + "\n").encode()])
+    examples, _ = load(marked, "sft", 256)
+    assert [(e.prompt, e.response) for e in examples] == [("Q", "A")]
+    with pytest.raises(DataError) as error:
+        load(write(tmp_path / "empty.jsonl", []), "sft", 256)
+    assert str(error.value) == f"{tmp_path / 'empty.jsonl'}: no usable rows"
