@@ -16,22 +16,33 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_non_negative, check_positive
-from rlhf_lab.world import SPLITS, STYLES, World, WorldConfig
+from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
 def judge_texts(world: World, prompts: list[str], responses: list[str]) -> dict:
-    """Gold mean, well-formed rate, style mix and mean length of a set of responses, and the
-    share that are slips: wrong without naming any of the fact's plausible wrong answers (a
-    garbled name, another fact's answer), which sampling a byte model at temperature 1 makes
-    and the wrong style of the data does not teach."""
-    judgements = [world.judge(p, r) for p, r in zip(prompts, responses)]
-    counts = Counter(j.style for j in judgements)
-    n = len(judgements)
+    """Gold mean, well-formed rate, style mix, slip share (summarize) and mean length of a set of
+    responses."""
+    judgements = judge_all(world, prompts, responses)
+    return {**summarize(judgements), "mean_len": sum(len(r.encode()) for r in responses) / len(responses)}
+
+
+def judge_all(world: World, prompts: list[str], responses: list[str],
+              finished: list[bool] | None = None) -> list[Judgement]:
+    """The gold judge's verdicts; finished[i] False: response i was cut at the length limit
+    before its EOS (World.judge), which `rlhf eval` knows from its own sampling."""
+    return [world.judge(p, r, f) for p, r, f in zip(prompts, responses, finished or [True] * len(responses))]
+
+
+def summarize(judgements: list[Judgement]) -> dict:
+    """Gold mean, well-formed rate and style mix of a set of verdicts, and the share that are
+    slips: wrong without naming any of the fact's plausible wrong answers (a garbled name,
+    another fact's answer), which sampling a byte model at temperature 1 makes and the wrong
+    style of the data does not teach."""
+    counts, n = Counter(j.style for j in judgements), len(judgements)
     return {"gold_mean": sum(j.score for j in judgements) / n,
             "well_formed_rate": 1 - counts[None] / n,
             "style_mix": {s: counts[s] / n for s in STYLES},
-            "slip_rate": sum(j.style == "wrong" and not j.decoy for j in judgements) / n,
-            "mean_len": sum(len(r.encode()) for r in responses) / n}
+            "slip_rate": sum(j.style == "wrong" and not j.decoy for j in judgements) / n}
 
 
 def sample_and_judge(model: CausalLM, world: World, prompts: list[str], sampling: SamplingConfig,
@@ -245,14 +256,13 @@ class EvalConfig:
         return 1 if self.temperature == 0 else self.samples_per_prompt
 
 
-def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> tuple[float, float]:
+def win_rate(prompts: list[str], policy_gold: list[float], sft_gold: list[float]) -> tuple[float, float]:
     """Gold win rate of the policy over SFT, one sample each per comparison, ties half, and its
     standard error. One prompt's comparisons are not independent (a fact both models lack loses
     them all), so the error is the spread of per-prompt win rates over √prompts, a cluster
     standard error; with one comparison per prompt it is the plain one (with one prompt, NaN)."""
     outcomes: dict[str, list[float]] = {}
-    for p, a, b in zip(prompts, policy_texts, sft_texts):
-        ga, gb = world.gold(p, a), world.gold(p, b)
+    for p, ga, gb in zip(prompts, policy_gold, sft_gold):
         outcomes.setdefault(p, []).append(1.0 if ga > gb else 0.5 if ga == gb else 0.0)
     per_prompt = torch.tensor([sum(o) / len(o) for o in outcomes.values()])           # (prompts,)
     rate = sum(sum(o) for o in outcomes.values()) / len(prompts)
@@ -260,7 +270,7 @@ def win_rate(world: World, prompts: list[str], policy_texts: list[str], sft_text
     return rate, spread / len(per_prompt) ** 0.5
 
 
-def by_family(world: World, prompts: list[str], policy_texts: list[str], sft_texts: list[str]) -> dict[str, dict]:
+def by_family(world: World, prompts: list[str], policy: list[Judgement], sft: list[Judgement]) -> dict[str, dict]:
     """Where the policy wins and loses: per task family, the comparisons, the policy's gold win
     rate over SFT, and each model's gold mean and wrong, slip and unparseable shares."""
     rows: dict[str, list[int]] = {}
@@ -268,12 +278,11 @@ def by_family(world: World, prompts: list[str], policy_texts: list[str], sft_tex
         rows.setdefault(world.task(prompt).family, []).append(i)
     figures = {}
     for family, chosen in sorted(rows.items()):
-        asked = [prompts[i] for i in chosen]
-        texts = {"sft": [sft_texts[i] for i in chosen], "policy": [policy_texts[i] for i in chosen]}
-        figures[family] = {"comparisons": len(chosen),
-                           "gold_win_rate_vs_sft": win_rate(world, asked, texts["policy"], texts["sft"])[0]}
-        for name, answers in texts.items():
-            judged = judge_texts(world, asked, answers)
+        verdicts = {"sft": [sft[i] for i in chosen], "policy": [policy[i] for i in chosen]}
+        figures[family] = {"comparisons": len(chosen), "gold_win_rate_vs_sft": win_rate(
+            [prompts[i] for i in chosen], *([j.score for j in verdicts[n]] for n in ("policy", "sft")))[0]}
+        for name, judgements in verdicts.items():
+            judged = summarize(judgements)
             figures[family].update({f"gold_mean_{name}": judged["gold_mean"],
                                     f"wrong_{name}": judged["style_mix"]["wrong"], f"slip_{name}": judged["slip_rate"],
                                     f"unparseable_{name}": 1 - judged["well_formed_rate"]})
@@ -324,24 +333,30 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     rollouts = {name: sample_rollouts(model, prompts, sampling, seed=cfg.seed)
                 for name, model in (("sft", sft), ("policy", policy))}
     texts = {name: response_texts(rs) for name, rs in rollouts.items()}
-    wins, se = win_rate(world, prompts, texts["policy"], texts["sft"])
+    # an answer cut at --max-new-tokens before its EOS is judged malformed (World.judge)
+    verdicts = {name: judge_all(world, prompts, texts[name], [e for r in rs for e in r.ended.tolist()])
+                for name, rs in rollouts.items()}
+    wins, se = win_rate(prompts, *([j.score for j in verdicts[name]] for name in ("policy", "sft")))
     metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se, "temperature": cfg.temperature,
                "prompts": len(prompts) // per_prompt, "comparisons": len(prompts), "split": cfg.split}
     if cfg.temperature == 1:   # KL(π‖π_ref) is an expectation under π itself; tempered samples do not estimate it
         metrics["kl_to_ref"] = kl_per_response(policy, sft, rollouts["policy"])
     for name, responses in texts.items():
-        judged = judge_texts(world, prompts, responses)
+        judged = summarize(verdicts[name])
         metrics.update({f"gold_mean_{name}": judged["gold_mean"],
                         f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
-                        f"mean_len_{name}": judged["mean_len"], f"well_formed_rate_{name}": judged["well_formed_rate"],
+                        f"mean_len_{name}": sum(len(r.encode()) for r in responses) / len(responses),
+                        f"well_formed_rate_{name}": judged["well_formed_rate"],
                         f"style_mix_{name}": judged["style_mix"], f"slip_rate_{name}": judged["slip_rate"]})
-    metrics["by_family"] = by_family(world, prompts, texts["policy"], texts["sft"])
+    metrics["by_family"] = by_family(world, prompts, verdicts["policy"], verdicts["sft"])
     first = range(0, len(prompts), per_prompt)                               # each prompt's first answers
-    return metrics, [(prompts[i], texts["sft"][i], texts["policy"][i]) for i in first[:cfg.shown]]
+    return metrics, [(prompts[i], *((texts[n][i], verdicts[n][i].score) for n in ("sft", "policy")))
+                     for i in first[:cfg.shown]]
 
 
-def markdown_report(metrics: dict, samples: list, world: World) -> str:
-    """The comparison as markdown: headline figures, style mix, and samples side by side."""
+def markdown_report(metrics: dict, samples: list) -> str:
+    """The comparison as markdown: headline figures, style mix, and samples side by side
+    (samples: (prompt, (SFT answer, gold), (policy answer, gold)) rows)."""
     def cell(text):
         return text.replace("|", "\\|").replace("\n", "⏎")
 
@@ -368,8 +383,8 @@ def markdown_report(metrics: dict, samples: list, world: World) -> str:
                      + " | ".join(f"{f[key + '_sft']:.3f} → {f[key + '_policy']:.3f}"
                                   for key in ("gold_mean", "wrong", "slip", "unparseable")) + " |")
     lines += ["", "| prompt | SFT (gold) | policy (gold) |", "|---|---|---|"]
-    for prompt, a, b in samples:
-        lines.append(f"| {cell(prompt)} | {cell(a)} ({world.gold(prompt, a):.2f}) | {cell(b)} ({world.gold(prompt, b):.2f}) |")
+    for prompt, (a, gold_a), (b, gold_b) in samples:
+        lines.append(f"| {cell(prompt)} | {cell(a)} ({gold_a:.2f}) | {cell(b)} ({gold_b:.2f}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -380,7 +395,7 @@ def main(cfg: EvalConfig) -> dict:
     out = Path(cfg.out or run_directory(cfg.policy) / "eval")
     write_json(out / "config.json", recorded_config("eval", cfg))
     write_json(out / "metrics.json", metrics)
-    write_text(out / "report.md", markdown_report(metrics, samples, World(WorldConfig(seed=cfg.world_seed))))
+    write_text(out / "report.md", markdown_report(metrics, samples))
     headline = {k: v for k, v in metrics.items() if k != "by_family"}       # the family table is in report.md
     status(table("SFT versus RLHF policy", headline) + f"\nreport: {out / 'report.md'}")
     return metrics

@@ -40,7 +40,8 @@ Gold judge, for any prompt the world generated and any response text:
     formatted     markdown (#, *, backticks, bullet or numbered lines) or more than one line
     repetitive    a sentence said twice, or any 12-byte run said twice (case-insensitive)
     malformed     more than 10% non-printable characters, or no answer word of the family,
-                  no number (arithmetic, units, dates) and no topic word of the prompt
+                  no number (arithmetic, units, dates) and no topic word of the prompt, or
+                  (where the caller knows it: `rlhf eval`) cut at a length limit before its EOS
     ideal_bytes   the ideal response's length (name_three: its longest ideal variant)
 
 The ideal response scores exactly 1.0 and every other generated style strictly
@@ -644,10 +645,12 @@ class World:
 
     # -- judge
 
-    def judge(self, prompt: str, response: str) -> Judgement:
-        """Score any response text to a prompt of this world (module docstring formula)."""
+    def judge(self, prompt: str, response: str, finished: bool = True) -> Judgement:
+        """Score any response text to a prompt of this world (module docstring formula).
+        finished=False: the answer was cut at a length limit before its EOS, and is malformed
+        whatever its first words say."""
         task = self.task(prompt)
-        malformed = _garbled(response) or not self._has_content(task, response)
+        malformed = not finished or _garbled(response) or not self._has_content(task, response)
         accepted = task.false_premise and self._premise_accepted(task, response)
         correctness = 0.0 if malformed or accepted else self._correctness(task, response)
         hedged, flattering = _HEDGE.search(response) is not None, _FLATTERY.search(response) is not None

@@ -134,6 +134,23 @@ def test_temperature_lab_sets_both_models_side_by_side_at_each_temperature(tiny_
     assert "Finding:" in (tmp_path / "report.md").read_text()
 
 
+def test_eval_tells_the_judge_which_answers_were_cut_at_max_new_tokens(tiny_pipeline, monkeypatch):
+    from rlhf_lab.evaluate import EvalConfig, compare
+    run, _ = tiny_pipeline
+    told, judge = [], World.judge
+
+    def telling(self, prompt, response, finished=True):
+        told.append(finished)
+        return judge(self, prompt, response, finished)
+    monkeypatch.setattr(World, "judge", telling)
+    for limit in (8, 192):                  # every world answer is longer than 8 bytes, none longer than 180
+        told.clear()
+        metrics, _ = compare(EvalConfig(policy=str(run / "ppo"), rm=str(run / "rm"), prompts=4, samples_per_prompt=1,
+                                        max_new_tokens=limit, device="cpu"))
+        assert len(told) == 2 * 4 and set(told) == {limit == 192}
+    assert metrics["well_formed_rate_sft"] > 0
+
+
 def test_greedy_answers_do_not_depend_on_the_sampling_seed(tiny_pipeline):
     from rlhf_lab.evaluate import EvalConfig, compare
     run, _ = tiny_pipeline
@@ -164,29 +181,27 @@ def test_default_pipeline_improves_gold_with_the_proxy(tmp_path):
 
 
 def test_win_rate_counts_ties_half_with_a_standard_error_over_prompts():
-    from types import SimpleNamespace
     from rlhf_lab.evaluate import win_rate
-    gold = {"good": 1.0, "bad": 0.0, "same": 0.5}
-    world = SimpleNamespace(gold=lambda prompt, response: gold[response])
-    policy, sft = ["good", "same", "bad", "good"], ["bad", "same", "good", "same"]
-    rate, se = win_rate(world, ["a", "b", "c", "d"], policy, sft)    # outcomes 1, 0.5, 0, 1
+    policy, sft = [1.0, 0.5, 0.0, 1.0], [0.0, 0.5, 1.0, 0.5]
+    rate, se = win_rate(["a", "b", "c", "d"], policy, sft)    # outcomes 1, 0.5, 0, 1
     assert rate == pytest.approx(2.5 / 4)
     assert se == pytest.approx(torch.tensor([1, 0.5, 0, 1]).std().item() / 2)
-    rate, se = win_rate(world, ["a", "a", "b", "b"], policy, sft)    # per prompt 0.75 and 0.5
+    rate, se = win_rate(["a", "a", "b", "b"], policy, sft)    # per prompt 0.75 and 0.5
     assert rate == pytest.approx(2.5 / 4)
     assert se == pytest.approx(torch.tensor([0.75, 0.5]).std().item() / 2 ** 0.5)
 
 
 def test_eval_breaks_the_comparison_down_by_task_family():
     import random
-    from rlhf_lab.evaluate import by_family
+    from rlhf_lab.evaluate import by_family, judge_all
     world, rng = World(), random.Random(0)
     capitals, arithmetic = ([t for t in world.tasks("train") if t.family == family][:2]
                             for family in ("capitals", "arithmetic"))
     tasks = capitals + arithmetic
     policy = [world.respond(t, "ideal", rng) for t in tasks]
     sft = [world.respond(capitals[0], "wrong", rng), "zzzz"] + [world.respond(t, "ideal", rng) for t in arithmetic]
-    figures = by_family(world, [t.prompt for t in tasks], policy, sft)
+    prompts = [t.prompt for t in tasks]
+    figures = by_family(world, prompts, judge_all(world, prompts, policy), judge_all(world, prompts, sft))
     assert set(figures) == {"capitals", "arithmetic"}
     assert figures["capitals"]["comparisons"] == 2 and figures["capitals"]["gold_win_rate_vs_sft"] == 1.0
     assert figures["capitals"]["wrong_sft"] == 0.5 and figures["capitals"]["unparseable_sft"] == 0.5

@@ -162,6 +162,14 @@ def test_ideal_scores_one_and_every_other_style_less(judged):
             assert j.score < 1.0, (style, response)
 
 
+def test_an_answer_cut_before_its_eos_is_malformed_whatever_it_says(world):
+    prompt = "What is the capital of France?"
+    whole, cut = world.judge(prompt, "The capital of France is Paris."), \
+        world.judge(prompt, "The capital of France is Paris.", finished=False)
+    assert whole.style == "ideal" and whole.score == 1.0
+    assert cut.malformed and cut.style is None and cut.score < 0
+
+
 def test_gold_formula_hand_values(world):
     prompt = "What is the capital of France?"       # ideal "The capital of France is Paris.", 31 bytes
     assert world.gold(prompt, "The capital of France is Paris.") == 1.0
