@@ -220,6 +220,7 @@ class Run:
         self.path.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.started = time.perf_counter()
+        self.device = str(pick_device(getattr(cfg, "device", "auto")))   # config.json may say only "auto"
         config = recorded_config(stage, cfg)
         states = list(self.path.glob("train_state*.safetensors"))
         resumed = bool(getattr(cfg, "resume", False) and states)
@@ -262,7 +263,8 @@ class Run:
         return read_json(self.path / "metrics.json")
 
     def finish(self, metrics: dict) -> dict:
-        metrics = {**metrics, "wall_seconds": round(time.perf_counter() - self.started, 2)}
+        metrics = {**metrics, "wall_seconds": round(time.perf_counter() - self.started, 2), "device": self.device,
+                   "torch": torch.__version__}
         if distributed.is_main():
             write_json(self.path / "metrics.json", metrics)
         return metrics
