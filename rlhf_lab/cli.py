@@ -99,6 +99,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         comment = comments.get(f.name, "")
         help_text = comment if "(default:" in comment else f"{comment} (default: {shown_default(default)})"
+        help_text = help_text.replace("%", "%%")       # argparse formats help with %: "5%" is text here
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=default, help=help_text)

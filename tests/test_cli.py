@@ -31,6 +31,15 @@ def test_a_comment_line_below_a_field_continues_its_help_and_a_stated_default_is
     assert "(default: <rm>/eval)" in help_text and "(default: )" not in help_text
 
 
+def test_every_command_renders_its_help():
+    parser = cli.build_parser()
+    for name in cli.COMMANDS:
+        group, _, leaf = name.rpartition(" ")
+        parsers = parser._subparsers._group_actions[0].choices
+        command = (parsers[group]._subparsers._group_actions[0].choices if group else parsers)[leaf]
+        assert "--help" in command.format_help()       # a "%" in a field's comment once broke this
+
+
 def test_unknown_flag_is_an_error(capsys):
     with pytest.raises(SystemExit):
         cli.main(["sft", "--no-such-flag", "1"])
