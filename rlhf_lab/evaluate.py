@@ -22,8 +22,11 @@ from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 def judge_texts(world: World, prompts: list[str], responses: list[str]) -> dict:
     """Gold mean, well-formed rate, style mix, slip share (summarize) and mean length of a set of
     responses."""
-    judgements = judge_all(world, prompts, responses)
-    return {**summarize(judgements), "mean_len": sum(len(r.encode()) for r in responses) / len(responses)}
+    return {**summarize(judge_all(world, prompts, responses)), "mean_len": mean_bytes(responses)}
+
+
+def mean_bytes(responses: list[str]) -> float:
+    return sum(len(r.encode()) for r in responses) / len(responses)
 
 
 def judge_all(world: World, prompts: list[str], responses: list[str],
@@ -256,14 +259,14 @@ class EvalConfig:
         return 1 if self.temperature == 0 else self.samples_per_prompt
 
 
-def win_rate(prompts: list[str], policy_gold: list[float], sft_gold: list[float]) -> tuple[float, float]:
+def win_rate(prompts: list[str], policy: list[Judgement], sft: list[Judgement]) -> tuple[float, float]:
     """Gold win rate of the policy over SFT, one sample each per comparison, ties half, and its
     standard error. One prompt's comparisons are not independent (a fact both models lack loses
     them all), so the error is the spread of per-prompt win rates over √prompts, a cluster
     standard error; with one comparison per prompt it is the plain one (with one prompt, NaN)."""
     outcomes: dict[str, list[float]] = {}
-    for p, ga, gb in zip(prompts, policy_gold, sft_gold):
-        outcomes.setdefault(p, []).append(1.0 if ga > gb else 0.5 if ga == gb else 0.0)
+    for p, a, b in zip(prompts, policy, sft):
+        outcomes.setdefault(p, []).append(1.0 if a.score > b.score else 0.5 if a.score == b.score else 0.0)
     per_prompt = torch.tensor([sum(o) / len(o) for o in outcomes.values()])           # (prompts,)
     rate = sum(sum(o) for o in outcomes.values()) / len(prompts)
     spread = per_prompt.std().item() if len(per_prompt) > 1 else float("nan")
@@ -280,7 +283,7 @@ def by_family(world: World, prompts: list[str], policy: list[Judgement], sft: li
     for family, chosen in sorted(rows.items()):
         verdicts = {"sft": [sft[i] for i in chosen], "policy": [policy[i] for i in chosen]}
         figures[family] = {"comparisons": len(chosen), "gold_win_rate_vs_sft": win_rate(
-            [prompts[i] for i in chosen], *([j.score for j in verdicts[n]] for n in ("policy", "sft")))[0]}
+            [prompts[i] for i in chosen], verdicts["policy"], verdicts["sft"])[0]}
         for name, judgements in verdicts.items():
             judged = summarize(judgements)
             figures[family].update({f"gold_mean_{name}": judged["gold_mean"],
@@ -336,7 +339,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     # an answer cut at --max-new-tokens before its EOS is judged malformed (World.judge)
     verdicts = {name: judge_all(world, prompts, texts[name], [e for r in rs for e in r.ended.tolist()])
                 for name, rs in rollouts.items()}
-    wins, se = win_rate(prompts, *([j.score for j in verdicts[name]] for name in ("policy", "sft")))
+    wins, se = win_rate(prompts, verdicts["policy"], verdicts["sft"])
     metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se, "temperature": cfg.temperature,
                "prompts": len(prompts) // per_prompt, "comparisons": len(prompts), "split": cfg.split}
     if cfg.temperature == 1:   # KL(π‖π_ref) is an expectation under π itself; tempered samples do not estimate it
@@ -345,7 +348,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
         judged = summarize(verdicts[name])
         metrics.update({f"gold_mean_{name}": judged["gold_mean"],
                         f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
-                        f"mean_len_{name}": sum(len(r.encode()) for r in responses) / len(responses),
+                        f"mean_len_{name}": mean_bytes(responses),
                         f"well_formed_rate_{name}": judged["well_formed_rate"],
                         f"style_mix_{name}": judged["style_mix"], f"slip_rate_{name}": judged["slip_rate"]})
     metrics["by_family"] = by_family(world, prompts, verdicts["policy"], verdicts["sft"])

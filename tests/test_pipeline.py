@@ -182,8 +182,10 @@ def test_default_pipeline_improves_gold_with_the_proxy(tmp_path):
 
 
 def test_win_rate_counts_ties_half_with_a_standard_error_over_prompts():
+    from types import SimpleNamespace
     from rlhf_lab.evaluate import win_rate
-    policy, sft = [1.0, 0.5, 0.0, 1.0], [0.0, 0.5, 1.0, 0.5]
+    policy, sft = ([SimpleNamespace(score=s) for s in scores]                  # verdicts with these gold scores
+                   for scores in ([1.0, 0.5, 0.0, 1.0], [0.0, 0.5, 1.0, 0.5]))
     rate, se = win_rate(["a", "b", "c", "d"], policy, sft)    # outcomes 1, 0.5, 0, 1
     assert rate == pytest.approx(2.5 / 4)
     assert se == pytest.approx(torch.tensor([1, 0.5, 0, 1]).std().item() / 2)
