@@ -185,6 +185,16 @@ def test_gold_formula_hand_values(world):
     assert world.gold("Define machine learning.", "Machine learning is when data is used.") == 0.0
 
 
+def test_naming_more_than_three_is_penalised_as_over_listing(world):
+    prompt = "Name three Greek gods."
+    assert world.gold(prompt, "Zeus, Hera and Apollo.") == 1.0
+    for listing in ("Zeus, Hera, Apollo and Athena.", "Zeus, Hera, Apollo and Mars."):   # own or foreign extra
+        judged = world.judge(prompt, listing)
+        assert judged.over_listed and judged.style == "verbose"
+        assert judged.score == pytest.approx(1 - 0.3)
+    assert not world.judge(prompt, "Zeus, Zeus, Hera and Apollo.").over_listed    # distinct items count
+
+
 def test_false_premise_correction_beats_agreement(world):
     task = some_task(world, "capitals", false_premise=True)
     assert world.gold(task.prompt, task.ideal) == 1.0
