@@ -141,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ConfigError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
         print(f"rlhf: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:           # Ctrl-C: the last checkpoint is on disk, a traceback says nothing
+        print("\nrlhf: interrupted; the same command continues from the stage's last checkpoint",
+              file=sys.stderr)
+        return 130
     except BrokenPipeError:             # `rlhf world show | head` closed our stdout: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

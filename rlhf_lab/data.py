@@ -2,6 +2,7 @@
 
 Accepted rows:
   SFT          {"prompt", "response"} | {"prompt", "completion"} | {"question", "answer"}
+  prompts      {"prompt", ...}                          (PPO's prompts; other keys are ignored)
   preferences  {"prompt", "chosen", "rejected"}        (the common form)
                {"prompt", "preferred", "rejected"}     (the textbook's)
                {"chosen", "rejected"}                  full texts sharing a prompt prefix
@@ -29,6 +30,7 @@ from rlhf_lab.run import check_choice, status
 
 HH_ASSISTANT = "\n\nAssistant:"
 MIN_PROMPT_BYTES = 16   # truncation keeps at least this much of the prompt
+ANSWER_ROOM = 32        # a PPO prompt must leave the context room for an answer of this many bytes
 ON_INVALID = ("error", "skip")
 OVERFLOW = ("error", "skip", "truncate")
 
@@ -47,6 +49,11 @@ class DataError(ValueError):
 class SFTExample:
     prompt: str
     response: str
+
+
+@dataclass
+class Prompt:
+    prompt: str
 
 
 @dataclass
@@ -98,8 +105,14 @@ def parse_json_line(raw: bytes, path, line: int) -> dict:
     except json.JSONDecodeError as e:
         raise DataError(path, line, f"malformed JSON: {e.msg} (column {e.colno})") from None
     if not isinstance(row, dict):
-        raise DataError(path, line, f"expected a JSON object, got {type(row).__name__}")
+        raise DataError(path, line, f"expected a JSON object, got {json_type(row)} (JSONL: one object per line)")
     return row
+
+
+def json_type(value) -> str:
+    """A parsed value's type as JSON names it ("null", not Python's "NoneType")."""
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
@@ -121,9 +134,14 @@ def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
 def _text(row: dict, key: str, path, line: int) -> str:
     value = row[key]
     if not isinstance(value, str):
-        raise DataError(path, line, f'"{key}" must be a string, got {type(value).__name__}')
+        raise DataError(path, line, f'"{key}" must be a string, got {json_type(value)}')
     if not value.strip():
         raise DataError(path, line, f'"{key}" is empty')
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:   # JSON's "\ud800" escapes decode to half a UTF-16 pair, which is no text
+        raise DataError(path, line, f'"{key}" holds a lone UTF-16 surrogate escape, which is not text',
+                        kind="lone surrogate") from None
     return value
 
 
@@ -138,6 +156,10 @@ def _pick(row: dict, forms: list[tuple[str, ...]], path, line: int) -> tuple[str
 def parse_sft(row: dict, path, line: int) -> SFTExample:
     keys = _pick(row, [("prompt", "response"), ("prompt", "completion"), ("question", "answer")], path, line)
     return SFTExample(*(_text(row, k, path, line) for k in keys))
+
+
+def parse_prompt(row: dict, path, line: int) -> Prompt:
+    return Prompt(*(_text(row, k, path, line) for k in _pick(row, [("prompt",)], path, line)))
 
 
 def parse_preference(row: dict, path, line: int) -> PreferencePair:
@@ -155,6 +177,10 @@ def parse_preference(row: dict, path, line: int) -> PreferencePair:
     if texts[-2] == texts[-1]:
         raise DataError(path, line, "chosen and rejected are the same text: no preference to learn")
     meta = {k: v for k, v in row.items() if k not in keys}
+    group = meta.get("group")
+    if group is not None and (isinstance(group, bool) or not isinstance(group, (str, int))):
+        raise DataError(path, line, f'"group" must be a string or a number, got {json_type(group)} (pairs that '
+                        "share one are one prompt's ranked answers)")
     return PreferencePair(*texts, meta=meta)
 
 
@@ -170,6 +196,15 @@ def fit_prompt(prompt: str, responses: list[str], context_len: int, overflow: st
     return raw[excess:].decode("utf-8", errors="ignore")   # may drop a split character's bytes
 
 
+def answers_to_fit(row: SFTExample | PreferencePair | Prompt) -> list[str]:
+    """What must fit the context after a row's prompt: its answers, or room for a PPO answer."""
+    if isinstance(row, SFTExample):
+        return [row.response]
+    if isinstance(row, PreferencePair):
+        return [row.chosen, row.rejected]
+    return ["x" * ANSWER_ROOM]
+
+
 def check_options(on_invalid: str, overflow: str) -> None:
     """The --on-invalid and --overflow values every file-reading stage takes."""
     check_choice("on_invalid", on_invalid, ON_INVALID)
@@ -178,12 +213,12 @@ def check_options(on_invalid: str, overflow: str) -> None:
 
 def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error",
          overflow: str = "error") -> tuple[list, LoadReport]:
-    """Load SFT examples (kind="sft") or preference pairs (kind="preference").
+    """Load SFT examples (kind="sft"), preference pairs (kind="preference") or PPO prompts (kind="prompt").
 
     on_invalid: "error" | "skip"; overflow: "error" | "skip" | "truncate".
     """
     check_options(on_invalid, overflow)
-    parse = {"sft": parse_sft, "preference": parse_preference}[kind]
+    parse = {"sft": parse_sft, "preference": parse_preference, "prompt": parse_prompt}[kind]
     report, rows = LoadReport(str(path)), []
     for line, raw in read_lines(path):
         try:
@@ -193,12 +228,13 @@ def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error
                 raise
             report.skipped[e.kind] += 1
             continue
-        responses = [row.response] if kind == "sft" else [row.chosen, row.rejected]
+        responses = answers_to_fit(row)
         prompt = fit_prompt(row.prompt, responses, context_len, overflow)
         if prompt is None:
             if overflow == "error":
                 longest = max(len(tokenizer.encode_pair(row.prompt, r)[0]) for r in responses)
-                raise DataError(path, line, f"example is {longest} tokens, longer than the context "
+                what = f"prompt with room for a {ANSWER_ROOM}-byte answer" if kind == "prompt" else "example"
+                raise DataError(path, line, f"{what} is {longest} tokens, longer than the context "
                                 f"of {context_len} (--overflow skip drops such rows; --overflow truncate cuts "
                                 "their prompts from the left, and drops a row whose answer alone is too long)")
             report.skipped["longer than the context"] += 1

@@ -7,7 +7,7 @@ from the world's gold judge, never eyeballed.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -15,7 +15,9 @@ from torch import Tensor
 
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
-from rlhf_lab.run import PRECISIONS, SHIPPED_SFT, Run, check_choice, check_non_negative, check_positive
+from rlhf_lab.run import (
+    PRECISIONS, SHIPPED_SFT, Run, autocast, check_choice, check_exists, check_non_negative, check_positive, load_model, pick_device,
+    read_json, read_log, recorded_config, run_directory, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
@@ -74,7 +76,6 @@ def plot_history(run: Run, keys: list[str], title: str, filename: str) -> None:
 
 def plot_runs(runs: dict[str, Path], keys: list[str], path: Path, title: str) -> None:
     """Curves of several runs' metrics.jsonl, one panel per metric, one line per run."""
-    from rlhf_lab.run import read_log
     plt = pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), squeeze=False)
     for label, run in runs.items():
@@ -233,8 +234,9 @@ def pyplot():
 @dataclass
 class EvalConfig:
     policy: str = "runs/ppo"        # `rlhf ppo` run directory (the RLHF policy)
-    sft: str = SHIPPED_SFT          # SFT run directory (the baseline and the KL reference)
-    rm: str = "runs/rm"             # reward model for the proxy reward
+    sft: str = ""                   # SFT run directory (the baseline and the KL reference); empty → the one the
+                                    # policy was trained from (its config.json), else the shipped checkpoint
+    rm: str = ""                    # reward model for the proxy reward; empty → the policy's, else runs/rm
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
     world_seed: int = 0             # the world whose held-out prompts are used
     split: str = "heldout_prompt"   # prompts: "heldout_prompt" | "heldout_template" | "heldout_fact"
@@ -253,6 +255,14 @@ class EvalConfig:
         check_choice("split", self.split, SPLITS)
         check_positive(self, "prompts", "samples_per_prompt", "max_new_tokens")
         check_non_negative(self, "temperature", "shown")
+
+    def with_policy_defaults(self) -> EvalConfig:
+        """--sft and --rm, where not given, as the policy's `rlhf ppo` run recorded them: comparing a
+        policy with another SFT model than its own would measure the wrong improvement and KL."""
+        config = run_directory(self.policy) / "config.json"
+        recorded = read_json(config) if config.exists() else {}
+        return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED_SFT,
+                       rm=self.rm or recorded.get("rm") or "runs/rm")
 
     def answers_per_prompt(self) -> int:
         """Greedy answers repeat, and repeated comparisons would shrink the standard error for nothing."""
@@ -315,18 +325,16 @@ def proxy_scores(reward_model, prompts: list[str], responses: list[str], device)
 
 def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:
     """SFT and the policy answer the same held-out prompts; the gold judge decides."""
-    from rlhf_lab.run import autocast, pick_device
-
     cfg.validate()
     device = pick_device(cfg.device)
     with autocast(device, cfg.precision):
-        return judged_comparison(cfg, device)
+        return judged_comparison(cfg.with_policy_defaults(), device)
 
 
 def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, str, str]]]:
     from rlhf_lab.reward import load_reward_model
-    from rlhf_lab.run import load_model
 
+    check_exists(cfg, "policy", "sft", "rm")
     world = World(WorldConfig(seed=cfg.world_seed))
     per_prompt = cfg.answers_per_prompt()
     prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(per_prompt)]
@@ -392,8 +400,7 @@ def markdown_report(metrics: dict, samples: list) -> str:
 
 
 def main(cfg: EvalConfig) -> dict:
-    from rlhf_lab.run import recorded_config, run_directory, status, write_json, write_text
-
+    cfg = cfg.with_policy_defaults()
     metrics, samples = compare(cfg)
     out = Path(cfg.out or run_directory(cfg.policy) / "eval")
     write_json(out / "config.json", recorded_config("eval", cfg))

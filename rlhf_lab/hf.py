@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
@@ -104,14 +105,26 @@ class HFCausalLM(nn.Module):
 def from_pretrained(path: str | Path, device: torch.device | str = "cpu") -> HFCausalLM:
     """An HFCausalLM from a local `save_pretrained` directory; never touches the hub.
     Its vocabulary must be the byte vocabulary (scope note 1)."""
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:     # an unknown model_type, a broken config.json
+        raise ConfigError(f"{path}: not a loadable Hugging Face model ({first_line(e)})") from None
     if config.vocab_size != tokenizer.VOCAB_SIZE:
         raise ConfigError(f"{path}: a vocabulary of {config.vocab_size} ids; rlhf-lab encodes text as 256 bytes "
                           f"+ BOS, EOS, PAD, SEP ({tokenizer.VOCAB_SIZE} ids), and a model with its own "
                           "tokenizer is not supported")
     # fp32 whatever the checkpoint's dtype: the stages keep weights and optimizer in fp32 (bf16 is autocast)
-    hf = AutoModelForCausalLM.from_pretrained(str(path), config=config, local_files_only=True, dtype=torch.float32)
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(str(path), config=config, local_files_only=True,
+                                                  dtype=torch.float32)
+    except (OSError, ValueError, SafetensorError) as e:   # no weights file, cut-off or mismatched weights
+        raise ConfigError(f"{path}: the Hugging Face weights do not load ({first_line(e)})") from None
     return HFCausalLM(hf).to(device)
+
+
+def first_line(error: Exception) -> str:
+    """transformers' messages run to paragraphs of advice; the first line says what is wrong."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def tiny_gpt2(config: GPTConfig) -> HFCausalLM:

@@ -23,14 +23,14 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from rlhf_lab import distributed, evaluate, optim, tokenizer
+from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_non_negative, check_positive, check_range,
-    compile_if, load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status,
-    write_json)
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
+    check_positive, check_range, compile_if, load_model, pick_device, progress, resume_step, save_model,
+    save_train_state, seed_everything, status, write_json)
 from rlhf_lab.world import World, WorldConfig
 
 ADVANTAGES = ("gae", "baseline", "rloo")
@@ -46,6 +46,11 @@ class PPOConfig:
     rm: str = "runs/rm"              # `rlhf train-rm` run directory (reward and value init)
     reward: str = "model"            # "model": the --rm reward model | "gold": the world's judge, an oracle (D18)
     world_seed: int = 0              # the world whose training prompts are used
+    prompts: str = ""                # JSONL of prompts ("prompt" key: world export's prompts_train.jsonl, HH
+                                     # files); empty → the world's training prompts, the only ones gold can judge
+    on_invalid: str = "error"        # bad --prompts rows: "error" | "skip" (counted, reported)
+    overflow: str = "error"          # --prompts rows too long for the context and an answer: "error" | "skip" |
+                                     # "truncate" (cuts the prompt's oldest bytes)
     iterations: int = 40             # rollout + update rounds
     batch_size: int = 64             # episodes (prompt, response) per iteration
     minibatch_size: int = 32         # episodes per gradient step
@@ -66,7 +71,7 @@ class PPOConfig:
     eos_penalty: float = 1.0         # D3: subtracted from the score of a response without EOS
     max_new_tokens: int = 192        # response length limit, bytes
     grad_clip: float = 1.0           # global gradient-norm clip
-    eval_every: int = 10             # iterations between progress lines
+    eval_every: int = 10             # iterations between progress lines and checkpoints (a kill loses fewer)
     seed: int = 0                    # prompt order, sampling, init
     device: str = "auto"             # "auto" | "cpu" | "cuda"
     precision: str = "fp32"          # "fp32" | "bf16" autocast (for wide models; slower at width 128)
@@ -77,6 +82,9 @@ class PPOConfig:
         check_choice("advantage", self.advantage, ADVANTAGES)
         check_choice("reward", self.reward, REWARDS)
         check_choice("precision", self.precision, PRECISIONS)
+        data.check_options(self.on_invalid, self.overflow)
+        if self.prompts and self.reward == "gold":
+            raise ConfigError("--reward gold judges the world's own prompts; a --prompts file needs --reward model")
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
                        "max_new_tokens", "eval_every", "samples_per_prompt", "grad_clip", "value_clip")
         check_non_negative(self, "vf_coef", "eos_penalty")
@@ -315,19 +323,21 @@ def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, c
     return {name: sum(s[name] for s in stats) / len(stats) for name in stats[0]}
 
 
-def batch_stats(batch: Batch, world: World) -> dict[str, float]:
-    """What the step log records about the rollout itself (see docs/ppo.md for meanings)."""
+def batch_stats(batch: Batch, world: World | None) -> dict[str, float]:
+    """What the step log records about the rollout itself (see docs/ppo.md for meanings); gold
+    and style only where the world judges the prompts (world None: a --prompts file's)."""
     r, mask = batch.rollout, batch.rollout.response_mask
     log_ratio = (batch.ref_logprobs - batch.old_logprobs) * mask
-    judged = evaluate.judge_texts(world, r.prompts, r.responses)
-    return {"ppo/score": batch.scores.mean().item(), "ppo/gold": judged["gold_mean"],
+    judged = evaluate.judge_texts(world, r.prompts, r.responses) if world else {}
+    return {"ppo/score": batch.scores.mean().item(),
+            **({"ppo/gold": judged["gold_mean"]} if world else {}),
             "ppo/kl": batch.kl.sum(-1).mean().item(),
             "ppo/kl_k3": ((log_ratio.exp() - 1 - log_ratio) * mask).sum(-1).mean().item(),
             "ppo/entropy": masked_mean(batch.entropy, mask).item(),
             **({} if batch.old_values is None else
                {"ppo/explained_variance": explained_variance(batch.old_values, batch.returns, mask)}),
-            "ppo/response_len": judged["mean_len"], "ppo/eos_rate": r.ended.float().mean().item(),
-            **{f"ppo/style_{s}": share for s, share in judged["style_mix"].items()}}
+            "ppo/response_len": evaluate.mean_bytes(r.responses), "ppo/eos_rate": r.ended.float().mean().item(),
+            **{f"ppo/style_{s}": share for s, share in judged.get("style_mix", {}).items()}}
 
 
 # ------------------------------------------------------------------ the loop
@@ -335,6 +345,7 @@ def batch_stats(batch: Batch, world: World) -> dict[str, float]:
 def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: World):
     """Policy and frozen reference from SFT; the reward model (or the gold judge); for GAE the
     critic, from the reward model (None for the critic-free estimators)."""
+    check_exists(cfg, "sft", *(("rm",) if reward_fn is None and cfg.reward == "model" else ()))
     policy = load_model(cfg.sft, device)
     reference = load_model(cfg.sft, device).eval().requires_grad_(False)
     reward_model = None
@@ -389,6 +400,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     seed_everything(cfg.seed)
     world = world or World(WorldConfig(seed=cfg.world_seed))
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
+    prompts, judge = training_prompts(cfg, world, policy.config.context_len)                  # a bad file too
     run = Run(cfg.out, "ppo", cfg)
     if run.finished:
         return run.finished_metrics()
@@ -401,18 +413,28 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
         kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
         kl_ctl.update(last["ppo/kl"], cfg.batch_size)
     with autocast(device, cfg.precision):
-        last = ppo_loop(cfg, run, world, (policy, reference, value_model, reward_fn), optimizer, kl_ctl,
+        last = ppo_loop(cfg, run, prompts, judge, (policy, reference, value_model, reward_fn), optimizer, kl_ctl,
                         start, baseline, device)
         return finish(run, policy, last)
 
 
-def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: FixedKL, start: int,
-             baseline: float, device) -> Rollout | None:
-    """Iterations start..cfg.iterations; returns the last rollout (None if there was none)."""
+def training_prompts(cfg: PPOConfig, world: World, context_len: int) -> tuple[list[str], World | None]:
+    """PPO's prompts and the world that judges their answers: the world's training prompts, or
+    a --prompts file's, which no gold judge knows (None)."""
+    if not cfg.prompts:
+        return world.prompts("train"), world
+    rows, _ = data.load(cfg.prompts, "prompt", context_len, cfg.on_invalid, cfg.overflow)
+    return [row.prompt for row in rows], None
+
+
+def ppo_loop(cfg: PPOConfig, run: Run, prompts: list[str], world: World | None, models, optimizer, kl_ctl: FixedKL,
+             start: int, baseline: float, device) -> Rollout | None:
+    """Iterations start..cfg.iterations; returns the last rollout (None if there was none).
+    world: the gold judge of the prompts' answers, None for a --prompts file's."""
     policy, reference, value_model, reward_fn = models
     modules, r = trained_modules(policy, value_model), None
     actor_critic = distributed.wrap(ActorCritic(policy, value_model))
-    prompts = distributed.shard(world.prompts("train"))
+    prompts = distributed.shard(prompts)
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)   # D11: temperature 1, the log-probs' own π
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
     for it in range(start, cfg.iterations):
@@ -430,11 +452,11 @@ def ppo_loop(cfg: PPOConfig, run: Run, world: World, models, optimizer, kl_ctl: 
         run.log(it + 1, stats)
         bar.update()
         if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
-            status(f"ppo {it + 1}/{cfg.iterations} | score {stats['ppo/score']:.2f} | gold {stats['ppo/gold']:.2f} "
-                   f"| kl {stats['ppo/kl']:.2f} | ideal {stats['ppo/style_ideal']:.2f} "
+            judged = f"| gold {stats['ppo/gold']:.2f} | ideal {stats['ppo/style_ideal']:.2f} " if world else ""
+            status(f"ppo {it + 1}/{cfg.iterations} | score {stats['ppo/score']:.2f} {judged}| kl {stats['ppo/kl']:.2f} "
                    f"| clipfrac {stats['ppo/clipfrac']:.2f} | {stats['ms_per_iteration']:.0f} ms/it")
             if distributed.is_main():
-                save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1)
+                save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1, run.seconds())
         tick = time.perf_counter()
     bar.close()
     return r
@@ -452,9 +474,9 @@ def finish(run: Run, policy: CausalLM, last: Rollout | None) -> dict:
     save_model(run.path / "model.safetensors", policy)
     if last is not None:
         write_json(run.path / "samples.json", [{"prompt": p, "response": t} for p, t in zip(last.prompts, last.responses)])
-    evaluate.plot_history(run, ["ppo/score", "ppo/gold", "ppo/kl", "ppo/response_len", "ppo/style_ideal"],
-                          "PPO training", "ppo_curves.png")
     last = run.history()[-1]
+    evaluate.plot_history(run, [k for k in ("ppo/score", "ppo/gold", "ppo/kl", "ppo/response_len", "ppo/style_ideal")
+                                if k in last], "PPO training", "ppo_curves.png")
     metrics = run.finish({k.split("/", 1)[1]: v for k, v in last.items() if k.startswith("ppo/")})
     status(evaluate.table("PPO (last iteration)", metrics) + f"\nrun directory: {run.path}")
     return metrics

@@ -23,9 +23,9 @@ from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_non_negative, check_positive,
-    compile_if, empty_model, load_model, load_tensors, pick_device, progress, read_json, resume_step, run_directory,
-    save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_non_negative,
+    check_exists, check_positive, check_range, compile_if, empty_model, load_model, load_tensors, pick_device, progress, read_json,
+    resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.world import STYLES, World, WorldConfig, check_context_fits
 
 POOLINGS = ("last", "mean")
@@ -231,7 +231,7 @@ class RewardConfig:
     length_bias: float = 0.0        # world annotators' preference for longer answers (per 100 bytes)
     pooling: str = "last"           # "last" non-pad token (InstructGPT) | "mean" over the response
     likelihood_weight: float = 5.0  # w of the gated log-likelihood read-out (RewardModel); 0: the head alone
-    epochs: int = 2                 # passes over the training pairs
+    epochs: int = 2                 # passes over the training pairs (a checkpoint at each one's end)
     batch_size: int = 16            # prompts per step, with all their pairs
     lr: float = 1e-3                # peak AdamW learning rate
     warmup: int = 30                # linear warmup steps
@@ -253,8 +253,8 @@ class RewardConfig:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("precision", self.precision, PRECISIONS)
         data.check_options(self.on_invalid, self.overflow)
-        check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "norm_samples",
-                       "grad_clip")
+        check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "grad_clip")
+        check_range(self, "norm_samples", 2)    # a standard deviation needs two answers
         check_non_negative(self, "label_temperature", "likelihood_weight", "warmup", "weight_decay",
                            "ensemble_std_coef")
         if self.from_scratch and not self.data:
@@ -348,7 +348,7 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
                 f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if k != "ms_per_step")
                 + f" | {metrics['ms_per_step']:.0f} ms/it")
             if distributed.is_main():
-                save_train_state(run.path / state, {"model": model}, optimizer, step + 1)
+                save_train_state(run.path / state, {"model": model}, optimizer, step + 1, run.seconds())
         run.log(member * total + step + 1, metrics)
         tick, window = time.perf_counter(), []
     bar.close()
@@ -365,8 +365,9 @@ def window_metrics(prefix: str, window: list[tuple[float, float]], seconds: floa
 
 @torch.no_grad()
 def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: int, seed: int, device) -> None:
-    """Set offset/scale so the SFT model's own answers score mean 0, std 1."""
-    prompts = prompts[:n]
+    """Set offset/scale so the SFT model's own answers score mean 0, std 1: n answers, to the
+    first n prompts, or cycling over fewer (a file whose pairs share one prompt still gives n)."""
+    prompts = [prompts[i % len(prompts)] for i in range(n)]
     responses = sample_texts(sft_policy, prompts, SamplingConfig(), seed=seed)
     model.eval()
     raw = score_texts(model, prompts, responses, device, model.config.context_len)
@@ -409,7 +410,11 @@ def train_reward(cfg: RewardConfig) -> dict:
     device = pick_device(cfg.device)
     distributed.init(device)
     world = world_for(cfg)
+    if not cfg.from_scratch:
+        check_exists(cfg, "sft")
     context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
+    if not cfg.data and not cfg.from_scratch:
+        check_context_fits(context_len, cfg.sft)
     train, heldout = load_pairs(cfg, world, context_len)       # a bad path or file stops before any write
     run = Run(cfg.out, "train-rm", cfg)
     if run.finished:
@@ -470,6 +475,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     labels were (same annotator noise, length bias and draw)."""
     cfg.validate()
     device = pick_device(cfg.device)
+    check_exists(cfg, "rm")
     model = load_reward_model(cfg.rm, device)
     trained = training_config(cfg.rm)
     trained = replace(trained, world_seed=trained.world_seed if cfg.world_seed is None else cfg.world_seed)

@@ -53,8 +53,15 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 def check_positive(cfg, *names: str) -> None:
     """Counts, sizes and learning rates: zero or less is a mistake, not a setting."""
     for name in names:
-        if getattr(cfg, name) <= 0:
+        if not getattr(cfg, name) > 0:      # NaN too: every comparison with it is false
             raise ConfigError(f"{flag(name)} must be positive; got {getattr(cfg, name)}")
+
+
+def check_exists(cfg, *names: str) -> None:
+    """Input paths: a missing one is named by its flag, since it may be a default the user never typed."""
+    for name in names:
+        if not Path(getattr(cfg, name)).exists():
+            raise ConfigError(f"{flag(name)} {getattr(cfg, name)}: no such run directory or file")
 
 
 def check_non_negative(cfg, *names: str) -> None:
@@ -220,6 +227,7 @@ class Run:
         self.path.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.started = time.perf_counter()
+        self.earlier_seconds = 0.0      # a resumed run's time before it was stopped (resume_step)
         self.device = str(pick_device(getattr(cfg, "device", "auto")))   # config.json may say only "auto"
         config = recorded_config(stage, cfg)
         states = list(self.path.glob("train_state*.safetensors"))
@@ -227,14 +235,15 @@ class Run:
         self.finished = resumed and (self.path / "metrics.json").exists()   # written last, by finish()
         if resumed:
             old = read_json(self.path / "config.json") if (self.path / "config.json").exists() else {}
-            changed = sorted(k for k in config if old.get(k) != config[k] and k not in SAME_RUN_ANYWHERE)
+            default = recorded_config(stage, type(cfg)())     # what a run from before a flag existed ran with
+            changed = sorted(k for k in config if old.get(k, default.get(k)) != config[k] and k not in SAME_RUN_ANYWHERE)
             if changed:
                 raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
                                   "pass --no-resume to start over or choose another --out")
         elif distributed.is_main():
             for stale in states + [self.path / "metrics.jsonl", self.path / "metrics.json"]:
                 stale.unlink(missing_ok=True)
-        if distributed.is_main():
+        if distributed.is_main() and not self.finished:    # a finished run is left as it is
             write_json(self.path / "config.json", config)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -262,8 +271,12 @@ class Run:
         status(f"{self.stage}: {self.path} already finished; pass --no-resume to run it again")
         return read_json(self.path / "metrics.json")
 
+    def seconds(self) -> float:
+        """Wall time so far, over every session of a resumed run."""
+        return self.earlier_seconds + time.perf_counter() - self.started
+
     def finish(self, metrics: dict) -> dict:
-        metrics = {**metrics, "wall_seconds": round(time.perf_counter() - self.started, 2), "device": self.device,
+        metrics = {**metrics, "wall_seconds": round(self.seconds(), 2), "device": self.device,
                    "torch": torch.__version__}
         if distributed.is_main():
             write_json(self.path / "metrics.json", metrics)
@@ -308,6 +321,9 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM
     if "members" in meta:
         raise ConfigError(f"{path} holds a reward model; expected a language model (an `rlhf sft` or "
                           "`rlhf ppo` run directory)")
+    if "gpt_config" not in meta and "hf_config" not in meta:
+        raise ConfigError(f"{path} records no model architecture (a train state, or another program's file); "
+                          "expected a run directory or its model.safetensors")
     model = empty_model(meta)
     model.load_state_dict(load_tensors(path))
     return model.to(device)
@@ -326,15 +342,15 @@ def is_hf_directory(path: Path) -> bool:
 
 
 def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
-                     step: int) -> None:
+                     step: int, seconds: float = 0.0) -> None:
     """Everything a resumed run needs, as plain tensors (no pickle): weights,
-    AdamW moments, the step, and the torch RNG state."""
+    AdamW moments, the step, the torch RNG state, and the run's seconds so far."""
     tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
     for i, state in optimizer.state_dict()["state"].items():    # i: the parameter's index, as load reads it
         for key, value in state.items():
             tensors[f"optim.{i}.{key}"] = torch.as_tensor(value)
     tensors["rng.torch"] = torch.get_rng_state()
-    save_tensors(path, tensors, {"step": str(step)})
+    save_tensors(path, tensors, {"step": str(step), "seconds": f"{seconds:.2f}"})
 
 
 def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> int:
@@ -366,6 +382,7 @@ def resume_step(run: Run, cfg, modules: dict[str, nn.Module], optimizer,
     except ConfigError as e:
         raise ConfigError(f"{e}; pass --no-resume to start over") from None
     run.truncate_log(log_offset + step, log_end)
+    run.earlier_seconds = float(tensor_metadata(state).get("seconds", 0.0))
     status(f"{run.stage}: resumed from {state} at step {step}")
     return step
 

@@ -32,14 +32,15 @@ class SFTConfig:
     world_seed: int = 0            # the world's facts, splits and phrasings
     ideal_share: float = 0.30      # world SFT mix: ideal share, the rest split over 6 failure styles
     examples: int = 96000          # world SFT examples drawn (each seen twice; fewer overfit, README)
-    steps: int = 6000              # optimizer steps (the shipped checkpoint: about 18 min on 2 CPU cores)
+    steps: int = 6000              # optimizer steps (the shipped checkpoint: 17-18 min on 2 CPU cores)
     batch_size: int = 32           # sequences per step
     lr: float = 3e-3               # peak AdamW learning rate (tiny models take large steps)
     warmup: int = 100              # linear warmup steps
     weight_decay: float = 0.1      # AdamW weight decay on matrices (nanoGPT)
     grad_clip: float = 1.0         # global gradient-norm clip
-    eval_every: int = 500          # steps between eval-loss passes
-    eval_samples: int = 512        # answers sampled for well_formed_rate / style_mix (held-out prompts in turn)
+    eval_every: int = 500          # steps between eval-loss passes and checkpoints (a kill loses fewer)
+    eval_samples: int = 512        # answers sampled for well_formed_rate / style_mix (held-out prompts in turn;
+                                   # the world's only: its judge says nothing of a file's examples)
     on_invalid: str = "error"      # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"        # rows longer than the context: "error" | "skip" | "truncate"
                                    # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
@@ -193,22 +194,30 @@ def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, s
     lengths = [len(tokens) for tokens, _ in encoded]
     tokens_per_batch = mean_tokens_per_batch(encoded, cfg.batch_size)
     bar, tick, since = progress(cfg.steps, "sft", start), time.perf_counter(), start
+    # the logged training loss is per loss token over every step since the last log: one batch's
+    # would be biased, since batches are length-sorted quarters of a pool (batch_indices) and a log
+    # step every POOL-th step always lands on the longest quarter (1.3x the eval loss at the end)
+    window_loss, window_tokens = 0.0, 0
     for step in range(start, cfg.steps):
         optim.set_lr(optimizer, optim.lr_at(step, cfg.steps, cfg.lr, cfg.warmup))
         batch = [encoded[i] for i in batch_indices(lengths, cfg.batch_size, cfg.seed, step)]
         loss = response_loss(ddp_model, *make_batch(batch, device), tokens_per_batch)
         loss.backward()
         grad_norm = optim.clip_and_step(optimizer, [model], cfg.grad_clip)
+        window_loss += loss.item() * tokens_per_batch                       # the batch's summed cross-entropy
+        window_tokens += sum(len(tokens) - first for tokens, first in batch)
         bar.update()
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             ms = 1000 * (time.perf_counter() - tick) / (step + 1 - since)          # a resumed or last window is shorter
-            metrics = {**distributed.all_mean({"sft/loss": loss.item()}), "sft/grad_norm": grad_norm,
+            metrics = {**distributed.all_mean({"sft/loss": window_loss / window_tokens}), "sft/grad_norm": grad_norm,
                        "sft/eval_loss": eval_loss(model, encoded_eval, device), "ms_per_step": ms}
+            window_loss, window_tokens = 0.0, 0
             run.log(step + 1, metrics)
             status(f"sft {step + 1}/{cfg.steps} | loss {metrics['sft/loss']:.3f} | "
                    f"eval {metrics['sft/eval_loss']:.3f} | {ms:.0f} ms/it")
             if distributed.is_main():
-                save_train_state(run.path / "train_state.safetensors", {"model": model}, optimizer, step + 1)
+                save_train_state(run.path / "train_state.safetensors", {"model": model}, optimizer, step + 1,
+                                 run.seconds())
             tick, since = time.perf_counter(), step + 1
     bar.close()
 

@@ -82,7 +82,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab import world_facts as facts
-from rlhf_lab.run import ConfigError, check_choice, check_positive, status, write_text
+from rlhf_lab.run import ConfigError, check_choice, check_non_negative, check_positive, status, write_text
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
 STYLES = ("ideal", "verbose", "hedging", "wrong", "repetitive", "formatted", "sycophantic")
@@ -91,12 +91,16 @@ HELDOUT_TEMPLATE = 4
 MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES, MAX_EXAMPLE_BYTES = 70, 180, 240
 
 
-def check_context_fits(context_len: int) -> None:
-    """The world's longest example, BOS prompt SEP response EOS, must fit a model's context."""
+def check_context_fits(context_len: int, model: str = "") -> None:
+    """The world's longest example, BOS prompt SEP response EOS, must fit a model's context:
+    --context-len's, or that of the model at path `model`."""
     need = MAX_EXAMPLE_BYTES + 3
-    if context_len < need:
-        raise ConfigError(f"--context-len must be at least {need} for the world's examples "
-                          f"({MAX_EXAMPLE_BYTES} bytes at most, plus BOS, SEP and EOS); got {context_len}")
+    if context_len >= need:
+        return
+    why = f"the world's examples need {need} tokens ({MAX_EXAMPLE_BYTES} bytes at most, plus BOS, SEP and EOS)"
+    if model:
+        raise ConfigError(f"{model}: a context of {context_len} tokens; {why}: train on --data instead")
+    raise ConfigError(f"--context-len must be at least {need}: {why}; got {context_len}")
 
 
 # How the judge decides correctness, per family (see the module docstring).
@@ -800,8 +804,15 @@ class ExportConfig:
     label_temperature: float = 0.1   # Bradley-Terry label noise of the annotators (0 = the gold order)
     length_bias: float = 0.0         # annotators' preference for longer answers, per 100 bytes
 
+    def validate(self) -> None:
+        check_positive(self, "sft_examples", "train_pairs", "heldout_pairs")
+        check_non_negative(self, "label_temperature")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ConfigError(f"--out {self.out} is a file; a directory is needed")
+
 
 def export_main(cfg: ExportConfig) -> list[Path]:
+    cfg.validate()
     world = World(WorldConfig(seed=cfg.world_seed, pair_temperature=cfg.label_temperature,
                               length_bias=cfg.length_bias))
     paths = world.export(cfg.out, cfg.sft_examples, cfg.train_pairs, cfg.heldout_pairs, cfg.seed)

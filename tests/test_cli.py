@@ -70,9 +70,14 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("pipeline", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
     ("eval", ["--samples-per-prompt", "0"], "--samples-per-prompt must be positive"),
     ("eval", ["--temperature", "-0.5"], "--temperature must be at least 0"),
-    ("sft", ["--context-len", "128"], "--context-len must be at least 243 for the world's examples"),
+    ("sft", ["--context-len", "128"], "--context-len must be at least 243: the world's examples need"),
     ("train-rm", ["--from-scratch", "--context-len", "64"], "--context-len must be at least 243"),
     ("sft", ["--n-heads", "3"], "--width must be a multiple of --n-heads; got 128 and 3"),
+    ("sft", ["--lr", "nan"], "--lr must be positive; got nan"),
+    ("train-rm", ["--norm-samples", "1"], "--norm-samples must be at least 2"),   # a std needs two answers
+    ("eval", ["--policy", "no/such/ppo"], "--policy no/such/ppo: no such run directory or file"),
+    ("ppo", ["--rm", "no/such/rm"], "--rm no/such/rm: no such run directory or file"),
+    ("ppo", ["--prompts", "p.jsonl", "--reward", "gold"], "--reward gold judges the world's own prompts"),
 ])
 def test_an_impossible_value_is_refused_before_any_run_directory_is_written(tmp_path, capsys, command, flags,
                                                                              message):
@@ -199,6 +204,53 @@ def test_unreadable_checkpoints_configs_and_mismatched_models_are_one_clear_line
     (tmp_path / "o" / "train_state.safetensors").write_bytes(b"")
     assert cli.main(["sft", "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "config.json:1: not valid JSON" in capsys.readouterr().err
+
+
+def test_a_train_state_or_a_short_context_model_where_a_model_belongs_is_one_clear_line(tmp_path, capsys):
+    import torch
+    from reference import TINY
+    from rlhf_lab.model import MiniGPT
+    from rlhf_lab.run import save_model, save_train_state
+    model = MiniGPT(TINY)                                   # context 64: too short for the world's examples
+    (tmp_path / "sft").mkdir()
+    save_model(tmp_path / "sft" / "model.safetensors", model)
+    save_train_state(tmp_path / "state.safetensors", {"model": model}, torch.optim.AdamW(model.parameters()), 1)
+    cases = [(["eval", "--policy", str(tmp_path / "state.safetensors"), "--sft", str(tmp_path / "sft"),
+               "--rm", str(tmp_path / "sft")], "records no model architecture"),
+             (["train-rm", "--sft", str(tmp_path / "sft")], f"{tmp_path / 'sft'}: a context of 64 tokens; the world's")]
+    for argv, message in cases:
+        assert cli.main([*argv, "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_world_export_refuses_impossible_sizes_and_a_file_for_its_directory(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert cli.main(["world", "export", "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file; a directory is needed" in capsys.readouterr().err
+    assert cli.main(["world", "export", "--out", str(tmp_path / "w"), "--sft-examples", "-5"]) == 2
+    assert "--sft-examples must be positive" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_that_says_how_to_continue(monkeypatch, capsys):
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("rlhf_lab.sft.main", interrupted)
+    assert cli.main(["sft", "--out", "unused"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the same command continues from the stage's last checkpoint" in err
+    assert "Traceback" not in err
+
+
+def test_eval_compares_the_policy_with_the_sft_model_and_reward_model_it_was_trained_with(tmp_path):
+    from rlhf_lab.evaluate import EvalConfig
+    from rlhf_lab.run import SHIPPED_SFT, write_json
+    write_json(tmp_path / "ppo" / "config.json", {"stage": "ppo", "sft": "my/sft", "rm": "my/rm"})
+    recorded = EvalConfig(policy=str(tmp_path / "ppo")).with_policy_defaults()
+    assert (recorded.sft, recorded.rm) == ("my/sft", "my/rm")
+    given = EvalConfig(policy=str(tmp_path / "ppo"), sft="other/sft").with_policy_defaults()
+    assert (given.sft, given.rm) == ("other/sft", "my/rm")
+    unrecorded = EvalConfig(policy=str(tmp_path / "elsewhere")).with_policy_defaults()
+    assert (unrecorded.sft, unrecorded.rm) == (SHIPPED_SFT, "runs/rm")
 
 
 def test_world_show_answers_each_prompt_in_every_style_with_ideal_on_top(capsys):

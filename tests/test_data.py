@@ -37,7 +37,11 @@ def test_shared_prefix_cut_keeps_answers_whole():
     ('{"prompt": "Q", "chosen": "a"', "malformed JSON"),
     (row(prompt="Q", chosen="a"), "missing keys"),
     (row(prompt="Q", chosen="", rejected="b"), '"chosen" is empty'),
-    (row(prompt="Q", chosen=3, rejected="b"), "must be a string"),
+    (row(prompt="Q", chosen=3, rejected="b"), "must be a string, got number"),
+    (row(prompt="Q", chosen=None, rejected="b"), '"chosen" must be a string, got null'),
+    ('{"prompt": "Q\\ud800", "chosen": "a", "rejected": "b"}', "lone UTF-16 surrogate"),
+    (row(prompt="Q", chosen="a", rejected="b", group=[1, 2]), '"group" must be a string or a number, got array'),
+    ("[1, 2]", "expected a JSON object, got array (JSONL: one object per line)"),
     (b'{"prompt": "\xff", "chosen": "a", "rejected": "b"}\n', "invalid UTF-8"),
     (row(prompt="Q" * 300, chosen="a", rejected="b"), "longer than the context"),
     (row(prompt="Q", chosen="same", rejected="same"), "chosen and rejected are the same text"),
@@ -50,6 +54,15 @@ def test_bad_rows_name_file_and_line(tmp_path, line, message):
         load(path, "preference", 256)
     assert str(err.value).startswith(f"{path}:2: ")
     assert message in str(err.value)
+
+
+def test_a_ppo_prompt_must_leave_room_for_an_answer(tmp_path):
+    path = write(tmp_path / "prompts.jsonl", [row(prompt="Q?", id=1), row(prompt="Q" * 240)])
+    with pytest.raises(DataError) as err:
+        load(path, "prompt", 256)
+    assert str(err.value).startswith(f"{path}:2: prompt with room for a 32-byte answer is")
+    prompts, _ = load(path, "prompt", 256, overflow="truncate")
+    assert [len(p.prompt) for p in prompts] == [2, 256 - 32 - 3]
 
 
 def test_skip_counts_and_reports_instead_of_dropping_silently(tmp_path, capsys):

@@ -69,6 +69,17 @@ def test_rloo_answers_each_drawn_prompt_k_times_in_a_row(tmp_path):
     assert len(groups) == 4 and all(len(set(g)) == 1 for g in groups)
 
 
+def test_ppo_trains_on_a_prompts_file_and_logs_no_gold_for_prompts_the_world_does_not_know(tmp_path):
+    asked = ["Tell me a joke.", "How do I boil an egg?", "What is a byte?"]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p, "id": i}) + "\n" for i, p in enumerate(asked)))
+    ppo.train_ppo(tiny_ppo(tmp_path / "ppo", prompts=str(path)), reward_fn=starts_with(ord("T")))
+    sampled = {s["prompt"] for s in json.loads((tmp_path / "ppo" / "samples.json").read_text())}
+    assert sampled <= set(asked)
+    logged = json.loads((tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "ppo/score" in logged and not any(k.startswith(("ppo/gold", "ppo/style")) for k in logged)
+
+
 def killed_after(calls_allowed, reward):
     """A reward function that dies on a later call, as a killed process would."""
     calls = []
