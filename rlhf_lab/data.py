@@ -75,6 +75,10 @@ class LoadReport:
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
         return f"{self.path}: {self.loaded} rows loaded, skipped: {skipped}, prompts truncated: {self.truncated}"
 
+    def as_metrics(self) -> dict:
+        """What metrics.json keeps of a file's loading, so no skipped row goes unrecorded."""
+        return {"rows_loaded": self.loaded, "rows_skipped": dict(self.skipped), "prompts_truncated": self.truncated}
+
 
 def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
     """(line number, raw bytes) of each non-blank line of a .jsonl or .jsonl.gz file; a UTF-8

@@ -400,8 +400,9 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     seed_everything(cfg.seed)
     world = world or World(WorldConfig(seed=cfg.world_seed))
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
-    prompts, judge = training_prompts(cfg, world, policy.config.context_len)                  # a bad file too
+    prompts, judge, files = training_prompts(cfg, world, policy.config.context_len)           # a bad file too
     run = Run(cfg.out, "ppo", cfg)
+    run.data_files = files
     if run.finished:
         return run.finished_metrics()
     modules = trained_modules(policy, value_model)
@@ -418,13 +419,13 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
         return finish(run, policy, last)
 
 
-def training_prompts(cfg: PPOConfig, world: World, context_len: int) -> tuple[list[str], World | None]:
-    """PPO's prompts and the world that judges their answers: the world's training prompts, or
-    a --prompts file's, which no gold judge knows (None)."""
+def training_prompts(cfg: PPOConfig, world: World, context_len: int) -> tuple[list[str], World | None, dict]:
+    """PPO's prompts, the world that judges their answers, and what loading a file kept: the
+    world's training prompts, or a --prompts file's, which no gold judge knows (None)."""
     if not cfg.prompts:
-        return world.prompts("train"), world
-    rows, _ = data.load(cfg.prompts, "prompt", context_len, cfg.on_invalid, cfg.overflow)
-    return [row.prompt for row in rows], None
+        return world.prompts("train"), world, {}
+    rows, report = data.load(cfg.prompts, "prompt", context_len, cfg.on_invalid, cfg.overflow)
+    return [row.prompt for row in rows], None, {cfg.prompts: report.as_metrics()}
 
 
 def ppo_loop(cfg: PPOConfig, run: Run, prompts: list[str], world: World | None, models, optimizer, kl_ctl: FixedKL,

@@ -281,10 +281,15 @@ def world_heldout(cfg: RewardConfig, world: World) -> dict[str, list]:
             for split in ("heldout_prompt", "heldout_template", "heldout_fact")}
 
 
-def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list, dict[str, list]]:
-    """Training pairs and named held-out sets, from files or from the world."""
+def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list, dict[str, list], dict[str, dict]]:
+    """Training pairs and named held-out sets, from files or from the world, and what loading
+    each file kept and skipped."""
+    files = {}
+
     def from_file(path):
-        return data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow)[0]
+        rows, report = data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow)
+        files[path] = report.as_metrics()
+        return rows
 
     train = (from_file(cfg.data) if cfg.data else
              pairs_from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed, cfg.responses_per_prompt)))
@@ -294,7 +299,7 @@ def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list,
         heldout = {}
     else:
         heldout = world_heldout(cfg, world)
-    return train, heldout
+    return train, heldout, files
 
 
 def new_reward_model(cfg: RewardConfig, device) -> RewardModel:
@@ -415,8 +420,9 @@ def train_reward(cfg: RewardConfig) -> dict:
     context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
     if not cfg.data and not cfg.from_scratch:
         check_context_fits(context_len, cfg.sft)
-    train, heldout = load_pairs(cfg, world, context_len)       # a bad path or file stops before any write
+    train, heldout, files = load_pairs(cfg, world, context_len)   # a bad path or file stops before any write
     run = Run(cfg.out, "train-rm", cfg)
+    run.data_files = files
     if run.finished:
         return run.finished_metrics()
     all_groups = group_pairs(train)
@@ -480,14 +486,16 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     trained = training_config(cfg.rm)
     trained = replace(trained, world_seed=trained.world_seed if cfg.world_seed is None else cfg.world_seed)
     world = world_for(trained)
+    files = {}
     if cfg.data:
-        heldout = {"heldout": data.load(cfg.data, "preference", model.config.context_len,
-                                        cfg.on_invalid, cfg.overflow)[0]}
+        pairs, report = data.load(cfg.data, "preference", model.config.context_len, cfg.on_invalid, cfg.overflow)
+        heldout, files = {"heldout": pairs}, {cfg.data: report.as_metrics()}
     else:
         heldout = world_heldout(trained, world)
     out = Path(cfg.out or run_directory(cfg.rm) / "eval")
     out.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device)
+    metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device),
+               **({"data_files": files} if files else {})}
     write_json(out / "metrics.json", metrics)
     status(evaluate.table("reward model evaluation", metrics) + f"\nwritten to: {out}")
     return metrics

@@ -228,6 +228,7 @@ class Run:
         self.stage = stage
         self.started = time.perf_counter()
         self.earlier_seconds = 0.0      # a resumed run's time before it was stopped (resume_step)
+        self.data_files: dict[str, dict] = {}   # what loading each input file kept and skipped (metrics.json)
         self.device = str(pick_device(getattr(cfg, "device", "auto")))   # config.json may say only "auto"
         config = recorded_config(stage, cfg)
         states = list(self.path.glob("train_state*.safetensors"))
@@ -276,7 +277,8 @@ class Run:
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def finish(self, metrics: dict) -> dict:
-        metrics = {**metrics, "wall_seconds": round(self.seconds(), 2), "device": self.device,
+        metrics = {**metrics, **({"data_files": self.data_files} if self.data_files else {}),
+                   "wall_seconds": round(self.seconds(), 2), "device": self.device,
                    "torch": torch.__version__}
         if distributed.is_main():
             write_json(self.path / "metrics.json", metrics)

@@ -132,21 +132,29 @@ def eval_loss(model: MiniGPT, encoded: list, device, batch_size: int = 64) -> fl
     return sum(losses) / len(losses)
 
 
-def load_data(cfg: SFTConfig, world: World) -> tuple[list, list]:
-    """Training and eval examples: from JSONL files, or drawn from the world."""
+def load_data(cfg: SFTConfig, world: World) -> tuple[list, list, dict[str, dict]]:
+    """Training and eval examples, from JSONL files or drawn from the world, and what
+    loading each file kept and skipped."""
+    files = {}
+
+    def from_file(path):
+        rows, report = data.load(path, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow)
+        files[path] = report.as_metrics()
+        return rows
+
     if cfg.data:
-        train, _ = data.load(cfg.data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow)
+        train = from_file(cfg.data)
     else:
         train = [data.SFTExample(r["prompt"], r["response"])
                  for r in world.sft_examples("train", cfg.examples, cfg.seed)]
     if cfg.eval_data:
-        heldout, _ = data.load(cfg.eval_data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow)
+        heldout = from_file(cfg.eval_data)
     elif cfg.data:
         train, heldout = split_off_eval(train, cfg.data, cfg.seed)
     else:
         heldout = [data.SFTExample(r["prompt"], r["response"])
                    for r in world.sft_examples("heldout_prompt", 512, cfg.seed + 1)]
-    return distributed.shard(train), heldout
+    return distributed.shard(train), heldout, files
 
 
 EVAL_SHARE, MAX_EVAL = 0.05, 512   # a file's rows held out for the eval loss when no --eval-data is given
@@ -174,8 +182,9 @@ def train_sft(cfg: SFTConfig) -> dict:
     distributed.init(device)
     seed_everything(cfg.seed)
     world = world_for(cfg)
-    train, heldout = load_data(cfg, world)                     # a bad file stops before any write
+    train, heldout, files = load_data(cfg, world)              # a bad file stops before any write
     run = Run(cfg.out, "sft", cfg)
+    run.data_files = files
     if run.finished:
         return run.finished_metrics()
     encoded, encoded_eval = encode_examples(train), encode_examples(heldout)

@@ -130,6 +130,7 @@ def test_train_rm_on_a_file_without_a_held_out_file_reports_what_it_can(tmp_path
     metrics = json.loads((tmp_path / "rm" / "metrics.json").read_text())
     assert "train_accuracy" in metrics and metrics["textbook_pairs_correct"] in range(7)
     assert "heldout_accuracy" not in metrics
+    assert metrics["data_files"][str(pairs)]["rows_loaded"] == 4
 
 
 def test_world_export_writes_loadable_files(tmp_path):
@@ -158,6 +159,8 @@ def test_eval_rm_can_skip_bad_rows_of_a_file(tmp_path, capsys):
     assert "1 rows loaded, skipped: 1 \"chosen\" is empty" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["heldout_pairs"] == 1 and (tmp_path / "eval" / "reliability.png").exists()
+    assert metrics["data_files"] == {str(pairs): {"rows_loaded": 1, "rows_skipped": {'"chosen" is empty': 1},
+                                                  "prompts_truncated": 0}}
 
 
 def test_a_reward_model_where_a_language_model_belongs_is_one_clear_line(tmp_path, capsys):

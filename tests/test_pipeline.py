@@ -78,6 +78,7 @@ def test_ppo_trains_on_a_prompts_file_and_logs_no_gold_for_prompts_the_world_doe
     assert sampled <= set(asked)
     logged = json.loads((tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "ppo/score" in logged and not any(k.startswith(("ppo/gold", "ppo/style")) for k in logged)
+    assert json.loads((tmp_path / "ppo" / "metrics.json").read_text())["data_files"][str(path)]["rows_loaded"] == 3
 
 
 def killed_after(calls_allowed, reward):
