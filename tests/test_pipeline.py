@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from rlhf_lab import pipeline, ppo
 from rlhf_lab.model import SamplingConfig, positions_from_mask
 from rlhf_lab.rollout import Rollout, encode_prompts, sample_texts
-from rlhf_lab.run import SHIPPED_SFT, load_model
+from rlhf_lab.run import SHIPPED_SFT, load_model, tensor_metadata
 from rlhf_lab.world import World
 
 
@@ -99,10 +99,23 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, estimator):
     with pytest.raises(KeyboardInterrupt):
         ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1, **estimator),
                       reward_fn=killed_after(1, starts_with(ord("T"))))
+    before_kill = float(tensor_metadata(tmp_path / "cut" / "train_state.safetensors")["seconds"])
     ppo.train_ppo(tiny_ppo(tmp_path / "cut", eval_every=1, **estimator), reward_fn=starts_with(ord("T")))
     full, cut = load_model(tmp_path / "full"), load_model(tmp_path / "cut")
     assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), cut.state_dict().values()))
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["wall_seconds"] > before_kill > 0
+
+
+def test_a_finished_run_is_left_as_it_is_even_from_before_a_flag_existed(tmp_path):
+    ppo.train_ppo(tiny_ppo(tmp_path / "ppo"), reward_fn=starts_with(ord("T")))
+    config = tmp_path / "ppo" / "config.json"
+    older = {k: v for k, v in json.loads(config.read_text()).items() if k != "prompts"}   # a run the flag postdates
+    config.write_text(json.dumps(older))
+    files = {f: f.stat().st_mtime_ns for f in (tmp_path / "ppo").iterdir()}
+    metrics = ppo.train_ppo(tiny_ppo(tmp_path / "ppo"), reward_fn=starts_with(ord("T")))
+    assert {f: f.stat().st_mtime_ns for f in (tmp_path / "ppo").iterdir()} == files
+    assert metrics == json.loads((tmp_path / "ppo" / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
