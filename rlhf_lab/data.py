@@ -216,10 +216,11 @@ def check_options(on_invalid: str, overflow: str) -> None:
 
 
 def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error",
-         overflow: str = "error") -> tuple[list, LoadReport]:
+         overflow: str = "error", files: dict[str, dict] | None = None) -> tuple[list, LoadReport]:
     """Load SFT examples (kind="sft"), preference pairs (kind="preference") or PPO prompts (kind="prompt").
 
-    on_invalid: "error" | "skip"; overflow: "error" | "skip" | "truncate".
+    on_invalid: "error" | "skip"; overflow: "error" | "skip" | "truncate". files: a stage's record
+    of its input files (metrics.json's data_files), which gets this one's LoadReport.as_metrics().
     """
     check_options(on_invalid, overflow)
     parse = {"sft": parse_sft, "preference": parse_preference, "prompt": parse_prompt}[kind]
@@ -247,6 +248,8 @@ def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error
         row.prompt = prompt
         rows.append(row)
     report.loaded = len(rows)
+    if files is not None:
+        files[str(path)] = report.as_metrics()
     if report.skipped or report.truncated:
         status(report.line())
     if not rows:

@@ -259,6 +259,8 @@ class EvalConfig:
     def with_policy_defaults(self) -> EvalConfig:
         """--sft and --rm, where not given, as the policy's `rlhf ppo` run recorded them: comparing a
         policy with another SFT model than its own would measure the wrong improvement and KL."""
+        if self.sft and self.rm:
+            return self
         config = run_directory(self.policy) / "config.json"
         recorded = read_json(config) if config.exists() else {}
         return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED_SFT,

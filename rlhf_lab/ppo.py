@@ -328,16 +328,16 @@ def batch_stats(batch: Batch, world: World | None) -> dict[str, float]:
     and style only where the world judges the prompts (world None: a --prompts file's)."""
     r, mask = batch.rollout, batch.rollout.response_mask
     log_ratio = (batch.ref_logprobs - batch.old_logprobs) * mask
-    judged = evaluate.judge_texts(world, r.prompts, r.responses) if world else {}
+    judged = evaluate.judge_texts(world, r.prompts, r.responses) if world else None
     return {"ppo/score": batch.scores.mean().item(),
-            **({"ppo/gold": judged["gold_mean"]} if world else {}),
+            **({"ppo/gold": judged["gold_mean"]} if judged else {}),
             "ppo/kl": batch.kl.sum(-1).mean().item(),
             "ppo/kl_k3": ((log_ratio.exp() - 1 - log_ratio) * mask).sum(-1).mean().item(),
             "ppo/entropy": masked_mean(batch.entropy, mask).item(),
             **({} if batch.old_values is None else
                {"ppo/explained_variance": explained_variance(batch.old_values, batch.returns, mask)}),
             "ppo/response_len": evaluate.mean_bytes(r.responses), "ppo/eos_rate": r.ended.float().mean().item(),
-            **{f"ppo/style_{s}": share for s, share in judged.get("style_mix", {}).items()}}
+            **({f"ppo/style_{s}": share for s, share in judged["style_mix"].items()} if judged else {})}
 
 
 # ------------------------------------------------------------------ the loop
@@ -401,8 +401,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     world = world or World(WorldConfig(seed=cfg.world_seed))
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
     prompts, judge, files = training_prompts(cfg, world, policy.config.context_len)           # a bad file too
-    run = Run(cfg.out, "ppo", cfg)
-    run.data_files = files
+    run = Run(cfg.out, "ppo", cfg, files)
     if run.finished:
         return run.finished_metrics()
     modules = trained_modules(policy, value_model)
@@ -424,8 +423,9 @@ def training_prompts(cfg: PPOConfig, world: World, context_len: int) -> tuple[li
     world's training prompts, or a --prompts file's, which no gold judge knows (None)."""
     if not cfg.prompts:
         return world.prompts("train"), world, {}
-    rows, report = data.load(cfg.prompts, "prompt", context_len, cfg.on_invalid, cfg.overflow)
-    return [row.prompt for row in rows], None, {cfg.prompts: report.as_metrics()}
+    files = {}
+    rows, _ = data.load(cfg.prompts, "prompt", context_len, cfg.on_invalid, cfg.overflow, files)
+    return [row.prompt for row in rows], None, files
 
 
 def ppo_loop(cfg: PPOConfig, run: Run, prompts: list[str], world: World | None, models, optimizer, kl_ctl: FixedKL,

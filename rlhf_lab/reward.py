@@ -287,9 +287,7 @@ def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list,
     files = {}
 
     def from_file(path):
-        rows, report = data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow)
-        files[path] = report.as_metrics()
-        return rows
+        return data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow, files)[0]
 
     train = (from_file(cfg.data) if cfg.data else
              pairs_from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed, cfg.responses_per_prompt)))
@@ -415,14 +413,14 @@ def train_reward(cfg: RewardConfig) -> dict:
     device = pick_device(cfg.device)
     distributed.init(device)
     world = world_for(cfg)
+    context_len = cfg.context_len                              # a from-scratch trunk's (validate checks it)
     if not cfg.from_scratch:
         check_exists(cfg, "sft")
-    context_len = cfg.context_len if cfg.from_scratch else load_model(cfg.sft).config.context_len
-    if not cfg.data and not cfg.from_scratch:
-        check_context_fits(context_len, cfg.sft)
+        context_len = load_model(cfg.sft).config.context_len
+        if not cfg.data:
+            check_context_fits(context_len, cfg.sft)
     train, heldout, files = load_pairs(cfg, world, context_len)   # a bad path or file stops before any write
-    run = Run(cfg.out, "train-rm", cfg)
-    run.data_files = files
+    run = Run(cfg.out, "train-rm", cfg, files)
     if run.finished:
         return run.finished_metrics()
     all_groups = group_pairs(train)
@@ -488,8 +486,8 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     world = world_for(trained)
     files = {}
     if cfg.data:
-        pairs, report = data.load(cfg.data, "preference", model.config.context_len, cfg.on_invalid, cfg.overflow)
-        heldout, files = {"heldout": pairs}, {cfg.data: report.as_metrics()}
+        heldout = {"heldout": data.load(cfg.data, "preference", model.config.context_len,
+                                        cfg.on_invalid, cfg.overflow, files)[0]}
     else:
         heldout = world_heldout(trained, world)
     out = Path(cfg.out or run_directory(cfg.rm) / "eval")

@@ -220,7 +220,7 @@ class Run:
     Under torchrun every rank reads the directory and rank 0 alone writes it.
     """
 
-    def __init__(self, out: str | Path, stage: str, cfg) -> None:
+    def __init__(self, out: str | Path, stage: str, cfg, data_files: dict[str, dict] | None = None) -> None:
         self.path = Path(out)
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"--out {self.path} is a file; a run directory is needed")
@@ -228,7 +228,7 @@ class Run:
         self.stage = stage
         self.started = time.perf_counter()
         self.earlier_seconds = 0.0      # a resumed run's time before it was stopped (resume_step)
-        self.data_files: dict[str, dict] = {}   # what loading each input file kept and skipped (metrics.json)
+        self.data_files = data_files or {}   # what loading each input file kept and skipped (data.load; metrics.json)
         self.device = str(pick_device(getattr(cfg, "device", "auto")))   # config.json may say only "auto"
         config = recorded_config(stage, cfg)
         states = list(self.path.glob("train_state*.safetensors"))

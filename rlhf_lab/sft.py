@@ -136,19 +136,13 @@ def load_data(cfg: SFTConfig, world: World) -> tuple[list, list, dict[str, dict]
     """Training and eval examples, from JSONL files or drawn from the world, and what
     loading each file kept and skipped."""
     files = {}
-
-    def from_file(path):
-        rows, report = data.load(path, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow)
-        files[path] = report.as_metrics()
-        return rows
-
     if cfg.data:
-        train = from_file(cfg.data)
+        train, _ = data.load(cfg.data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow, files)
     else:
         train = [data.SFTExample(r["prompt"], r["response"])
                  for r in world.sft_examples("train", cfg.examples, cfg.seed)]
     if cfg.eval_data:
-        heldout = from_file(cfg.eval_data)
+        heldout, _ = data.load(cfg.eval_data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow, files)
     elif cfg.data:
         train, heldout = split_off_eval(train, cfg.data, cfg.seed)
     else:
@@ -183,8 +177,7 @@ def train_sft(cfg: SFTConfig) -> dict:
     seed_everything(cfg.seed)
     world = world_for(cfg)
     train, heldout, files = load_data(cfg, world)              # a bad file stops before any write
-    run = Run(cfg.out, "sft", cfg)
-    run.data_files = files
+    run = Run(cfg.out, "sft", cfg, files)
     if run.finished:
         return run.finished_metrics()
     encoded, encoded_eval = encode_examples(train), encode_examples(heldout)

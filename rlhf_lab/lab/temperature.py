@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, pipeline
 from rlhf_lab.lab.report import Report
-from rlhf_lab.run import ConfigError, read_json
+from rlhf_lab.run import ConfigError
 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -44,7 +44,7 @@ def pipeline_run(cfg: TemperatureConfig) -> Path:
 
 def compare_at(cfg: TemperatureConfig, run: Path, temperature: float) -> dict:
     metrics, _ = evaluate.compare(evaluate.EvalConfig(
-        policy=str(run / "ppo"), sft=read_json(run / "ppo" / "config.json")["sft"], rm=str(run / "rm"),
+        policy=str(run / "ppo"), rm=str(run / "rm"),                     # SFT: the one the policy recorded
         temperature=temperature, samples_per_prompt=1 if cfg.quick else cfg.samples_per_prompt,
         prompts=24 if cfg.quick else 500, device=cfg.device))
     return metrics
