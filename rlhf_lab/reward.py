@@ -26,7 +26,7 @@ from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_non_negative,
     check_exists, check_positive, check_range, compile_if, empty_model, load_model, load_tensors, pick_device, progress, read_json,
     resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
-from rlhf_lab.world import STYLES, World, WorldConfig, check_context_fits
+from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
 POOLINGS = ("last", "mean")
 
@@ -229,6 +229,9 @@ class RewardConfig:
     heldout_pairs: int = 2000       # world pairs per held-out split (on 500, sampling noise alone adds ~0.03 to ECE)
     label_temperature: float = 0.1  # Bradley-Terry label noise of the world's annotators
     length_bias: float = 0.0        # world annotators' preference for longer answers (per 100 bytes)
+    format_bias: float = 0.0        # world annotators' extra utility for a formatted (markdown) answer
+    hedging_bias: float = 0.0       # world annotators' extra utility for a hedged answer
+    sycophancy_bias: float = 0.0    # world annotators' extra utility for flattery or agreeing with a false premise
     pooling: str = "last"           # "last" non-pad token (InstructGPT) | "mean" over the response
     likelihood_weight: float = 5.0  # w of the gated log-likelihood read-out (RewardModel); 0: the head alone
     epochs: int = 2                 # passes over the training pairs (a checkpoint at each one's end)
@@ -264,9 +267,6 @@ class RewardConfig:
                               f"got {self.responses_per_prompt}")
 
 
-def world_for(cfg: RewardConfig) -> World:
-    return World(WorldConfig(seed=cfg.world_seed, pair_temperature=cfg.label_temperature,
-                             length_bias=cfg.length_bias))
 
 
 def pairs_from_rows(rows: list[dict]) -> list[data.PreferencePair]:
@@ -412,7 +412,7 @@ def train_reward(cfg: RewardConfig) -> dict:
     cfg.validate()
     device = pick_device(cfg.device)
     distributed.init(device)
-    world = world_for(cfg)
+    world = annotated_world(cfg)
     context_len = cfg.context_len                              # a from-scratch trunk's (validate checks it)
     if not cfg.from_scratch:
         check_exists(cfg, "sft")
@@ -483,7 +483,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     model = load_reward_model(cfg.rm, device)
     trained = training_config(cfg.rm)
     trained = replace(trained, world_seed=trained.world_seed if cfg.world_seed is None else cfg.world_seed)
-    world = world_for(trained)
+    world = annotated_world(trained)
     files = {}
     if cfg.data:
         heldout = {"heldout": data.load(cfg.data, "preference", model.config.context_len,

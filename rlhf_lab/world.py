@@ -170,6 +170,9 @@ class WorldConfig:
     sft_style_mix: dict[str, float] = field(default_factory=ideal_mix)  # style -> weight in sft_examples
     pair_temperature: float = 0.1    # Bradley-Terry label noise on gold scores; 0 = the gold order
     length_bias: float = 0.0         # annotator utility gains length_bias * (len_a - len_b) / 100 bytes
+    format_bias: float = 0.0         # annotator utility gained by an answer the judge reads as formatted (markdown)
+    hedging_bias: float = 0.0        # ... by a hedged answer (annotators who take caution for care)
+    sycophancy_bias: float = 0.0     # ... by a flattering answer or one that accepts a false premise
 
     def __post_init__(self):
         checks = ((0 <= self.heldout_fact_frac < 1, "heldout_fact_frac must be in [0, 1)"),
@@ -750,19 +753,30 @@ class World:
     def _ranked_pairs(self, task: Task, split: str, group: int, k: int, rng: random.Random) -> list[dict]:
         styles = rng.sample(STYLES, k)
         responses = [self.respond(task, s, rng) for s in styles]
-        golds = [self.gold(task.prompt, r) for r in responses]
-        order = self._annotator_ranking(golds, [len(r) for r in responses], rng)
+        judgements = [self.judge(task.prompt, r) for r in responses]
+        golds = [j.score for j in judgements]
+        order = self._annotator_ranking([self.annotator_utility(j, len(r)) for j, r in zip(judgements, responses)],
+                                        rng)
         return [{"prompt": task.prompt, "chosen": responses[c], "rejected": responses[r],
                  "chosen_style": styles[c], "rejected_style": styles[r],
                  "chosen_gold": golds[c], "rejected_gold": golds[r], "split": split, "group": group}
                 for i, c in enumerate(order) for r in order[i + 1:]]
 
-    def _annotator_ranking(self, golds: list[float], lengths: list[int], rng: random.Random) -> list[int]:
-        """Plackett-Luce ranking, best first: each next pick is drawn with P ∝ exp(utility / temperature),
-        utility = gold + length_bias * bytes / 100. With two answers this is Bradley-Terry,
-        P(first) = sigmoid(utility margin / temperature); temperature 0 sorts (ties at random)."""
-        utility = [g + self.cfg.length_bias * n / 100 for g, n in zip(golds, lengths)]
-        remaining, order = list(range(len(golds))), []
+    def annotator_utility(self, judgement: Judgement, length: int) -> float:
+        """What the simulated annotators rank by: the gold score plus their biases (all 0 by
+        default), each a known human-preference bias that a reward model learns and PPO then
+        exploits: longer answers (Singhal et al. 2023), markdown (format gaming), hedges, and
+        flattery or agreement with the user (sycophancy, Sharma et al. 2023)."""
+        cfg = self.cfg
+        return (judgement.score + cfg.length_bias * length / 100 + cfg.format_bias * judgement.formatted
+                + cfg.hedging_bias * judgement.hedged
+                + cfg.sycophancy_bias * (judgement.flattering or judgement.premise_accepted))
+
+    def _annotator_ranking(self, utility: list[float], rng: random.Random) -> list[int]:
+        """Plackett-Luce ranking, best first: each next pick is drawn with P ∝ exp(utility / temperature).
+        With two answers this is Bradley-Terry, P(first) = sigmoid(utility margin / temperature);
+        temperature 0 sorts (ties at random)."""
+        remaining, order = list(range(len(utility))), []
         while remaining:
             if self.cfg.pair_temperature == 0:
                 pick = max(remaining, key=lambda i: (utility[i], rng.random()))
@@ -803,6 +817,9 @@ class ExportConfig:
     heldout_pairs: int = 500         # preference pairs from each held-out split
     label_temperature: float = 0.1   # Bradley-Terry label noise of the annotators (0 = the gold order)
     length_bias: float = 0.0         # annotators' preference for longer answers, per 100 bytes
+    format_bias: float = 0.0         # annotators' extra utility for a formatted (markdown) answer
+    hedging_bias: float = 0.0        # annotators' extra utility for a hedged answer
+    sycophancy_bias: float = 0.0     # annotators' extra utility for flattery or agreeing with a false premise
 
     def validate(self) -> None:
         check_positive(self, "sft_examples", "train_pairs", "heldout_pairs")
@@ -811,11 +828,19 @@ class ExportConfig:
             raise ConfigError(f"--out {self.out} is a file; a directory is needed")
 
 
+ANNOTATOR_BIASES = ("length_bias", "format_bias", "hedging_bias", "sycophancy_bias")
+
+
+def annotated_world(cfg) -> World:
+    """The world whose annotators label as a stage's config says: its world_seed,
+    label_temperature and ANNOTATOR_BIASES (`rlhf world export`, `rlhf train-rm`)."""
+    return World(WorldConfig(seed=cfg.world_seed, pair_temperature=cfg.label_temperature,
+                             **{name: getattr(cfg, name) for name in ANNOTATOR_BIASES}))
+
+
 def export_main(cfg: ExportConfig) -> list[Path]:
     cfg.validate()
-    world = World(WorldConfig(seed=cfg.world_seed, pair_temperature=cfg.label_temperature,
-                              length_bias=cfg.length_bias))
-    paths = world.export(cfg.out, cfg.sft_examples, cfg.train_pairs, cfg.heldout_pairs, cfg.seed)
+    paths = annotated_world(cfg).export(cfg.out, cfg.sft_examples, cfg.train_pairs, cfg.heldout_pairs, cfg.seed)
     status(f"world export | {len(paths)} files | {cfg.out}")
     return paths
 

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rlhf_lab.run import ConfigError
-from rlhf_lab.world import (FAMILIES, MAX_EXAMPLE_BYTES, MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES, SPLITS, STYLES,
-                            TEXTBOOK_PAIRS, ExportConfig, World, WorldConfig, export_main, ideal_mix)
+from rlhf_lab.world import (ANNOTATOR_BIASES, FAMILIES, MAX_EXAMPLE_BYTES, MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES,
+                            SPLITS, STYLES, TEXTBOOK_PAIRS, ExportConfig, World, WorldConfig, annotated_world,
+                            export_main, ideal_mix)
 
 DRAWS_PER_SAMPLED_TASK = 8   # extra rng draws on a per-family sample, on top of one draw for every task
 
@@ -328,6 +329,31 @@ def test_length_bias_prefers_longer_answers(world):
 
     assert longer_chosen(0.0) < 0.6
     assert longer_chosen(10.0) > 0.9
+
+
+@pytest.mark.parametrize("bias, flagged", [
+    ("format_bias", lambda j: j.formatted), ("hedging_bias", lambda j: j.hedged),
+    ("sycophancy_bias", lambda j: j.flattering or j.premise_accepted)])
+def test_a_trait_bias_makes_annotators_prefer_answers_with_the_trait(world, bias, flagged):
+    def trait_chosen(strength):
+        biased = World(replace(world.cfg, **{bias: strength}))
+        verdicts = [(flagged(biased.judge(p["prompt"], p["chosen"])), flagged(biased.judge(p["prompt"], p["rejected"])))
+                    for p in biased.preference_pairs("train", 2000, 0)]
+        split = [chosen for chosen, rejected in verdicts if chosen != rejected]
+        return sum(split) / len(split)
+
+    # unbiased, the trait's answer wins about half its pairs (it costs 0.3 of gold, but its rival
+    # often has a worse flaw); biased by 1.0, it beats nearly every answer without the trait
+    assert trait_chosen(0.0) < 0.65
+    assert trait_chosen(1.0) > 0.85
+
+
+def test_every_stage_that_labels_world_pairs_takes_every_annotator_bias():
+    from rlhf_lab.reward import RewardConfig
+    for cfg in (RewardConfig(), ExportConfig()):
+        world = annotated_world(replace(cfg, label_temperature=0.5, **{name: 0.25 for name in ANNOTATOR_BIASES}))
+        assert world.cfg.pair_temperature == 0.5
+        assert all(getattr(world.cfg, name) == 0.25 for name in ANNOTATOR_BIASES)
 
 
 def test_invalid_config_is_rejected():
