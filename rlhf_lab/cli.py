@@ -52,6 +52,8 @@ COMMANDS = {
                         "PPO on the flawed reward len/100, with and without the KL leash"),
     "lab multi-objective": ("rlhf_lab.lab.multi_objective", "MultiObjectiveConfig", "main",
                             "length-biased annotators, and 0.7·helpful + 0.3·concise against the verbosity trap"),
+    "lab annotator-bias": ("rlhf_lab.lab.annotator_bias", "AnnotatorBiasConfig", "main",
+                           "annotators who like markdown, hedges or flattery: the reward hack PPO builds from each"),
     "lab kl-sweep": ("rlhf_lab.lab.kl_sweep", "KLSweepConfig", "main",
                      "PPO at several KL coefficients: reward, gold and KL curves"),
     "lab overoptimization": ("rlhf_lab.lab.overoptimization", "OveroptimizationConfig", "main",

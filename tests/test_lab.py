@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from rlhf_lab.lab import (advantage, calibration, ensemble, kl_sweep, length_hack, multi_objective, oracle,
-                          overoptimization, pooling)
+from rlhf_lab.lab import (advantage, annotator_bias, calibration, ensemble, kl_sweep, length_hack, multi_objective,
+                          oracle, overoptimization, pooling)
 from rlhf_lab.lab.overoptimization import bon_kl, fit, peak
 
 
@@ -27,7 +27,8 @@ def test_fits_recover_the_functional_forms():
     (pooling, pooling.PoolingConfig), (calibration, calibration.CalibrationConfig),
     (length_hack, length_hack.LengthHackConfig), (multi_objective, multi_objective.MultiObjectiveConfig),
     (kl_sweep, kl_sweep.KLSweepConfig), (overoptimization, overoptimization.OveroptimizationConfig),
-    (ensemble, ensemble.EnsembleConfig), (advantage, advantage.AdvantageConfig), (oracle, oracle.OracleConfig)])
+    (ensemble, ensemble.EnsembleConfig), (advantage, advantage.AdvantageConfig), (oracle, oracle.OracleConfig),
+    (annotator_bias, annotator_bias.AnnotatorBiasConfig)])
 def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
     figures = module.main(config(out=str(tmp_path), quick=True, device="cpu"))
     reports = list(tmp_path.rglob("report.md"))
