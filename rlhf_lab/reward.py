@@ -366,6 +366,19 @@ def window_metrics(prefix: str, window: list[tuple[float, float]], seconds: floa
             "ms_per_step": 1000 * seconds / len(window)}
 
 
+def normalisation_prompts(pairs: list[data.PreferencePair], context_len: int, sft: str) -> list[str]:
+    """The training prompts the SFT model answers for normalise, each cut from the left, as
+    `rlhf ppo --overflow truncate` cuts them, to leave that model's context room for an answer
+    (a reward model trained from scratch may have a longer context than the SFT model)."""
+    distinct = dict.fromkeys(pair.prompt for pair in pairs)     # a ranked prompt's pairs share one prompt
+    fitted = [data.fit_prompt(p, data.answers_to_fit(data.Prompt(p)), context_len, "truncate") for p in distinct]
+    prompts = [p for p in fitted if p is not None]
+    if not prompts:
+        raise ConfigError(f"--sft {sft} has a context of {context_len} tokens, too short for any training prompt "
+                          f"and a {data.ANSWER_ROOM}-byte answer, so the reward cannot be normalised on its answers")
+    return prompts
+
+
 @torch.no_grad()
 def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: int, seed: int, device) -> None:
     """Set offset/scale so the SFT model's own answers score mean 0, std 1: n answers, to the
@@ -429,7 +442,7 @@ def train_reward(cfg: RewardConfig) -> dict:
     # a rank with one step more would wait forever in DDP's gradient all-reduce
     steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))
     sft_policy = load_model(cfg.sft, device)
-    prompts = list(dict.fromkeys(p.prompt for p in train))     # a ranked prompt's pairs share one prompt
+    prompts = normalisation_prompts(train, sft_policy.config.context_len, cfg.sft)   # before minutes of training
     members = []
     with autocast(device, cfg.precision):
         for member in range(cfg.ensemble):

@@ -133,6 +133,19 @@ def test_train_rm_on_a_file_without_a_held_out_file_reports_what_it_can(tmp_path
     assert metrics["data_files"][str(pairs)]["rows_loaded"] == 4
 
 
+def test_a_from_scratch_reward_model_with_a_longer_context_than_the_sft_model_normalises(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"      # prompts too long for the shipped SFT model's 256-byte context
+    pairs.write_text("".join(json.dumps({"prompt": f"{'context ' * 36}Q{i}?", "chosen": "yes", "rejected": "no, no"})
+                             + "\n" for i in range(4)))
+    code = cli.main(["train-rm", "--from-scratch", "--context-len", "320", "--data", str(pairs), "--out",
+                     str(tmp_path / "rm"), "--batch-size", "2", "--epochs", "1", "--norm-samples", "4",
+                     "--device", "cpu"])
+    assert code == 0
+    from rlhf_lab.reward import load_reward_model
+    scale = load_reward_model(tmp_path / "rm").scale.item()
+    assert 0 < scale < float("inf")
+
+
 def test_world_export_writes_loadable_files(tmp_path):
     from rlhf_lab.data import load
     assert cli.main(["world", "export", "--out", str(tmp_path)]) == 0

@@ -118,6 +118,19 @@ def test_pairs_of_one_ranked_prompt_stay_in_one_group():
     assert groups[0] == ranked[:3]
 
 
+def test_normalisation_prompts_are_cut_to_leave_the_sft_model_room_to_answer():
+    from rlhf_lab.data import ANSWER_ROOM
+    from rlhf_lab.reward import normalisation_prompts
+    from rlhf_lab.run import ConfigError
+    pairs = [PreferencePair("x" * 300 + "?", "yes", "no"), PreferencePair("short?", "a", "b"),
+             PreferencePair("short?", "b", "c")]
+    long, short = normalisation_prompts(pairs, 256, "sft")
+    assert short == "short?" and long.endswith("x?")
+    assert len(tokenizer.encode_pair(long, "x" * ANSWER_ROOM)[0]) == 256
+    with pytest.raises(ConfigError, match="context of 40 tokens"):
+        normalisation_prompts(pairs, 40, "sft")
+
+
 def test_ensemble_conservative_score_and_round_trip(tmp_path):
     members = [tiny_reward_model(seed, likelihood_weight=5.0) for seed in (0, 1)]
     save_reward_model(tmp_path / "model.safetensors", members, std_coef=1.0)
