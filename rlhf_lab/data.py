@@ -2,6 +2,7 @@
 
 Accepted rows:
   SFT          {"prompt", "response"} | {"prompt", "completion"} | {"question", "answer"}
+               | any preference row below (its chosen answer is the response)
   prompts      {"prompt", ...}                          (PPO's prompts; other keys are ignored)
   preferences  {"prompt", "chosen", "rejected"}        (the common form)
                {"prompt", "preferred", "rejected"}     (the textbook's)
@@ -157,8 +158,16 @@ def _pick(row: dict, forms: list[tuple[str, ...]], path, line: int) -> tuple[str
     raise DataError(path, line, f"missing keys: expected {wanted}, found {sorted(row)}")
 
 
+SFT_FORMS = [("prompt", "response"), ("prompt", "completion"), ("question", "answer")]
+
+
 def parse_sft(row: dict, path, line: int) -> SFTExample:
-    keys = _pick(row, [("prompt", "response"), ("prompt", "completion"), ("question", "answer")], path, line)
+    """An SFT row, or a preference row whose chosen answer is the demonstration (SFT on the
+    preferred answers, as Rafailov et al. 2023 do for Anthropic HH)."""
+    if not any(all(k in row for k in form) for form in SFT_FORMS) and ("chosen" in row or "preferred" in row):
+        pair = parse_preference(row, path, line)
+        return SFTExample(pair.prompt, pair.chosen)
+    keys = _pick(row, SFT_FORMS, path, line)
     return SFTExample(*(_text(row, k, path, line) for k in keys))
 
 

@@ -99,6 +99,19 @@ def test_sft_rows_and_gzip(tmp_path):
     assert [(e.prompt, e.response) for e in examples] == [("Q", "A"), ("2+2?", "4")]
 
 
+def test_sft_on_a_preference_file_trains_on_its_chosen_answers(tmp_path):
+    path = write(tmp_path / "prefs.jsonl", [row(prompt="Q?", chosen="yes", rejected="no"),
+                                            row(prompt="R?", preferred="sure", rejected="nah"),
+                                            row(chosen="\n\nHuman: S?\n\nAssistant: ok",
+                                                rejected="\n\nHuman: S?\n\nAssistant: no"),
+                                            row(prompt="T?", chosen="same", rejected="same")])
+    with pytest.raises(DataError, match="prefs.jsonl:4: chosen and rejected are the same"):
+        load(path, "sft", 256)
+    examples, _ = load(path, "sft", 256, on_invalid="skip")
+    assert [(e.prompt, e.response) for e in examples] == [
+        ("Q?", "yes"), ("R?", "sure"), ("\n\nHuman: S?\n\nAssistant:", " ok")]
+
+
 def test_a_byte_order_mark_is_read_past_and_an_empty_file_is_named_without_a_line(tmp_path):
     marked = write(tmp_path / "bom.jsonl", [b"\xef\xbb\xbf" + (row(prompt="Q", response="A") + "\n").encode()])
     examples, _ = load(marked, "sft", 256)
