@@ -59,7 +59,7 @@ def _format(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_format(v)}" for k, v in value.items())
+        return ", ".join(f"{k} {_format(v)}" for k, v in value.items()) or "none"
     return str(value)
 
 

@@ -286,3 +286,10 @@ def test_world_judge_shows_every_term_and_names_an_unknown_prompt(capsys):
     assert "hedged             True" in out and "style              hedging" in out
     assert cli.main(["world", "judge", "--prompt", "Not a prompt of the world?"]) == 2
     assert "unknown prompt" in capsys.readouterr().err
+
+
+def test_the_final_table_prints_nested_records_and_an_empty_one_as_none():
+    from rlhf_lab.evaluate import table
+    text = table("run", {"loss": 0.5, "data_files": {"f.jsonl": {"rows_loaded": 3, "rows_skipped": {}}}})
+    assert text.splitlines() == ["== run", "loss        0.500",
+                                 "data_files  f.jsonl rows_loaded 3, rows_skipped none"]
