@@ -158,6 +158,9 @@ def ideal_mix(ideal_share: float = 0.30) -> dict[str, float]:
     return {s: ideal_share if s == "ideal" else rest for s in STYLES}
 
 
+ANNOTATOR_BIASES = ("length_bias", "format_bias", "hedging_bias", "sycophancy_bias")   # WorldConfig fields
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """Everything that shapes a world: equal configs give identical worlds."""
@@ -183,7 +186,10 @@ class WorldConfig:
                   (set(self.sft_style_mix) <= set(STYLES), f"sft_style_mix keys must be among {STYLES}"),
                   (all(w >= 0 for w in self.sft_style_mix.values()) and sum(self.sft_style_mix.values()) > 0,
                    "sft_style_mix weights must be >= 0 with a positive sum"),
-                  (self.pair_temperature >= 0, "pair_temperature must be >= 0"))
+                  (self.pair_temperature >= 0, "pair_temperature must be >= 0"),
+                  *((math.isfinite(getattr(self, name)),
+                     f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}")
+                    for name in ANNOTATOR_BIASES))
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise ConfigError("; ".join(problems))
@@ -826,9 +832,6 @@ class ExportConfig:
         check_non_negative(self, "label_temperature")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ConfigError(f"--out {self.out} is a file; a directory is needed")
-
-
-ANNOTATOR_BIASES = ("length_bias", "format_bias", "hedging_bias", "sycophancy_bias")
 
 
 def annotated_world(cfg) -> World:

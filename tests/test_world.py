@@ -361,6 +361,8 @@ def test_invalid_config_is_rejected():
         WorldConfig(heldout_fact_frac=1.5)
     with pytest.raises(ConfigError, match="sft_style_mix"):
         WorldConfig(sft_style_mix={"polite": 1.0})
+    with pytest.raises(ConfigError, match="--sycophancy-bias must be a finite number, got nan"):
+        WorldConfig(sycophancy_bias=math.nan)
 
 
 def test_export_writes_every_file(tmp_path, capsys):

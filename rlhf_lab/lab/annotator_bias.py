@@ -10,6 +10,7 @@ prompts: the trait's share, the proxy reward and the gold score, side by side.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def main(cfg: AnnotatorBiasConfig) -> dict:
         raise ConfigError(f"--biases needs at least one of {', '.join(TRAIT_STYLE)}")
     for bias in cfg.biases:
         check_choice("biases", bias, tuple(TRAIT_STYLE))
+    if not math.isfinite(cfg.strength):
+        raise ConfigError(f"--strength must be a finite number, got {cfg.strength}")
     out = Path(cfg.out)
     report = Report("Annotator biases: format gaming, hedging and sycophancy learned from preferences", out)
     runs, rows = {}, []
