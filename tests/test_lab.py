@@ -48,6 +48,19 @@ def test_the_oracle_finding_weighs_each_gap_against_its_noise_and_compares_wrong
     assert "Slips make up 0.160 of the held-out answers and 0.070 of the training ones." in text
 
 
+def test_the_annotator_bias_finding_says_whether_the_trait_spread_and_where_gold_ended():
+    row = ["format", 0.78, 0.075, 0.63, -0.12, 2.38, 0.38, 0.10, 0.38, 0.02, 5.0]
+    assert ("format: the formatted share went from 0.075 to 0.630, the proxy from -0.12 to 2.38, gold from "
+            "0.380 to 0.100 (win rate 0.380 ± 0.020): the policy learned the annotators' taste, and ended below SFT"
+            in annotator_bias.finding(row))
+    row[8] = 0.49
+    assert "ended level with SFT" in annotator_bias.finding(row)
+    row[8] = 0.60
+    assert "ended still above SFT" in annotator_bias.finding(row)
+    row[3] = 0.15
+    assert "did not take over" in annotator_bias.finding(row)
+
+
 def test_the_temperature_finding_calls_a_win_rate_within_two_standard_errors_of_a_half_a_tie():
     from rlhf_lab.lab import temperature
     keys = ("gold_win_rate_vs_sft", "gold_win_rate_se", "gold_mean_sft", "gold_mean_policy")

@@ -42,32 +42,42 @@ def biased_reward_model(cfg: AnnotatorBiasConfig, bias: str) -> Path:
                                           **{f"{bias}_bias": cfg.strength}, **small))
 
 
-def main(cfg: AnnotatorBiasConfig) -> dict:
+def check(cfg: AnnotatorBiasConfig) -> None:
     if not cfg.biases:
         raise ConfigError(f"--biases needs at least one of {', '.join(TRAIT_STYLE)}")
     for bias in cfg.biases:
         check_choice("biases", bias, tuple(TRAIT_STYLE))
     if not math.isfinite(cfg.strength):
         raise ConfigError(f"--strength must be a finite number, got {cfg.strength}")
+
+
+def measure(cfg: AnnotatorBiasConfig, bias: str) -> tuple[Path, list, dict]:
+    """A reward model from annotators with this bias, PPO against it, and the policy judged against
+    SFT on held-out prompts: the PPO run, its row of the report's table, and its figures."""
+    rm = biased_reward_model(cfg, bias)
+    run = Path(cfg.out) / f"ppo_{bias}"
+    train_ppo(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device), rm=str(rm), out=str(run)))
+    judged = compare(replace(lab_judging(rm, cfg.quick, cfg.device), policy=str(run)))[0]
+    rm_metrics, style = read_json(rm / "metrics.json"), TRAIT_STYLE[bias]
+    row = [bias, rm_metrics["heldout_gold_accuracy"], judged["style_mix_sft"][style], judged["style_mix_policy"][style],
+           judged["proxy_mean_sft"], judged["proxy_mean_policy"], judged["gold_mean_sft"], judged["gold_mean_policy"],
+           judged["gold_win_rate_vs_sft"], judged["gold_win_rate_se"], judged["kl_to_ref"]]
+    return run, row, {"reward_model": rm_metrics, "ppo": read_json(run / "metrics.json"), "eval": judged}
+
+
+def main(cfg: AnnotatorBiasConfig) -> dict:
+    check(cfg)
     out = Path(cfg.out)
     report = Report("Annotator biases: format gaming, hedging and sycophancy learned from preferences", out)
     runs, rows = {}, []
     for bias in cfg.biases:
-        rm = biased_reward_model(cfg, bias)
-        runs[bias] = run = out / f"ppo_{bias}"
-        train_ppo(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device), rm=str(rm), out=str(run)))
-        judged = compare(replace(lab_judging(rm, cfg.quick, cfg.device), policy=str(run)))[0]
-        rm_metrics = read_json(rm / "metrics.json")
-        report.figures[bias] = {"reward_model": rm_metrics, "ppo": read_json(run / "metrics.json"), "eval": judged}
-        style = TRAIT_STYLE[bias]
-        rows.append([bias, rm_metrics["heldout_gold_accuracy"], judged["style_mix_sft"][style],
-                     judged["style_mix_policy"][style], judged["proxy_mean_sft"], judged["proxy_mean_policy"],
-                     judged["gold_mean_sft"], judged["gold_mean_policy"], judged["gold_win_rate_vs_sft"],
-                     judged["gold_win_rate_se"], judged["kl_to_ref"]])
+        runs[bias], row, report.figures[bias] = measure(cfg, bias)
+        rows.append(row)
     plot_runs(runs, ["ppo/score", "ppo/gold"] + [f"ppo/style_{TRAIT_STYLE[b]}" for b in cfg.biases],
               out / "annotator_bias.png", f"PPO against reward models from biased annotators (+{cfg.strength})")
+    comparisons = report.figures[cfg.biases[0]]["eval"]["comparisons"]
     report.say(f"Each reward model learned from annotators who add {cfg.strength} to an answer with the trait; "
-               f"judged on {judged['comparisons']} held-out comparisons with the SFT model.")
+               f"judged on {comparisons} held-out comparisons with the SFT model.")
     report.say()
     report.table(["bias", "RM agrees with gold", "trait share, SFT", "policy", "proxy, SFT", "policy",
                   "gold, SFT", "policy", "gold win rate", "±", "KL (nats)"], rows)
