@@ -6,7 +6,9 @@ gaming), hedges that read as care, and flattery or agreement with what the user 
 trained on it). Each run gives the world's annotators one such bias (an extra utility for an
 answer the gold judge reads with that trait), trains a reward model on their labels, runs
 PPO against it from the shipped SFT model, and judges the policy against SFT on held-out
-prompts: the trait's share, the proxy reward and the gold score, side by side.
+prompts: the trait's share, the proxy reward and the gold score, side by side. With `--ensemble K`
+each reward model is a conservative ensemble (Coste et al. 2024), a guard against one model's
+errors; every member learns the same annotators' taste, which the ensemble does not undo.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ class AnnotatorBiasConfig:
                                            # with it 0.3-0.7 below the ideal (the trait's penalty and the extra
                                            # bytes'), so at 1.0 such an answer outranks the ideal one
     rm_pairs: int = 7000                   # training pairs of each reward model
+    ensemble: int = 1                      # members per reward model (different seeds and data orders)
+    ensemble_std_coef: float = 1.0         # with --ensemble K > 1, PPO's reward is mean − k·std of the members
     iterations: int = 25                   # PPO iterations per bias (the full lab: about 9 min on 2 cores)
     quick: bool = False                    # a small version (tests, CI)
     device: str = "auto"                   # "auto" | "cpu" | "cuda"
@@ -39,6 +43,7 @@ class AnnotatorBiasConfig:
 def biased_reward_model(cfg: AnnotatorBiasConfig, bias: str) -> Path:
     small = dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick else dict(pairs=cfg.rm_pairs)
     return reward_model_once(RewardConfig(out=str(Path(cfg.out) / f"rm_{bias}"), device=cfg.device, resume=False,
+                                          ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef,
                                           **{f"{bias}_bias": cfg.strength}, **small))
 
 
@@ -76,8 +81,10 @@ def main(cfg: AnnotatorBiasConfig) -> dict:
     plot_runs(runs, ["ppo/score", "ppo/gold"] + [f"ppo/style_{TRAIT_STYLE[b]}" for b in cfg.biases],
               out / "annotator_bias.png", f"PPO against reward models from biased annotators (+{cfg.strength})")
     comparisons = report.figures[cfg.biases[0]]["eval"]["comparisons"]
-    report.say(f"Each reward model learned from annotators who add {cfg.strength} to an answer with the trait; "
-               f"judged on {comparisons} held-out comparisons with the SFT model.")
+    members = (f", each an ensemble of {cfg.ensemble} scored as mean − {cfg.ensemble_std_coef}·std"
+               if cfg.ensemble > 1 else "")
+    report.say(f"Each reward model learned from annotators who add {cfg.strength} to an answer with the trait"
+               f"{members}; judged on {comparisons} held-out comparisons with the SFT model.")
     report.say()
     report.table(["bias", "RM agrees with gold", "trait share, SFT", "policy", "proxy, SFT", "policy",
                   "gold, SFT", "policy", "gold win rate", "±", "KL (nats)"], rows)
