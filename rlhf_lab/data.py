@@ -150,10 +150,15 @@ def _text(row: dict, key: str, path, line: int) -> str:
     return value
 
 
+def _form(row: dict, forms: list[tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The first of `forms` whose keys the row has all of, or None."""
+    return next((keys for keys in forms if all(k in row for k in keys)), None)
+
+
 def _pick(row: dict, forms: list[tuple[str, ...]], path, line: int) -> tuple[str, ...]:
-    for keys in forms:
-        if all(k in row for k in keys):
-            return keys
+    keys = _form(row, forms)
+    if keys is not None:
+        return keys
     wanted = " or ".join("/".join(k) for k in forms)
     raise DataError(path, line, f"missing keys: expected {wanted}, found {sorted(row)}")
 
@@ -164,7 +169,7 @@ SFT_FORMS = [("prompt", "response"), ("prompt", "completion"), ("question", "ans
 def parse_sft(row: dict, path, line: int) -> SFTExample:
     """An SFT row, or a preference row whose chosen answer is the demonstration (SFT on the
     preferred answers, as Rafailov et al. 2023 do for Anthropic HH)."""
-    if not any(all(k in row for k in form) for form in SFT_FORMS) and ("chosen" in row or "preferred" in row):
+    if _form(row, SFT_FORMS) is None and ("chosen" in row or "preferred" in row):
         pair = parse_preference(row, path, line)
         return SFTExample(pair.prompt, pair.chosen)
     keys = _pick(row, SFT_FORMS, path, line)

@@ -16,8 +16,8 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, Run, autocast, check_choice, check_exists, check_non_negative, check_positive, load_model, pick_device,
-    read_json, read_log, recorded_config, run_directory, status, write_json, write_text)
+    PRECISIONS, SHIPPED_SFT, Run, autocast, check_choice, check_exists, check_non_negative, check_positive,
+    load_model, pick_device, read_json, read_log, recorded_config, run_directory, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 

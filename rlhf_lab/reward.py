@@ -23,8 +23,8 @@ from rlhf_lab import data, distributed, evaluate, optim, tokenizer
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_non_negative,
-    check_exists, check_positive, check_range, compile_if, empty_model, load_model, load_tensors, pick_device, progress, read_json,
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
+    check_positive, check_range, compile_if, empty_model, load_model, load_tensors, pick_device, progress, read_json,
     resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
@@ -265,8 +265,6 @@ class RewardConfig:
         if not 2 <= self.responses_per_prompt <= len(STYLES):
             raise ConfigError(f"responses_per_prompt must be in 2..{len(STYLES)} (one answer per style), "
                               f"got {self.responses_per_prompt}")
-
-
 
 
 def pairs_from_rows(rows: list[dict]) -> list[data.PreferencePair]:

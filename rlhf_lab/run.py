@@ -237,7 +237,8 @@ class Run:
         if resumed:
             old = read_json(self.path / "config.json") if (self.path / "config.json").exists() else {}
             default = recorded_config(stage, type(cfg)())     # what a run from before a flag existed ran with
-            changed = sorted(k for k in config if old.get(k, default.get(k)) != config[k] and k not in SAME_RUN_ANYWHERE)
+            changed = sorted(k for k in config
+                             if old.get(k, default.get(k)) != config[k] and k not in SAME_RUN_ANYWHERE)
             if changed:
                 raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
                                   "pass --no-resume to start over or choose another --out")

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, reward_model_once
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
 from rlhf_lab.ppo import train_ppo
-from rlhf_lab.reward import RewardConfig
 from rlhf_lab.run import ConfigError, check_choice, read_json
 
 TRAIT_STYLE = {"format": "formatted", "hedging": "hedging", "sycophancy": "sycophantic"}  # bias → style it pays
@@ -40,13 +39,6 @@ class AnnotatorBiasConfig:
     device: str = "auto"                   # "auto" | "cpu" | "cuda"
 
 
-def biased_reward_model(cfg: AnnotatorBiasConfig, bias: str) -> Path:
-    small = dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick else dict(pairs=cfg.rm_pairs)
-    return reward_model_once(RewardConfig(out=str(Path(cfg.out) / f"rm_{bias}"), device=cfg.device, resume=False,
-                                          ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef,
-                                          **{f"{bias}_bias": cfg.strength}, **small))
-
-
 def check(cfg: AnnotatorBiasConfig) -> None:
     if not cfg.biases:
         raise ConfigError(f"--biases needs at least one of {', '.join(TRAIT_STYLE)}")
@@ -59,7 +51,9 @@ def check(cfg: AnnotatorBiasConfig) -> None:
 def measure(cfg: AnnotatorBiasConfig, bias: str) -> tuple[Path, list, dict]:
     """A reward model from annotators with this bias, PPO against it, and the policy judged against
     SFT on held-out prompts: the PPO run, its row of the report's table, and its figures."""
-    rm = biased_reward_model(cfg, bias)
+    rm = world_reward_model(Path(cfg.out), cfg.rm_pairs, cfg.quick, cfg.device, f"rm_{bias}",
+                            ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef,
+                            **{f"{bias}_bias": cfg.strength})
     run = Path(cfg.out) / f"ppo_{bias}"
     train_ppo(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device), rm=str(rm), out=str(run)))
     judged = compare(replace(lab_judging(rm, cfg.quick, cfg.device), policy=str(run)))[0]

@@ -46,11 +46,12 @@ def reward_model_once(cfg) -> Path:
     return out
 
 
-def world_reward_model(out: Path, pairs: int, quick: bool, device: str) -> Path:
-    """out/rm: a reward model of the default world on `pairs` training pairs (a small one when
-    quick), trained once for an experiment that compares PPO runs against it."""
+def world_reward_model(out: Path, pairs: int, quick: bool, device: str, name: str = "rm", **settings) -> Path:
+    """out/name: a reward model of the default world on `pairs` training pairs (a small one when
+    quick), with RewardConfig `settings` on top, trained once for an experiment that compares
+    PPO runs against it."""
     from rlhf_lab.reward import RewardConfig
-    return reward_model_once(RewardConfig(out=str(out / "rm"), device=device, resume=False,
+    return reward_model_once(RewardConfig(out=str(out / name), device=device, resume=False, **settings,
                                           **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100)
                                              if quick else dict(pairs=pairs))))
 
