@@ -424,12 +424,11 @@ def train_reward(cfg: RewardConfig) -> dict:
     device = pick_device(cfg.device)
     distributed.init(device)
     world = annotated_world(cfg)
-    context_len = cfg.context_len                              # a from-scratch trunk's (validate checks it)
-    if not cfg.from_scratch:
-        check_exists(cfg, "sft")
-        context_len = load_model(cfg.sft).config.context_len
-        if not cfg.data:
-            check_context_fits(context_len, cfg.sft)
+    check_exists(cfg, "sft")
+    sft_policy = load_model(cfg.sft, device)                   # the trunk's context, and normalise's answers
+    context_len = cfg.context_len if cfg.from_scratch else sft_policy.config.context_len  # scratch: validate checks
+    if not cfg.from_scratch and not cfg.data:
+        check_context_fits(context_len, cfg.sft)
     train, heldout, files = load_pairs(cfg, world, context_len)   # a bad path or file stops before any write
     run = Run(cfg.out, "train-rm", cfg, files)
     if run.finished:
@@ -439,7 +438,6 @@ def train_reward(cfg: RewardConfig) -> dict:
     # steps from the whole set, not the shard: under torchrun shards differ by one group, and
     # a rank with one step more would wait forever in DDP's gradient all-reduce
     steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))
-    sft_policy = load_model(cfg.sft, device)
     prompts = normalisation_prompts(train, sft_policy.config.context_len, cfg.sft)   # before minutes of training
     members = []
     with autocast(device, cfg.precision):
