@@ -112,8 +112,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
                                 help=help_text)
 
 
-def build_parser(commands: dict = COMMANDS) -> argparse.ArgumentParser:
-    """One subparser per command; "world export" and "lab pooling" nest under a group."""
+def build_parser(commands: dict = COMMANDS, flags_for: set[str] | None = None) -> argparse.ArgumentParser:
+    """One subparser per command; "world export" and "lab pooling" nest under a group.
+
+    Only the commands in flags_for (all when None) get their flags, read from their config
+    class: that import pulls in torch, about two seconds that `rlhf --help` need not wait."""
     parser = argparse.ArgumentParser(prog="rlhf", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -124,17 +127,27 @@ def build_parser(commands: dict = COMMANDS) -> argparse.ArgumentParser:
             groups[group] = top.add_parser(group, help=GROUP_HELP[group]).add_subparsers(
                 dest="action", required=True, metavar="ACTION")
         cmd = (groups[group] if group else top).add_parser(leaf, help=help_line, description=help_line)
-        add_config_flags(cmd, getattr(importlib.import_module(module), cls_name))
+        if flags_for is None or name in flags_for:
+            add_config_flags(cmd, getattr(importlib.import_module(module), cls_name))
         cmd.set_defaults(_target=(module, cls_name, entry))
     return parser
 
 
+def named_command(argv: list[str]) -> str | None:
+    """The command the leading words of argv name ("sft", "lab oracle"), if any."""
+    for words in (argv[:2], argv[:1]):
+        if " ".join(words) in COMMANDS:
+            return " ".join(words)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(flags_for={named_command(argv)}).parse_args(argv)   # --help exits here, torch unloaded
     from rlhf_lab import distributed
     from rlhf_lab.data import DataError
     from rlhf_lab.run import ConfigError
 
-    args = build_parser().parse_args(argv)
     module, cls_name, entry = args._target
     mod = importlib.import_module(module)
     values = {k: v for k, v in vars(args).items() if k not in ("_target", "command", "action")}

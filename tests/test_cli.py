@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +13,14 @@ def test_help_lists_every_stage(capsys):
     out = capsys.readouterr().out
     for command in ("sft", "train-rm", "eval-rm", "ppo", "eval", "pipeline", "world", "lab"):
         assert command in out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["lab", "--help"]])
+def test_help_of_the_command_list_does_not_wait_for_torch(argv):
+    script = ("import sys\nfrom rlhf_lab import cli\ntry:\n    cli.main(sys.argv[1:])\n"
+              "except SystemExit:\n    print('torch' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip().endswith("False")
 
 
 def test_flags_come_from_the_dataclass_with_their_comments(capsys):
