@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sft
-from rlhf_lab.run import SHIPPED_SFT, check_choice, recorded_config, status, write_json, write_text
+from rlhf_lab.run import SHIPPED_SFT, check_choice, read_json, recorded_config, status, write_json, write_text
 
 PRESETS = ("default", "tiny")
 
@@ -52,6 +52,18 @@ def stage_configs(cfg: PipelineConfig):
     return stages
 
 
+def judged(cfg: evaluate.EvalConfig) -> dict:
+    """The eval stage's metrics: those on disk where they judged this policy, with this config,
+    after its weights were last written (a rerun of a finished pipeline), else a new eval."""
+    out, weights = Path(cfg.out), Path(cfg.policy) / "model.safetensors"
+    files = (out / "config.json", out / "metrics.json", out / "report.md")
+    if (all(f.exists() for f in files) and read_json(files[0]) == recorded_config("eval", cfg)
+            and files[1].stat().st_mtime_ns >= weights.stat().st_mtime_ns):
+        status(f"eval: {out} already judged this policy; pass --no-resume to judge it again")
+        return read_json(files[1])
+    return evaluate.main(cfg)
+
+
 def main(cfg: PipelineConfig) -> dict:
     check_choice("preset", cfg.preset, PRESETS)
     sft_cfg, rm_cfg, ppo_cfg, eval_cfg = stage_configs(cfg)
@@ -62,7 +74,7 @@ def main(cfg: PipelineConfig) -> dict:
         sft.main(sft_cfg)
     rm_metrics = reward.main(rm_cfg)
     ppo.main(ppo_cfg)
-    eval_metrics = evaluate.main(eval_cfg)
+    eval_metrics = judged(eval_cfg) if cfg.resume else evaluate.main(eval_cfg)
     summary = {"reward_model": {k: rm_metrics[k] for k in ("heldout_gold_accuracy", "textbook_pairs_correct",
                                                              "ece", "length_baseline_accuracy")},
                **eval_metrics}

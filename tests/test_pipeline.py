@@ -135,6 +135,14 @@ def test_tiny_pipeline_writes_every_stage_and_raises_the_proxy_reward(tiny_pipel
     assert summary["kl_to_ref"] > 0
 
 
+def test_a_finished_pipeline_run_again_leaves_every_stage_and_its_eval_as_they_are(tiny_pipeline, capsys):
+    out, summary = tiny_pipeline
+    files = {f: f.stat().st_mtime_ns for stage in ("rm", "ppo", "eval") for f in (out / stage).iterdir()}
+    assert pipeline.main(pipeline.PipelineConfig(out=str(out), preset="tiny", device="cpu")) == summary
+    assert {f: f.stat().st_mtime_ns for f in files} == files
+    assert "already judged this policy" in capsys.readouterr().out
+
+
 def test_tiny_pipeline_trades_visible_flaws_for_the_ideal_style(tiny_pipeline):
     """What the reward model knows, PPO learns even at tiny sizes: padding, hedging, markdown,
     repetition and flattery give way to the ideal. Gold itself moves by less than its sampling
