@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import hashlib
 import json
 import os
 import zlib
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rlhf_lab import tokenizer
-from rlhf_lab.run import check_choice, status
+from rlhf_lab.run import ConfigError, check_choice, status
 
 HH_ASSISTANT = "\n\nAssistant:"
 MIN_PROMPT_BYTES = 16   # truncation keeps at least this much of the prompt
@@ -50,11 +51,13 @@ class DataError(ValueError):
 class SFTExample:
     prompt: str
     response: str
+    heldout_key: float = field(default=0.0, compare=False, repr=False)   # heldout_key(prompt), set by load
 
 
 @dataclass
 class Prompt:
     prompt: str
+    heldout_key: float = field(default=0.0, compare=False, repr=False)
 
 
 @dataclass
@@ -63,6 +66,7 @@ class PreferencePair:
     chosen: str
     rejected: str
     meta: dict = field(default_factory=dict)   # extra keys of the row (style, gold, subset, ...)
+    heldout_key: float = field(default=0.0, compare=False, repr=False)
 
 
 @dataclass
@@ -229,6 +233,27 @@ def check_options(on_invalid: str, overflow: str) -> None:
     check_choice("overflow", overflow, OVERFLOW)
 
 
+def heldout_key(prompt: str) -> float:
+    """A row's place in [0, 1) for holding out a share of a file, a hash of its prompt as the
+    file gives it: every stage holds out the same prompts of a file (an `rlhf sft` run's eval
+    rows are its reward model's validation pairs), all rows of one prompt fall on one side, and
+    a larger share holds out a superset of a smaller one."""
+    return int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "big") / 2 ** 64
+
+
+def split_heldout(rows: list, share: float, path: str) -> tuple[list, list]:
+    """(kept, held out) rows of a loaded file: those whose heldout_key falls below `share`, and
+    at least the rows of the prompt with the lowest key (a small file still gets a held-out set).
+    ConfigError when nothing would be left to train on."""
+    cut = max(share, min(r.heldout_key for r in rows))
+    held = [r for r in rows if r.heldout_key <= cut]
+    kept = [r for r in rows if r.heldout_key > cut]
+    if not kept:
+        raise ConfigError(f"{path}: holding out {share:g} of its {len(rows)} usable row(s) by prompt leaves "
+                          "nothing to train on; give --eval-data or a smaller --heldout-share")
+    return kept, held
+
+
 def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error",
          overflow: str = "error", files: dict[str, dict] | None = None) -> tuple[list, LoadReport]:
     """Load SFT examples (kind="sft"), preference pairs (kind="preference") or PPO prompts (kind="prompt").
@@ -247,6 +272,7 @@ def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error
                 raise
             report.skipped[e.kind] += 1
             continue
+        row.heldout_key = heldout_key(row.prompt)      # before truncation, which differs between stages
         responses = answers_to_fit(row)
         prompt = fit_prompt(row.prompt, responses, context_len, overflow)
         if prompt is None:

@@ -222,7 +222,10 @@ class RewardConfig:
     from_scratch: bool = False      # random trunk instead of the SFT one (context_len applies)
     context_len: int = 256          # context of a from-scratch trunk
     data: str = ""                  # preference JSONL; empty → the assistant world
-    eval_data: str = ""             # held-out pairs JSONL; empty → the world's held-out splits (with --data: none)
+    eval_data: str = ""             # held-out pairs JSONL; empty → the world's held-out splits, or with --data
+                                    # its --heldout-share of prompts, which are then not trained on
+    heldout_share: float = 0.1      # with --data and no --eval-data: share of the file's prompts held out as
+                                    # validation pairs (by a hash of each prompt, as rlhf sft does); 0: none
     world_seed: int = 0             # the world's facts, splits and phrasings
     pairs: int = 28000              # world training pairs (about: whole ranked prompts)
     responses_per_prompt: int = 7   # K: world answers ranked per prompt, giving K(K-1)/2 pairs
@@ -257,6 +260,7 @@ class RewardConfig:
         check_choice("precision", self.precision, PRECISIONS)
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "grad_clip")
+        check_range(self, "heldout_share", 0.0, 1.0)
         check_range(self, "norm_samples", 2)    # a standard deviation needs two answers
         check_non_negative(self, "label_temperature", "likelihood_weight", "warmup", "weight_decay",
                            "ensemble_std_coef")
@@ -291,6 +295,9 @@ def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list,
              pairs_from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed, cfg.responses_per_prompt)))
     if cfg.eval_data:
         heldout = {"heldout": from_file(cfg.eval_data)}
+    elif cfg.data and cfg.heldout_share:
+        train, validation = data.split_heldout(train, cfg.heldout_share, cfg.data)
+        heldout = {"heldout": validation}
     elif cfg.data:
         heldout = {}
     else:
@@ -455,7 +462,7 @@ def train_reward(cfg: RewardConfig) -> dict:
                           "reward model training", "rm_training.png")
     metrics = run.finish(metrics)
     status(evaluate.table("reward model", metrics) + f"\nrun directory: {run.path}"
-           + ("" if heldout else "\nno held-out set: --eval-data FILE gives held-out accuracy and calibration"))
+           + ("" if heldout else "\nno held-out set: --eval-data FILE or --heldout-share gives held-out accuracy and calibration"))
     return metrics
 
 

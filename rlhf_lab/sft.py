@@ -7,7 +7,6 @@ bad answers alike. Telling them apart is the reward model's job (Ouyang et al. 2
 """
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 
@@ -28,7 +27,9 @@ class SFTConfig:
     out: str = "runs/sft"          # run directory
     data: str = ""                 # SFT JSONL (prompt/response); empty → the assistant world
     eval_data: str = ""            # JSONL for the eval loss; empty → the world's held-out prompts, or with
-                                   # --data a seeded 5% of its rows (at most 512), which are then not trained on
+                                   # --data the --heldout-share of its prompts, which are then not trained on
+    heldout_share: float = 0.1     # with --data and no --eval-data: share of the file's prompts held out (fixed
+                                   # by a hash of each prompt: train-rm holds out the same ones as validation pairs)
     world_seed: int = 0            # the world's facts, splits and phrasings
     ideal_share: float = 0.30      # world SFT mix: ideal share, the rest split over 6 failure styles
     examples: int = 96000          # world SFT examples drawn (each seen twice; fewer overfit, README)
@@ -61,6 +62,7 @@ class SFTConfig:
         check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
                        "grad_clip", "width", "n_layers", "n_heads", "ffn")
         check_range(self, "ideal_share", 0.0, 1.0)
+        check_range(self, "heldout_share", 0.0, 1.0)    # 0: the one prompt of the lowest key (data.split_heldout)
         check_non_negative(self, "warmup", "weight_decay")
         if self.width % self.n_heads:
             raise ConfigError(f"--width must be a multiple of --n-heads; got {self.width} and {self.n_heads}")
@@ -144,25 +146,15 @@ def load_data(cfg: SFTConfig, world: World) -> tuple[list, list, dict[str, dict]
     if cfg.eval_data:
         heldout, _ = data.load(cfg.eval_data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow, files)
     elif cfg.data:
-        train, heldout = split_off_eval(train, cfg.data, cfg.seed)
+        train, heldout = data.split_heldout(train, cfg.heldout_share, cfg.data)
+        heldout = heldout[:MAX_EVAL]                    # all held out of training, at most MAX_EVAL measured
     else:
         heldout = [data.SFTExample(r["prompt"], r["response"])
                    for r in world.sft_examples("heldout_prompt", 512, cfg.seed + 1)]
     return distributed.shard(train), heldout, files
 
 
-EVAL_SHARE, MAX_EVAL = 0.05, 512   # a file's rows held out for the eval loss when no --eval-data is given
-
-
-def split_off_eval(examples: list, path: str, seed: int) -> tuple[list, list]:
-    """(train, eval): a seeded EVAL_SHARE of a file's examples (1 to MAX_EVAL) measure the eval
-    loss and are left out of training, so the figure says something about the user's data."""
-    if len(examples) < 2:
-        raise ConfigError(f"{path} holds {len(examples)} usable example(s): none would be left to measure the "
-                          "eval loss on; add rows or give --eval-data")
-    size = min(MAX_EVAL, max(1, round(EVAL_SHARE * len(examples))))
-    held = set(random.Random(seed).sample(range(len(examples)), size))
-    return ([x for i, x in enumerate(examples) if i not in held], [x for i, x in enumerate(examples) if i in held])
+MAX_EVAL = 512   # held-out examples of a --data file whose eval loss is measured (the first ones)
 
 
 def world_for(cfg: SFTConfig) -> World:

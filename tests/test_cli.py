@@ -134,9 +134,9 @@ def test_train_rm_on_a_file_without_a_held_out_file_reports_what_it_can(tmp_path
     pairs.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no, no"}) + "\n"
                              for i in range(4)))
     code = cli.main(["train-rm", "--data", str(pairs), "--out", str(tmp_path / "rm"), "--batch-size", "2",
-                     "--epochs", "1", "--norm-samples", "4", "--device", "cpu"])
+                     "--epochs", "1", "--norm-samples", "4", "--device", "cpu", "--heldout-share", "0"])
     assert code == 0
-    assert "no held-out set: --eval-data FILE" in capsys.readouterr().out
+    assert "no held-out set: --eval-data FILE or --heldout-share" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "rm" / "metrics.json").read_text())
     assert "train_accuracy" in metrics and metrics["textbook_pairs_correct"] in range(7)
     assert "heldout_accuracy" not in metrics

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -254,3 +255,20 @@ def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path):
     evaluated = eval_main(RewardEvalConfig(rm=str(tmp_path / "rm"), device="cpu"))
     for key in ("heldout_accuracy", "heldout_template_accuracy", "heldout_fact_accuracy", "length_baseline_accuracy"):
         assert evaluated[key] == pytest.approx(trained[key]), key
+
+
+def test_a_file_without_eval_data_gives_the_reward_model_the_prompts_sft_held_out(tmp_path):
+    """SFT on a preference file's chosen answers, then a reward model on its pairs: neither trains
+    on the prompts the other holds out, so the reward model's validation pairs are unseen by both."""
+    from rlhf_lab import sft
+    from rlhf_lab.reward import RewardConfig, load_pairs
+    path = tmp_path / "prefs.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Question {i}?", "chosen": "Yes.", "rejected": "No, no."}) + "\n"
+                            for i in range(400)))
+    sft_train, sft_eval, _ = sft.load_data(sft.SFTConfig(data=str(path)), None)
+    rm_train, heldout, _ = load_pairs(RewardConfig(data=str(path)), None, 256)
+    assert {p.prompt for p in heldout["heldout"]} == {e.prompt for e in sft_eval}
+    assert {p.prompt for p in rm_train} == {e.prompt for e in sft_train}
+    assert 20 < len(heldout["heldout"]) < 60
+    _, none, _ = load_pairs(RewardConfig(data=str(path), heldout_share=0.0), None, 256)
+    assert none == {}

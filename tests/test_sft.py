@@ -82,13 +82,20 @@ def test_sft_on_a_file_reports_no_world_figures(tmp_path):
     assert not {"training_style_mix", "style_mix", "well_formed_rate", "gold_mean"} & set(metrics)
 
 
-def test_a_file_without_eval_data_holds_out_a_seeded_share_of_its_own_rows():
+def test_a_file_without_eval_data_holds_out_a_share_of_its_prompts_the_same_in_every_stage():
+    from rlhf_lab.data import PreferencePair, SFTExample, heldout_key, split_heldout
     from rlhf_lab.run import ConfigError
-    from rlhf_lab.sft import split_off_eval
-    rows = list(range(100))
-    train, held = split_off_eval(rows, "f.jsonl", seed=0)
-    assert len(held) == 5 and sorted(train + held) == rows and not set(train) & set(held)
-    assert split_off_eval(rows, "f.jsonl", seed=0) == (train, held)
-    assert len(split_off_eval(rows[:3], "f.jsonl", seed=0)[1]) == 1
-    with pytest.raises(ConfigError, match="none would be left to measure the eval loss"):
-        split_off_eval(rows[:1], "f.jsonl", seed=0)
+
+    def sft(prompt):
+        return SFTExample(prompt, "answer", heldout_key=heldout_key(prompt))
+    rows = [sft(f"prompt {i}") for i in range(1000)] + [sft("prompt 7")]        # a prompt twice: one side
+    train, held = split_heldout(rows, 0.1, "f.jsonl")
+    assert 70 < len(held) < 130 and len(train) + len(held) == len(rows)
+    assert not {r.prompt for r in train} & {r.prompt for r in held}
+    assert {r.prompt for r in held} < {r.prompt for r in split_heldout(rows, 0.2, "f.jsonl")[1]}   # nested
+    pairs = [PreferencePair(r.prompt, "a", "b", heldout_key=heldout_key(r.prompt)) for r in rows]
+    assert [p.prompt for p in split_heldout(pairs, 0.1, "f.jsonl")[1]] == [r.prompt for r in held]
+    few = [sft(f"Q{i}?") for i in range(4)]                  # none of whose keys falls below 0.01
+    assert [r.prompt for r in split_heldout(few, 0.01, "f.jsonl")[1]] == [min(few, key=lambda r: r.heldout_key).prompt]
+    with pytest.raises(ConfigError, match="leaves nothing to train on"):
+        split_heldout(rows[:1], 0.1, "f.jsonl")
