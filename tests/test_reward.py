@@ -272,3 +272,12 @@ def test_a_file_without_eval_data_gives_the_reward_model_the_prompts_sft_held_ou
     assert 20 < len(heldout["heldout"]) < 60
     _, none, _ = load_pairs(RewardConfig(data=str(path), heldout_share=0.0), None, 256)
     assert none == {}
+
+
+def test_the_gain_over_the_length_rule_is_a_paired_difference_with_its_standard_error():
+    from rlhf_lab.evaluate import beyond_length_baseline, length_baseline_accuracy
+    pairs = [PreferencePair("q", "long answer", "short"), PreferencePair("q", "longer one", "no"),
+             PreferencePair("q", "yes indeed", "nope"), PreferencePair("q", "ok", "too long an answer")]
+    assert length_baseline_accuracy(pairs) == 0.75                       # "longer wins" on three of four
+    gain, se = beyond_length_baseline(pairs, torch.ones(4), torch.zeros(4))   # the model right on all four
+    assert gain == pytest.approx(0.25) and se == pytest.approx(0.25)    # differences 0, 0, 0, 1: std 0.5 / √4
