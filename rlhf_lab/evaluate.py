@@ -290,18 +290,24 @@ class EvalConfig:
         return 1 if self.temperature == 0 else self.samples_per_prompt
 
 
+def clustered_mean(prompts: list[str], values: list[float]) -> tuple[float, float]:
+    """The mean of per-answer values and its standard error. One prompt's answers are not
+    independent (a fact both models lack loses all its comparisons), so the error is the spread
+    of per-prompt means over √prompts, a cluster standard error; with one answer per prompt it
+    is the plain one (with one prompt, NaN)."""
+    groups: dict[str, list[float]] = {}
+    for prompt, value in zip(prompts, values):
+        groups.setdefault(prompt, []).append(value)
+    per_prompt = torch.tensor([sum(g) / len(g) for g in groups.values()], dtype=torch.float64)   # (prompts,)
+    spread = per_prompt.std().item() if len(per_prompt) > 1 else float("nan")
+    return sum(values) / len(values), spread / len(per_prompt) ** 0.5
+
+
 def win_rate(prompts: list[str], policy: list[Judgement], sft: list[Judgement]) -> tuple[float, float]:
     """Gold win rate of the policy over SFT, one sample each per comparison, ties half, and its
-    standard error. One prompt's comparisons are not independent (a fact both models lack loses
-    them all), so the error is the spread of per-prompt win rates over √prompts, a cluster
-    standard error; with one comparison per prompt it is the plain one (with one prompt, NaN)."""
-    outcomes: dict[str, list[float]] = {}
-    for p, a, b in zip(prompts, policy, sft):
-        outcomes.setdefault(p, []).append(1.0 if a.score > b.score else 0.5 if a.score == b.score else 0.0)
-    per_prompt = torch.tensor([sum(o) / len(o) for o in outcomes.values()])           # (prompts,)
-    rate = sum(sum(o) for o in outcomes.values()) / len(prompts)
-    spread = per_prompt.std().item() if len(per_prompt) > 1 else float("nan")
-    return rate, spread / len(per_prompt) ** 0.5
+    clustered standard error."""
+    return clustered_mean(prompts, [1.0 if a.score > b.score else 0.5 if a.score == b.score else 0.0
+                                    for a, b in zip(policy, sft)])
 
 
 def by_family(world: World, prompts: list[str], policy: list[Judgement], sft: list[Judgement]) -> dict[str, dict]:
@@ -324,17 +330,18 @@ def by_family(world: World, prompts: list[str], policy: list[Judgement], sft: li
 
 
 @torch.no_grad()
-def kl_per_response(policy: CausalLM, reference: CausalLM, rollouts: list[Rollout]) -> float:
-    """Mean over the policy's own samples of Σ_t log π - log π_ref: KL(π‖π_ref) in nats per
-    response. Summed over the sampled tokens themselves (EOS included where one was sampled):
-    decoded and re-encoded text would differ where a cut response gains an EOS or broken UTF-8
-    decodes to U+FFFD."""
-    total = 0.0
+def kl_per_response(policy: CausalLM, reference: CausalLM, rollouts: list[Rollout]) -> tuple[float, float]:
+    """KL(π‖π_ref) in nats per response and its clustered standard error: per policy sample,
+    Σ_t log π - log π_ref, whose mean over samples estimates the KL (one sample may be negative,
+    the mean only by chance). Summed over the sampled tokens themselves (EOS included where one
+    was sampled): decoded and re-encoded text would differ where a cut response gains an EOS or
+    broken UTF-8 decodes to U+FFFD."""
+    kls = []
     for r in rollouts:
         lp, _ = token_logprobs(policy, r.tokens, r.mask, r.prompt_len)               # (B, N)
         ref, _ = token_logprobs(reference, r.tokens, r.mask, r.prompt_len)           # (B, N)
-        total += ((lp - ref) * r.response_mask).sum().item()
-    return total / sum(len(r.prompts) for r in rollouts)
+        kls += ((lp - ref) * r.response_mask).sum(-1).tolist()
+    return clustered_mean([p for r in rollouts for p in r.prompts], kls)
 
 
 def proxy_scores(reward_model, prompts: list[str], responses: list[str], device) -> Tensor:
@@ -372,7 +379,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se, "temperature": cfg.temperature,
                "prompts": len(prompts) // per_prompt, "comparisons": len(prompts), "split": cfg.split}
     if cfg.temperature == 1:   # KL(π‖π_ref) is an expectation under π itself; tempered samples do not estimate it
-        metrics["kl_to_ref"] = kl_per_response(policy, sft, rollouts["policy"])
+        metrics["kl_to_ref"], metrics["kl_to_ref_se"] = kl_per_response(policy, sft, rollouts["policy"])
     for name, responses in texts.items():
         judged = summarize(verdicts[name])
         metrics.update({f"gold_mean_{name}": judged["gold_mean"],
@@ -406,7 +413,8 @@ def markdown_report(metrics: dict, samples: list) -> str:
                  f"{metrics['slip_rate_policy']:.3f} |")
     lines += ["", f"Gold win rate of the policy over SFT: **{metrics['gold_win_rate_vs_sft']:.3f}** "
               f"± {metrics['gold_win_rate_se']:.3f} (standard error; ties count half)."
-              + (f" KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} nats per response**." if "kl_to_ref" in metrics
+              + (f" KL(policy ‖ SFT): **{metrics['kl_to_ref']:.2f} ± {metrics['kl_to_ref_se']:.2f} nats per "
+                 "response**." if "kl_to_ref" in metrics
                  else ""), "",
               "| task family | comparisons | win rate | gold, SFT → policy | wrong, SFT → policy | "
               "slips, SFT → policy | unparseable, SFT → policy |", "|---|---|---|---|---|---|---|"]
