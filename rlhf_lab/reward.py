@@ -61,6 +61,7 @@ class RewardModel(nn.Module):
             nn.init.zeros_(self.likelihood_gate.bias)
         self.register_buffer("offset", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("temperature", torch.ones(()))   # R10: set by fit_temperature, else 1
 
     @property
     def config(self) -> GPTConfig:
@@ -72,13 +73,14 @@ class RewardModel(nn.Module):
         return self._head(self._hidden(tokens, mask, outputs_from))
 
     def forward(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
-        """Raw reward (B,). response_start (B,) is each row's first response column."""
+        """Raw reward (B,), whose differences are the log-odds of a preference (divided by the
+        calibration temperature, R10). response_start (B,) is each row's first response column."""
         first = max(int(response_start.min()) - 1, 0)                # no column before it is read
         hidden = self._hidden(tokens, mask, first)                                   # (B, T - first, D)
         reward = pool(self._head(hidden), mask[:, first:], response_start - first, self.pooling)
         if self.likelihood_weight:
             reward = reward + self.likelihood_weight * self.gated_likelihood(hidden, tokens, mask, response_start)
-        return reward
+        return reward / self.temperature
 
     def gated_likelihood(self, hidden: Tensor, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
         """(B,): response tokens' log p under the trunk's own LM head, gated mean.
@@ -226,6 +228,8 @@ class RewardConfig:
                                     # its --heldout-share of prompts, which are then not trained on
     heldout_share: float = 0.1      # with --data and no --eval-data: share of the file's prompts held out as
                                     # validation pairs (by a hash of each prompt, as rlhf sft does); 0: none
+    calibrate: bool = False         # R10: temperature scaling of σ(r_c − r_r) on those validation pairs (needs
+                                    # --data, --heldout-share > 0 and no --eval-data)
     world_seed: int = 0             # the world's facts, splits and phrasings
     pairs: int = 28000              # world training pairs (about: whole ranked prompts)
     responses_per_prompt: int = 7   # K: world answers ranked per prompt, giving K(K-1)/2 pairs
@@ -261,6 +265,10 @@ class RewardConfig:
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "grad_clip")
         check_range(self, "heldout_share", 0.0, 1.0)
+        if self.calibrate and not (self.data and self.heldout_share and not self.eval_data):
+            raise ConfigError("--calibrate fits a temperature on a --data file's validation pairs: it needs --data "
+                              "with --heldout-share > 0 and no --eval-data (fitting on the file it is judged on "
+                              "would tune on it)")
         check_range(self, "norm_samples", 2)    # a standard deviation needs two answers
         check_non_negative(self, "label_temperature", "likelihood_weight", "warmup", "weight_decay",
                            "ensemble_std_coef")
@@ -397,6 +405,32 @@ def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: i
     model.train()
 
 
+def fit_temperature(model: RewardModel, pairs: list[data.PreferencePair], device) -> float:
+    """Temperature scaling (Guo et al. 2017), R10: fit T on validation pairs and store it in the
+    model. Orderings, and so accuracy and the normalised reward PPO sees, do not change;
+    σ(r_c − r_r) becomes a calibrated probability where training left it overconfident."""
+    model.temperature.fill_(1.0)
+    chosen, rejected = score_pairs(model, pairs, device, raw=True)
+    model.temperature.fill_(calibration_temperature(chosen - rejected))
+    return model.temperature.item()
+
+
+def calibration_temperature(margins: Tensor) -> float:
+    """The T > 0 that minimises the Bradley-Terry loss −log σ(m / T) of labelled margins
+    m = r_c − r_r (N,), by L-BFGS over log T (bounded to e^±7)."""
+    margins = margins.double()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    search = torch.optim.LBFGS([log_t], max_iter=100, line_search_fn="strong_wolfe")
+
+    def loss():
+        search.zero_grad()
+        value = -F.logsigmoid(margins / log_t.clamp(-7, 7).exp()).mean()
+        value.backward()
+        return value
+    search.step(loss)
+    return log_t.detach().clamp(-7, 7).exp().item()
+
+
 def save_reward_model(path: Path, members: list[RewardModel], std_coef: float) -> None:
     """All members in one safetensors file, "<member>.<param>", with what rebuilds them."""
     tensors = {f"{i}.{k}": v for i, m in enumerate(members) for k, v in m.state_dict().items()}
@@ -420,7 +454,9 @@ def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEns
     for i in range(int(meta["members"])):
         member = RewardModel(empty_model(meta), meta["pooling"],
                              float(meta.get("likelihood_weight", 0.0)))
-        member.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")})
+        state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")}
+        state.setdefault("temperature", torch.ones(()))      # saved before R10 existed: uncalibrated
+        member.load_state_dict(state)
         members.append(member.to(device))
     return members[0] if len(members) == 1 else RewardEnsemble(members, float(meta["std_coef"])).to(device)
 
@@ -450,6 +486,8 @@ def train_reward(cfg: RewardConfig) -> dict:
     with autocast(device, cfg.precision):
         for member in range(cfg.ensemble):
             model = train_member(cfg, run, member, groups, steps_per_epoch, heldout, device)
+            if cfg.calibrate:
+                fit_temperature(model, heldout["heldout"], device)
             normalise(model, prompts, sft_policy, cfg.norm_samples, cfg.seed + member, device)
             members.append(model)
         if not distributed.is_main():
@@ -458,6 +496,8 @@ def train_reward(cfg: RewardConfig) -> dict:
         metrics = evaluate.reward_report(members[0] if cfg.ensemble == 1 else
                                          RewardEnsemble(members, cfg.ensemble_std_coef),
                                          train, heldout, world if not cfg.data else None, run.path, device)
+        if cfg.calibrate:   # R10; the validation pairs' ECE below is then fitted, not measured
+            metrics["calibration_temperature"] = sum(m.temperature.item() for m in members) / len(members)
     evaluate.plot_history(run, [k for k in run.history()[-1] if k.endswith(("loss", "accuracy"))],
                           "reward model training", "rm_training.png")
     metrics = run.finish(metrics)

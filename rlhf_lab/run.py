@@ -361,7 +361,10 @@ def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
     tensors = load_tensors(path)
     for name, m in modules.items():
         prefix = f"{name}."
-        m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        for key, buffer in m.named_buffers():   # a buffer added since the state was saved keeps its default
+            state.setdefault(key, buffer)
+        m.load_state_dict(state)
     opt_state = optimizer.state_dict()
     params = [p for group in opt_state["param_groups"] for p in group["params"]]
     for i, p in enumerate(params):

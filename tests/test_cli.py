@@ -143,6 +143,21 @@ def test_train_rm_on_a_file_without_a_held_out_file_reports_what_it_can(tmp_path
     assert metrics["data_files"][str(pairs)]["rows_loaded"] == 4
 
 
+def test_train_rm_calibrate_fits_a_temperature_on_the_files_validation_pairs_and_saves_it(tmp_path):
+    from rlhf_lab.reward import load_reward_model
+    pairs = tmp_path / "pairs.jsonl"
+    answers = ("yes", "no, no")     # annotators who prefer "yes" three times in four: no model is always right
+    pairs.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": answers[i % 4 == 0],
+                                         "rejected": answers[i % 4 != 0]}) + "\n" for i in range(80)))
+    code = cli.main(["train-rm", "--data", str(pairs), "--out", str(tmp_path / "rm"), "--batch-size", "4",
+                     "--epochs", "1", "--norm-samples", "4", "--device", "cpu", "--calibrate"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "rm" / "metrics.json").read_text())
+    temperature = metrics["calibration_temperature"]
+    assert temperature > 0 and temperature != 1.0 and "heldout_accuracy" in metrics
+    assert load_reward_model(tmp_path / "rm").temperature.item() == pytest.approx(temperature)
+
+
 def test_a_from_scratch_reward_model_with_a_longer_context_than_the_sft_model_normalises(tmp_path):
     pairs = tmp_path / "pairs.jsonl"      # prompts too long for the shipped SFT model's 256-byte context
     pairs.write_text("".join(json.dumps({"prompt": f"{'context ' * 36}Q{i}?", "chosen": "yes", "rejected": "no, no"})

@@ -281,3 +281,37 @@ def test_the_gain_over_the_length_rule_is_a_paired_difference_with_its_standard_
     assert length_baseline_accuracy(pairs) == 0.75                       # "longer wins" on three of four
     gain, se = beyond_length_baseline(pairs, torch.ones(4), torch.zeros(4))   # the model right on all four
     assert gain == pytest.approx(0.25) and se == pytest.approx(0.25)    # differences 0, 0, 0, 1: std 0.5 / √4
+
+
+def test_temperature_scaling_recovers_how_overconfident_the_margins_are_and_keeps_every_ordering():
+    from rlhf_lab.reward import calibration_temperature
+    torch.manual_seed(0)
+    margins = torch.randn(20000) * 3                      # what the model says; the truth is σ(margin / 2.5)
+    agree = torch.rand(20000) < torch.sigmoid(margins / 2.5)
+    labelled = torch.where(agree, margins, -margins)      # r_chosen − r_rejected under the labels
+    assert calibration_temperature(labelled) == pytest.approx(2.5, rel=0.05)
+    model = tiny_reward_model(likelihood_weight=1.0).eval()
+    tokens, mask, start = encode_responses(["Q?"] * 3, ["yes", "no", "maybe so"], "cpu")
+    before = model(tokens, mask, start)
+    model.temperature.fill_(2.0)
+    assert torch.allclose(model(tokens, mask, start), before / 2)
+
+
+def test_calibrate_needs_validation_pairs_of_a_file_not_the_file_it_is_judged_on():
+    from rlhf_lab.reward import RewardConfig
+    from rlhf_lab.run import ConfigError
+    RewardConfig(data="a.jsonl", calibrate=True).validate()
+    for bad in (dict(), dict(data="a.jsonl", eval_data="b.jsonl"), dict(data="a.jsonl", heldout_share=0.0)):
+        with pytest.raises(ConfigError, match="--calibrate fits a temperature"):
+            RewardConfig(calibrate=True, **bad).validate()
+
+
+def test_a_train_state_saved_before_the_calibration_temperature_existed_still_resumes(tmp_path):
+    from rlhf_lab.run import load_tensors, load_train_state, save_tensors, save_train_state, tensor_metadata
+    saved, resumed = tiny_reward_model(seed=0), tiny_reward_model(seed=1)
+    path = tmp_path / "train_state.safetensors"
+    save_train_state(path, {"value": saved}, optim.adamw([saved], 1e-3, 0.0), step=3)
+    older = {k: v for k, v in load_tensors(path).items() if k != "value.temperature"}
+    save_tensors(path, older, tensor_metadata(path))
+    assert load_train_state(path, {"value": resumed}, optim.adamw([resumed], 1e-3, 0.0)) == 3
+    assert torch.equal(resumed.head.weight, saved.head.weight) and resumed.temperature.item() == 1.0
