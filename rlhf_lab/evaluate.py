@@ -96,9 +96,14 @@ def plot_runs(runs: dict[str, Path], keys: list[str], path: Path, title: str) ->
 
 # ---------------------------------------------------------------- reward models
 
+def pair_scores(chosen: Tensor, rejected: Tensor) -> Tensor:
+    """Per pair, 1 where the chosen answer gets the higher reward, 0.5 on a tie, else 0: (N,)."""
+    return (chosen > rejected).float() + 0.5 * (chosen == rejected).float()
+
+
 def pair_accuracy(chosen: Tensor, rejected: Tensor) -> float:
     """Share of pairs where the chosen answer gets the higher reward (ties count half)."""
-    return ((chosen > rejected).float() + 0.5 * (chosen == rejected).float()).mean().item()
+    return pair_scores(chosen, rejected).mean().item()
 
 
 def expected_calibration_error(chosen: Tensor, rejected: Tensor, bins: int = 10) -> tuple[float, list]:
@@ -170,8 +175,7 @@ def beyond_length_baseline(pairs: list, chosen: Tensor, rejected: Tensor) -> tup
     """Accuracy above the better length rule on the same pairs, and its standard error: a
     paired comparison, per pair (model right) − (rule right), which tells a gain from noise
     on a few hundred pairs better than two separate accuracies do."""
-    model = (chosen > rejected).double() + 0.5 * (chosen == rejected).double()     # (N,)
-    diff = model.cpu() - length_rule_scores(pairs)                                  # (N,)
+    diff = pair_scores(chosen, rejected).cpu().double() - length_rule_scores(pairs)   # (N,)
     se = diff.std().item() / len(diff) ** 0.5 if len(diff) > 1 else float("nan")
     return diff.mean().item(), se
 
@@ -223,10 +227,10 @@ def heldout_figures(model, heldout: dict[str, list], world: World | None, out: P
     raw = ([r * model.scale.cpu() + model.offset.cpu() for r in scored[headline]] if isinstance(model, RewardModel)
            else score_pairs(model, heldout[headline], device, raw=True))     # one model's normalisation is affine
     ece, bins = expected_calibration_error(*raw)
+    gain, gain_se = beyond_length_baseline(heldout[headline], chosen, rejected)
     metrics = dict(heldout_accuracy=pair_accuracy(chosen, rejected),
                    length_baseline_accuracy=length_baseline_accuracy(heldout[headline]),
-                   **dict(zip(("beyond_length_baseline", "beyond_length_baseline_se"),
-                              beyond_length_baseline(heldout[headline], chosen, rejected))),
+                   beyond_length_baseline=gain, beyond_length_baseline_se=gain_se,
                    chosen_reward_mean=chosen.mean().item(), rejected_reward_mean=rejected.mean().item(),
                    margin=(chosen - rejected).mean().item(), ece=ece,
                    ece_noise_floor=calibration_noise_floor(*raw), heldout_pairs=len(chosen))

@@ -24,8 +24,9 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
-    check_positive, check_range, compile_if, empty_model, load_model, load_tensors, pick_device, progress, read_json,
-    resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
+    check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors, pick_device, progress,
+    read_json, resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata,
+    write_json)
 from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
 POOLINGS = ("last", "mean")
@@ -454,9 +455,7 @@ def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEns
     for i in range(int(meta["members"])):
         member = RewardModel(empty_model(meta), meta["pooling"],
                              float(meta.get("likelihood_weight", 0.0)))
-        state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")}
-        state.setdefault("temperature", torch.ones(()))      # saved before R10 existed: uncalibrated
-        member.load_state_dict(state)
+        load_state(member, {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")})
         members.append(member.to(device))
     return members[0] if len(members) == 1 else RewardEnsemble(members, float(meta["std_coef"])).to(device)
 
@@ -502,7 +501,8 @@ def train_reward(cfg: RewardConfig) -> dict:
                           "reward model training", "rm_training.png")
     metrics = run.finish(metrics)
     status(evaluate.table("reward model", metrics) + f"\nrun directory: {run.path}"
-           + ("" if heldout else "\nno held-out set: --eval-data FILE or --heldout-share gives held-out accuracy and calibration"))
+           + ("" if heldout else "\nno held-out set: --eval-data FILE or --heldout-share gives held-out accuracy "
+                                 "and calibration"))
     return metrics
 
 

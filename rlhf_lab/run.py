@@ -356,15 +356,21 @@ def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
     save_tensors(path, tensors, {"step": str(step), "seconds": f"{seconds:.2f}"})
 
 
+def load_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """module.load_state_dict(state), where a buffer added to the module since the state was
+    saved (a reward model's calibration temperature) keeps its default; a missing parameter is
+    still an error."""
+    for key, buffer in module.named_buffers():
+        state.setdefault(key, buffer)
+    module.load_state_dict(state)
+
+
 def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> int:
     """Restore what save_train_state wrote; returns the step to continue from."""
     tensors = load_tensors(path)
     for name, m in modules.items():
         prefix = f"{name}."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        for key, buffer in m.named_buffers():   # a buffer added since the state was saved keeps its default
-            state.setdefault(key, buffer)
-        m.load_state_dict(state)
+        load_state(m, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     opt_state = optimizer.state_dict()
     params = [p for group in opt_state["param_groups"] for p in group["params"]]
     for i, p in enumerate(params):
