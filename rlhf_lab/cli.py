@@ -24,6 +24,7 @@ rlhf-lab: the RLHF pipeline, small enough to read and run on a laptop.
   2. train-rm  a reward model trained on preference pairs (Bradley-Terry)
   3. ppo       the policy optimised against the reward model with a KL leash
      eval      SFT versus the RLHF policy, judged by the world's gold judge
+     sample    your own prompts answered by any of them, side by side
 
 `rlhf pipeline` runs all of it on the embedded assistant world in one command.
 Every stage writes a run directory (config.json, metrics.jsonl, metrics.json,
@@ -37,6 +38,7 @@ COMMANDS = {
     "eval-rm": ("rlhf_lab.reward", "RewardEvalConfig", "eval_main", "evaluate a trained reward model"),
     "ppo": ("rlhf_lab.ppo", "PPOConfig", "main", "stage 3: PPO against the reward model (D1-D18: docs/ppo.md)"),
     "eval": ("rlhf_lab.evaluate", "EvalConfig", "main", "SFT versus the RLHF policy, by the gold judge"),
+    "sample": ("rlhf_lab.sample", "SampleConfig", "main", "trained models answer prompts of your own, side by side"),
     "pipeline": ("rlhf_lab.pipeline", "PipelineConfig", "main", "SFT → reward model → PPO → eval, one command"),
     "world export": ("rlhf_lab.world", "ExportConfig", "export_main",
                      "write the world's SFT, preference and textbook data as JSONL"),

@@ -633,6 +633,10 @@ class World:
     def prompts(self, split: str) -> list[str]:
         return [t.prompt for t in self.tasks(split)]
 
+    def knows(self, prompt: str) -> bool:
+        """Whether `prompt` is one of this world's, the only prompts the gold judge can score."""
+        return prompt in self._by_prompt
+
     def task(self, prompt: str) -> Task:
         try:
             return self._by_prompt[prompt]

@@ -11,7 +11,7 @@ def test_help_lists_every_stage(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("sft", "train-rm", "eval-rm", "ppo", "eval", "pipeline", "world", "lab"):
+    for command in ("sft", "train-rm", "eval-rm", "ppo", "eval", "sample", "pipeline", "world", "lab"):
         assert command in out
 
 
