@@ -6,7 +6,7 @@ from the world's gold judge, never eyeballed.
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -180,6 +180,35 @@ def beyond_length_baseline(pairs: list, chosen: Tensor, rejected: Tensor) -> tup
     return diff.mean().item(), se
 
 
+def accuracy_per(key: str, pairs: list, chosen: Tensor, rejected: Tensor) -> dict[str, dict]:
+    """Pairs, accuracy, the better length rule's accuracy and the paired gain over it, for each
+    value of the rows' `key` (LLMBar's subsets, TruthfulQA's categories): a file that pools
+    sources of different difficulty is read per source, as its curators ask. Rows without the
+    key count in the headline figures only; no row with it: {}."""
+    rows = defaultdict(list)
+    for i, pair in enumerate(pairs):
+        if key in pair.meta:
+            rows[str(pair.meta[key])].append(i)
+    figures = {}
+    for value, index in sorted(rows.items()):
+        picked, subset = torch.tensor(index), [pairs[i] for i in index]
+        gain, gain_se = beyond_length_baseline(subset, chosen[picked], rejected[picked])
+        figures[value] = {"pairs": len(index), "accuracy": pair_accuracy(chosen[picked], rejected[picked]),
+                          "length_baseline_accuracy": length_baseline_accuracy(subset),
+                          "beyond_length_baseline": gain, "beyond_length_baseline_se": gain_se}
+    return figures
+
+
+def per_table(key: str, figures: dict[str, dict]) -> str:
+    """accuracy_per's figures as a text table."""
+    width = max([len(key), *map(len, figures)])
+    lines = [f"== by {key}", f"{key:<{width}}  pairs  model  length rule  gain over it"]
+    for value, f in figures.items():
+        lines.append(f"{value:<{width}}  {f['pairs']:>5}  {f['accuracy']:.3f}  {f['length_baseline_accuracy']:>11.3f}"
+                     f"  {f['beyond_length_baseline']:+.3f} ± {f['beyond_length_baseline_se']:.3f}")
+    return "\n".join(lines)
+
+
 def gold_accuracy(world: World, pairs: list, chosen: Tensor, rejected: Tensor) -> tuple[float, int]:
     """Agreement with the gold ordering on pairs whose gold scores differ."""
     agree, n = 0, 0
@@ -192,7 +221,7 @@ def gold_accuracy(world: World, pairs: list, chosen: Tensor, rejected: Tensor) -
 
 
 def reward_report(model, train: list, heldout: dict[str, list], world: World | None, out: Path,
-                  device) -> dict:
+                  device, per: str = "") -> dict:
     """Training accuracy, the textbook pairs, and with held-out sets heldout_figures."""
     from rlhf_lab.data import PreferencePair
     from rlhf_lab.reward import score_pairs
@@ -202,20 +231,21 @@ def reward_report(model, train: list, heldout: dict[str, list], world: World | N
     if train:
         metrics["train_accuracy"] = pair_accuracy(*score_pairs(model, train[:2000], device))
     if heldout:
-        metrics.update(heldout_figures(model, heldout, world, out, device))
+        metrics.update(heldout_figures(model, heldout, world, out, device, per))
     textbook = [PreferencePair(t["prompt"], t["preferred"], t["rejected"]) for t in TEXTBOOK_PAIRS]
     tc, tr = score_pairs(model, textbook, device)
     metrics["textbook_pairs_correct"] = int((tc > tr).sum())
     return metrics
 
 
-def heldout_figures(model, heldout: dict[str, list], world: World | None, out: Path, device) -> dict:
+def heldout_figures(model, heldout: dict[str, list], world: World | None, out: Path, device, per: str = "") -> dict:
     """Accuracy, margin, calibration, gold agreement and the length baseline.
 
     The headline figures (heldout_*, ece, margin, length baseline) are on the first
     held-out set: the world's unseen prompts of training facts (what PPO is judged
     on) or the given file. Every set also gets <name>_accuracy and, on the world,
-    <name>_gold_accuracy (by template and by fact: facts the model never saw).
+    <name>_gold_accuracy (by template and by fact: facts the model never saw). per: a row
+    key whose values split the headline set (accuracy_per), "" for none.
     """
     from rlhf_lab.reward import RewardModel, score_pairs
 
@@ -237,6 +267,8 @@ def heldout_figures(model, heldout: dict[str, list], world: World | None, out: P
     if world is not None:
         metrics["heldout_gold_accuracy"], metrics["heldout_gold_pairs"] = gold_accuracy(
             world, heldout[headline], chosen, rejected)
+    if per:
+        metrics[f"by_{per}"] = accuracy_per(per, heldout[headline], chosen, rejected)
     for name, (c, r) in scored.items():
         metrics[f"{name}_accuracy"] = pair_accuracy(c, r)
         if world is not None:

@@ -515,6 +515,8 @@ class RewardEvalConfig:
     on_invalid: str = "error"       # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
                                     # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
+    per: str = "subset"             # a row key of --data (subset, category, ...): the figures per value too, in
+                                    # metrics.json as by_<key>; rows without it are left out there; "": none
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
     def validate(self) -> None:
@@ -548,10 +550,13 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
         heldout = world_heldout(trained, world)
     out = Path(cfg.out or run_directory(cfg.rm) / "eval")
     out.mkdir(parents=True, exist_ok=True)
-    metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device),
+    per = cfg.per if cfg.data else ""     # the world's pairs carry no such keys
+    metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),
                **({"data_files": files} if files else {})}
     write_json(out / "metrics.json", metrics)
-    status(evaluate.table("reward model evaluation", metrics) + f"\nwritten to: {out}")
+    split = metrics.get(f"by_{per}") if per else None
+    status(evaluate.table("reward model evaluation", {k: v for k, v in metrics.items() if k != f"by_{per}"})
+           + (f"\n{evaluate.per_table(per, split)}" if split else "") + f"\nwritten to: {out}")
     return metrics
 
 

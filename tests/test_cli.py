@@ -201,6 +201,25 @@ def test_eval_rm_can_skip_bad_rows_of_a_file(tmp_path, capsys):
                                                   "prompts_truncated": 0}}
 
 
+def test_eval_rm_gives_the_figures_per_subset_of_a_file_that_pools_sources(tmp_path, capsys):
+    import torch
+    from reference import TINY
+    from rlhf_lab.model import MiniGPT
+    from rlhf_lab.reward import RewardModel, save_reward_model
+    torch.manual_seed(0)
+    save_reward_model(tmp_path / "model.safetensors", [RewardModel(MiniGPT(TINY))], 0.0)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": "Q", "chosen": "a" * (i + 1), "rejected": "b", "subset": s,
+                                         "kind": "k"}) + "\n" for i, s in enumerate("xxy")))
+    args = ["eval-rm", "--rm", str(tmp_path), "--data", str(pairs), "--out", str(tmp_path / "eval"), "--device", "cpu"]
+    assert cli.main(args) == 0
+    assert "== by subset" in capsys.readouterr().out
+    by_subset = json.loads((tmp_path / "eval" / "metrics.json").read_text())["by_subset"]
+    assert {k: v["pairs"] for k, v in by_subset.items()} == {"x": 2, "y": 1}
+    assert cli.main(args + ["--per", "kind"]) == 0
+    assert "by_kind" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+
+
 def test_a_reward_model_where_a_language_model_belongs_is_one_clear_line(tmp_path, capsys):
     import torch
     from reference import TINY

@@ -283,6 +283,22 @@ def test_the_gain_over_the_length_rule_is_a_paired_difference_with_its_standard_
     assert gain == pytest.approx(0.25) and se == pytest.approx(0.25)    # differences 0, 0, 0, 1: std 0.5 / √4
 
 
+def test_figures_per_subset_read_each_source_apart_with_its_own_length_rule():
+    from rlhf_lab.evaluate import accuracy_per
+    pairs = [PreferencePair("q", "long answer", "short", meta={"subset": "b"}),
+             PreferencePair("q", "ok", "too long an answer", meta={"subset": "b"}),
+             PreferencePair("q", "no", "yes indeed", meta={"subset": "a"}),
+             PreferencePair("q", "x", "yy", meta={"subset": "a"}),
+             PreferencePair("q", "unlabelled", "row")]                   # in the headline figures only
+    chosen, rejected = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0]), torch.zeros(5)
+    figures = accuracy_per("subset", pairs, chosen, rejected)
+    assert list(figures) == ["a", "b"]
+    assert figures["a"] == {"pairs": 2, "accuracy": 0.75, "length_baseline_accuracy": 1.0,   # "shorter wins" on a
+                            "beyond_length_baseline": -0.25, "beyond_length_baseline_se": pytest.approx(0.25)}
+    assert figures["b"]["accuracy"] == 1.0 and figures["b"]["length_baseline_accuracy"] == 0.5
+    assert accuracy_per("category", pairs, chosen, rejected) == {}
+
+
 def test_temperature_scaling_recovers_how_overconfident_the_margins_are_and_keeps_every_ordering():
     from rlhf_lab.reward import calibration_temperature
     torch.manual_seed(0)
