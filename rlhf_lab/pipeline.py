@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab import evaluate, ppo, reward, sft
+from rlhf_lab import evaluate, ppo, reward, sample, sft
 from rlhf_lab.run import SHIPPED_SFT, check_choice, read_json, recorded_config, status, write_json, write_text
 
 PRESETS = ("default", "tiny")
@@ -84,5 +84,7 @@ def main(cfg: PipelineConfig) -> dict:
     status(f"pipeline done: gold win rate {eval_metrics['gold_win_rate_vs_sft']:.3f} "
            f"± {eval_metrics['gold_win_rate_se']:.3f}, "
            f"gold {eval_metrics['gold_mean_sft']:.3f} → {eval_metrics['gold_mean_policy']:.3f}\n"
-           f"report: {Path(cfg.out) / 'report.md'}")
+           f"report: {Path(cfg.out) / 'report.md'}\n"
+           f"answers to prompts of your own: rlhf sample --models {sample.name_of(ppo_cfg.sft)} {ppo_cfg.out} "
+           f"--rm {rm_cfg.out}")
     return summary

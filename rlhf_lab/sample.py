@@ -78,6 +78,11 @@ def checkpoint(path: str) -> str:
     return SHIPPED_SFT if path == SHIPPED else path
 
 
+def name_of(path: str) -> str:
+    """How --models names a checkpoint path: the shipped one as "shipped"."""
+    return SHIPPED if path == SHIPPED_SFT else path
+
+
 def check_prompts_fit(prompts: list[str], model: CausalLM, name: str) -> None:
     """generate needs one response slot and room for EOS after each prompt (model.response_room)."""
     context = model.config.context_len

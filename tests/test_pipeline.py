@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhf_lab import pipeline, ppo
+from rlhf_lab import cli, pipeline, ppo
 from rlhf_lab.model import SamplingConfig, positions_from_mask
 from rlhf_lab.rollout import Rollout, encode_prompts, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, load_model, tensor_metadata
@@ -141,7 +141,11 @@ def test_a_finished_pipeline_run_again_leaves_every_stage_and_its_eval_as_they_a
     files = {f: f.stat().st_mtime_ns for stage in ("rm", "ppo", "eval") for f in (out / stage).iterdir()}
     assert pipeline.main(pipeline.PipelineConfig(out=str(out), preset="tiny", device="cpu")) == summary
     assert {f: f.stat().st_mtime_ns for f in files} == files
-    assert "already judged this policy" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "already judged this policy" in out_text
+    hint = next(line for line in out_text.splitlines() if "rlhf sample" in line).split("rlhf ", 1)[1]
+    assert hint == f"sample --models shipped {out / 'ppo'} --rm {out / 'rm'}"
+    assert cli.main(hint.split() + ["--max-new-tokens", "8", "--device", "cpu"]) == 0    # the hint runs as printed
 
 
 def test_tiny_pipeline_trades_visible_flaws_for_the_ideal_style(tiny_pipeline):
