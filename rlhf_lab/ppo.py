@@ -8,10 +8,11 @@ Advantages by GAE (Schulman et al. 2016), the clipped surrogate (Schulman et al.
  1. The value model is a separate network initialised from the reward model, as
     InstructGPT does: a value head on the policy's trunk would be cheaper, but its
     loss would pull on the very features the policy acts with.
- 2. No pretraining-mix term (InstructGPT's PPO-ptx): the world has no pretraining corpus.
+ 2. InstructGPT's pretraining-mix term (PPO-ptx) is an option, off by default (D20): the
+    world has no pretraining corpus, so the SFT model's own demonstrations stand in for it.
  3. A response that never emits EOS gets its score lowered by `eos_penalty`
     (the TRL recipe), so the policy cannot escape the reward by rambling.
-Implementation details are numbered D1..D18 and listed in docs/ppo.md.
+Implementation details are numbered D1..D20 and listed in docs/ppo.md.
 """
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ class PPOConfig:
     world_seed: int = 0              # the world whose training prompts are used
     prompts: str = ""                # JSONL of prompts ("prompt" key: world export's prompts_train.jsonl, HH
                                      # files); empty → the world's training prompts, the only ones gold can judge
-    on_invalid: str = "error"        # bad --prompts rows: "error" | "skip" (counted, reported)
-    overflow: str = "error"          # --prompts rows too long for the context and an answer: "error" | "skip" |
-                                     # "truncate" (cuts the prompt's oldest bytes)
+    on_invalid: str = "error"        # bad --prompts / --ptx-data rows: "error" | "skip" (counted, reported)
+    overflow: str = "error"          # --prompts rows too long for the context and an answer (--ptx-data rows:
+                                     # too long for the context): "error" | "skip" | "truncate" (cuts the
+                                     # prompt's oldest bytes)
     iterations: int = 40             # rollout + update rounds
     batch_size: int = 64             # episodes (prompt, response) per iteration
     minibatch_size: int = 32         # episodes per gradient step
@@ -69,6 +71,9 @@ class PPOConfig:
     baseline_decay: float = 0.9      # running-mean decay of the "baseline" estimator
     whiten_advantages: bool = True   # D5: advantages to mean 0, std 1 per batch
     eos_penalty: float = 1.0         # D3: subtracted from the score of a response without EOS
+    ptx_coef: float = 0.0            # D20, PPO-ptx (InstructGPT eq. 2): γ times the LM loss on demonstrations
+                                     # joins each update, against the alignment tax; 0: plain PPO
+    ptx_data: str = ""               # SFT JSONL for PPO-ptx; empty → the world's SFT mix, which SFT trained on
     max_new_tokens: int = 192        # response length limit, bytes
     grad_clip: float = 1.0           # global gradient-norm clip
     eval_every: int = 10             # iterations between progress lines and checkpoints (a kill loses fewer)
@@ -87,7 +92,9 @@ class PPOConfig:
             raise ConfigError("--reward gold judges the world's own prompts; a --prompts file needs --reward model")
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
                        "max_new_tokens", "eval_every", "samples_per_prompt", "grad_clip", "value_clip")
-        check_non_negative(self, "vf_coef", "eos_penalty")
+        check_non_negative(self, "vf_coef", "eos_penalty", "ptx_coef")
+        if self.ptx_data and not self.ptx_coef:
+            raise ConfigError("--ptx-data is read only with --ptx-coef above 0")
         if self.batch_size % self.minibatch_size:
             raise ConfigError("--batch-size must be a multiple of --minibatch-size")
         if self.batch_size % self.samples_per_prompt:
@@ -284,32 +291,56 @@ class ActorCritic(nn.Module):
     """The two networks PPO trains, as one module: its forward gives the policy's log-probs
     and the critic's values on a rollout's response tokens, (B, N) each. One module with
     one forward per backward is what DistributedDataParallel needs to average both
-    networks' gradients under torchrun (distributed.wrap). Without a critic (the critic-free
-    estimators) values is None."""
+    networks' gradients under torchrun (distributed.wrap), PPO-ptx's LM loss included.
+    Without a critic (the critic-free estimators) values is None; without demonstrations
+    the LM loss is None."""
 
     def __init__(self, policy: CausalLM, value_model: RewardModel | None):
         super().__init__()
         self.policy, self.value_model = policy, value_model
 
-    def forward(self, r: Rollout) -> tuple[Tensor, Tensor | None]:
+    def forward(self, r: Rollout, demonstrations: tuple[Tensor, Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         logprobs, _ = by_length(partial(token_logprobs, self.policy), r)                 # (B, N)
-        if self.value_model is None:
-            return logprobs, None
-        values, = by_length(partial(response_values, self.value_model), r)               # (B, N)
-        return logprobs, values
+        values = None if self.value_model is None else \
+            by_length(partial(response_values, self.value_model), r)[0]                  # (B, N)
+        ptx_loss = None if demonstrations is None else demonstration_loss(self.policy, *demonstrations)
+        return logprobs, values, ptx_loss
+
+
+def demonstration_batch(encoded: list[tuple[list[int], int]], size: int, generator: torch.Generator,
+                        device) -> tuple[Tensor, Tensor, Tensor]:
+    """`size` demonstrations drawn at random: right-padded tokens and mask (B, T), and
+    loss_mask (B, T), True on the answer and its EOS (the tokens SFT's loss reads)."""
+    drawn = [encoded[i] for i in torch.randint(len(encoded), (size,), generator=generator).tolist()]
+    tokens, mask = tokenizer.right_pad([t for t, _ in drawn])
+    loss_mask = mask.clone()
+    for row, (_, first) in enumerate(drawn):
+        loss_mask[row, :first] = False
+    return tokens.to(device), mask.to(device), loss_mask.to(device)
+
+
+def demonstration_loss(policy: CausalLM, tokens: Tensor, mask: Tensor, loss_mask: Tensor) -> Tensor:
+    """D20: mean next-token cross-entropy of the policy on the answers of demonstrations, the
+    SFT loss (sft.response_loss), through the model protocol so an HF policy takes it too."""
+    logprobs, _ = token_logprobs(policy, tokens, mask, 1)                                 # (B, T-1)
+    return -masked_mean(logprobs, loss_mask[:, 1:])
 
 
 def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, cfg: PPOConfig,
-               generator: torch.Generator) -> dict[str, float]:
+               generator: torch.Generator, demonstrations: list | None = None) -> dict[str, float]:
     """cfg.ppo_epochs passes over the batch in shuffled minibatches (D2).
-    actor_critic: an ActorCritic, or one wrapped by distributed.wrap."""
+    actor_critic: an ActorCritic, or one wrapped by distributed.wrap. demonstrations: PPO-ptx's
+    encoded examples (D20), as many drawn per minibatch as it has episodes; None: plain PPO."""
     r, stats = batch.rollout, []
     for _ in range(cfg.ppo_epochs):
         for mb in torch.randperm(len(r.prompts), generator=generator).split(cfg.minibatch_size):
             mb = mb.to(r.tokens.device)
             sub = Rollout([], [], r.tokens[mb], r.mask[mb], r.response_mask[mb], r.prompt_len)
             mask = sub.response_mask
-            logprobs, values = actor_critic(sub)                                         # (b, N) each
+            ptx = None if demonstrations is None else demonstration_batch(demonstrations, len(mb), generator,
+                                                                           r.tokens.device)
+            logprobs, values, ptx_loss = actor_critic(sub, ptx)                          # (b, N) each; scalar
             pg_loss, clipfrac = ppo_policy_loss(logprobs, batch.old_logprobs[mb], batch.advantages[mb],
                                                 mask, cfg.clip_eps)
             step = {"ppo/policy_loss": pg_loss, "ppo/clipfrac": clipfrac,
@@ -317,7 +348,10 @@ def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, c
             if values is not None:
                 step["ppo/value_loss"] = value_loss(values, batch.old_values[mb], batch.returns[mb], mask,
                                                     cfg.value_clip)
-            (pg_loss + cfg.vf_coef * step.get("ppo/value_loss", 0.0)).backward()
+            if ptx_loss is not None:
+                step["ppo/ptx_loss"] = ptx_loss
+            (pg_loss + cfg.vf_coef * step.get("ppo/value_loss", 0.0)
+             + cfg.ptx_coef * step.get("ppo/ptx_loss", 0.0)).backward()
             optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip)
             stats.append({name: value.item() for name, value in step.items()})
     return {name: sum(s[name] for s in stats) / len(stats) for name in stats[0]}
@@ -401,6 +435,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     world = world or World(WorldConfig(seed=cfg.world_seed))
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
     prompts, judge, files = training_prompts(cfg, world, policy.config.context_len)           # a bad file too
+    demonstrations = ptx_demonstrations(cfg, world, policy.config.context_len, files)
     run = Run(cfg.out, "ppo", cfg, files)
     if run.finished:
         return run.finished_metrics()
@@ -413,8 +448,8 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
         kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
         kl_ctl.update(last["ppo/kl"], cfg.batch_size)
     with autocast(device, cfg.precision):
-        last = ppo_loop(cfg, run, prompts, judge, (policy, reference, value_model, reward_fn), optimizer, kl_ctl,
-                        start, baseline, device)
+        last = ppo_loop(cfg, run, (prompts, demonstrations), judge, (policy, reference, value_model, reward_fn),
+                        optimizer, kl_ctl, start, baseline, device)
         return finish(run, policy, last)
 
 
@@ -428,11 +463,28 @@ def training_prompts(cfg: PPOConfig, world: World, context_len: int) -> tuple[li
     return [row.prompt for row in rows], None, files
 
 
-def ppo_loop(cfg: PPOConfig, run: Run, prompts: list[str], world: World | None, models, optimizer, kl_ctl: FixedKL,
-             start: int, baseline: float, device) -> Rollout | None:
+PTX_WORLD_EXAMPLES = 20_000   # the world's SFT examples PPO-ptx draws from (a default run reads about 10,000)
+
+
+def ptx_demonstrations(cfg: PPOConfig, world: World, context_len: int, files: dict) -> list | None:
+    """D20: PPO-ptx's demonstrations, encoded, this rank's share; None for plain PPO. A file's
+    (what loading it kept goes into `files`), else the world's SFT mix on its training prompts."""
+    if not cfg.ptx_coef:
+        return None
+    if cfg.ptx_data:
+        examples, _ = data.load(cfg.ptx_data, "sft", context_len, cfg.on_invalid, cfg.overflow, files)
+    else:
+        examples = [data.SFTExample(row["prompt"], row["response"])
+                    for row in world.sft_examples("train", PTX_WORLD_EXAMPLES, cfg.seed)]
+    return distributed.shard([tokenizer.encode_pair(e.prompt, e.response) for e in examples])
+
+
+def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], list | None], world: World | None, models,
+             optimizer, kl_ctl: FixedKL, start: int, baseline: float, device) -> Rollout | None:
     """Iterations start..cfg.iterations; returns the last rollout (None if there was none).
-    world: the gold judge of the prompts' answers, None for a --prompts file's."""
-    policy, reference, value_model, reward_fn = models
+    inputs: the training prompts and PPO-ptx's demonstrations (None without). world: the gold
+    judge of the prompts' answers, None for a --prompts file's."""
+    (prompts, demonstrations), (policy, reference, value_model, reward_fn) = inputs, models
     modules, r = trained_modules(policy, value_model), None
     actor_critic = distributed.wrap(ActorCritic(policy, value_model))
     prompts = distributed.shard(prompts)
@@ -444,7 +496,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, prompts: list[str], world: World | None, 
         batch_prompts = [prompts[i] for i in drawn for _ in range(cfg.samples_per_prompt)]
         r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
         batch = score_batch(policy, reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
-        stats = {**batch_stats(batch, world), **ppo_update(actor_critic, optimizer, batch, cfg, generator)}
+        stats = {**batch_stats(batch, world), **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations)}
         stats = distributed.all_mean(stats)   # D15: so β and the baseline agree on every rank
         baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * stats["ppo/score"]
         stats.update({"ppo/kl_coef": kl_ctl.value, "ppo/baseline": baseline,

@@ -47,9 +47,9 @@ if __name__ == "__main__":
     reward.train_reward(reward.RewardConfig(out=str(out / "rm"), sft=str(out / "sft"), pairs=105, batch_size=1,
                                             epochs=1, norm_samples=4, heldout_pairs=21, device="cpu"))
     check_stage("rm")
-    stage = "ppo"
+    stage = "ppo"   # with PPO-ptx: its LM loss rides in the one DDP forward per backward
     ppo.train_ppo(ppo.PPOConfig(out=str(out / "ppo"), sft=str(out / "sft"), rm=str(out / "rm"), iterations=2,
-                                batch_size=4, minibatch_size=2, max_new_tokens=8, device="cpu"))
+                                batch_size=4, minibatch_size=2, max_new_tokens=8, ptx_coef=1.0, device="cpu"))
     check_stage("ppo")
     stage = "rloo"   # critic-free: the policy alone is wrapped
     ppo.train_ppo(ppo.PPOConfig(out=str(out / "rloo"), sft=str(out / "sft"), rm=str(out / "rm"), iterations=2,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhf_lab import cli, pipeline, ppo
+from rlhf_lab import cli, pipeline, ppo, tokenizer
 from rlhf_lab.model import SamplingConfig, positions_from_mask
 from rlhf_lab.rollout import Rollout, encode_prompts, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, load_model, tensor_metadata
@@ -386,3 +386,43 @@ def test_ppo_against_the_gold_judge_needs_no_reward_model(tmp_path):
     ppo.train_ppo(cfg)
     logged = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert len(logged) == 2 and all("ppo/value_loss" in row for row in logged)
+
+
+def test_the_ptx_loss_is_the_sft_loss_on_the_answers():
+    from reference import TINY
+    from rlhf_lab import sft
+    from rlhf_lab.model import MiniGPT
+    torch.manual_seed(0)
+    model = MiniGPT(TINY)
+    encoded = [tokenizer.encode_pair("What is 2 plus 2?", "4."), tokenizer.encode_pair("Hi", "Hello there.")]
+    tokens, mask, loss_mask = ppo.demonstration_batch(encoded, 6, torch.Generator().manual_seed(0), "cpu")
+    drawn = [(row[m].tolist(), int((~lm[m]).sum())) for row, m, lm in zip(tokens, mask, loss_mask)]
+    assert all(d in encoded for d in drawn)
+    expected = sft.response_loss(model, *sft.make_batch(drawn, "cpu"))
+    assert ppo.demonstration_loss(model, tokens, mask, loss_mask).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_ppo_ptx_holds_the_policy_to_its_demonstrations(tmp_path):
+    demo = {"prompt": "Say the word.", "response": "Zebra quilt."}
+    path = tmp_path / "demos.jsonl"
+    path.write_text(json.dumps(demo) + "\n")
+    likelihood = {}
+    for coef in (0.0, 5.0):
+        out = tmp_path / f"ptx{coef:g}"
+        cfg = tiny_ppo(out, lr=3e-4, ptx_coef=coef, ptx_data=str(path) if coef else "")
+        ppo.train_ppo(cfg, reward_fn=starts_with(ord("T")))
+        policy = load_model(out)
+        tokens, mask, loss_mask = ppo.demonstration_batch(
+            [tokenizer.encode_pair(demo["prompt"], demo["response"])], 1, torch.Generator(), "cpu")
+        with torch.no_grad():
+            likelihood[coef] = -ppo.demonstration_loss(policy, tokens, mask, loss_mask).item()
+        logged = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        assert ("ppo/ptx_loss" in logged) == bool(coef)
+    assert likelihood[5.0] > likelihood[0.0] + 0.5, likelihood
+    assert json.loads((tmp_path / "ptx5" / "metrics.json").read_text())["data_files"][str(path)]["rows_loaded"] == 1
+
+
+def test_ptx_data_without_a_ptx_coefficient_is_refused(tmp_path):
+    from rlhf_lab.run import ConfigError
+    with pytest.raises(ConfigError, match="--ptx-data is read only with --ptx-coef above 0"):
+        ppo.train_ppo(tiny_ppo(tmp_path, ptx_data="demos.jsonl"), reward_fn=starts_with(ord("T")))
