@@ -143,7 +143,8 @@ def render(answers: list[Answer]) -> str:
     for answer in answers:
         if answer.prompt != prompt:
             prompt = answer.prompt
-            lines += [""] * bool(lines) + [f"prompt: {prompt}"]
+            one_line = prompt.replace("\n", "⏎")                 # as report.md shows a prompt
+            lines += [""] * bool(lines) + [f"prompt: {one_line}"]
         first, *rest = answer.text.split("\n")
         lines += [f"  [{answer.model}] {first}", *(f"      {line}".rstrip() for line in rest)]
         if describe(answer):
