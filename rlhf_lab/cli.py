@@ -66,6 +66,8 @@ COMMANDS = {
                       "GAE with a critic versus the critic-free running-mean and leave-one-out (RLOO) baselines"),
     "lab oracle": ("rlhf_lab.lab.oracle", "OracleConfig", "main",
                    "PPO against a learned reward model versus against the gold judge itself"),
+    "lab alignment-tax": ("rlhf_lab.lab.alignment_tax", "AlignmentTaxConfig", "main",
+                          "plain PPO against PPO-ptx: the facts PPO costs the SFT model, greedy and sampled"),
     "lab temperature": ("rlhf_lab.lab.temperature", "TemperatureConfig", "main",
                         "SFT versus the RLHF policy at each sampling temperature: more than sharpening?"),
 }

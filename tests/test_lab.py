@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from rlhf_lab.lab import (advantage, annotator_bias, calibration, ensemble, kl_sweep, length_hack, multi_objective,
-                          oracle, overoptimization, pooling)
+from rlhf_lab.lab import (advantage, alignment_tax, annotator_bias, calibration, ensemble, kl_sweep, length_hack,
+                          multi_objective, oracle, overoptimization, pooling)
 from rlhf_lab.lab.overoptimization import bon_kl, fit, peak
 
 
@@ -28,7 +28,7 @@ def test_fits_recover_the_functional_forms():
     (length_hack, length_hack.LengthHackConfig), (multi_objective, multi_objective.MultiObjectiveConfig),
     (kl_sweep, kl_sweep.KLSweepConfig), (overoptimization, overoptimization.OveroptimizationConfig),
     (ensemble, ensemble.EnsembleConfig), (advantage, advantage.AdvantageConfig), (oracle, oracle.OracleConfig),
-    (annotator_bias, annotator_bias.AnnotatorBiasConfig)])
+    (annotator_bias, annotator_bias.AnnotatorBiasConfig), (alignment_tax, alignment_tax.AlignmentTaxConfig)])
 def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
     figures = module.main(config(out=str(tmp_path), quick=True, device="cpu"))
     reports = list(tmp_path.rglob("report.md"))
@@ -98,3 +98,14 @@ def test_a_lab_reuses_a_reward_model_only_if_it_was_made_with_the_same_config(tm
     for again in (cfg, cfg, replace(cfg, pairs=7000)):
         assert reward_model_once(again) == tmp_path / "rm"
     assert trained == [256, 7000]
+
+
+def test_the_alignment_tax_finding_names_each_runs_tax_and_weighs_the_win_gap_against_its_noise():
+    sft = ["SFT", 0.962, 0.022, "—", "—", 0.382, 0.219, 0.148, 0.257, "—"]
+    plain = ["PPO", 0.896, 0.080, 0.726, 0.018, 0.757, 0.214, 0.177, 0.748, 2.9]
+    ptx = ["PPO-ptx", 0.966, 0.022, 0.686, 0.017, 0.706, 0.157, 0.109, 0.644, 1.1]
+    text = alignment_tax.finding(sft, plain, ptx)
+    assert "plain PPO leaves 0.080 of its greedy answers wrong (+0.058 on SFT's 0.022)" in text
+    assert "PPO-ptx 0.022 of its greedy answers wrong (+0.000" in text
+    assert "within two standard errors of the difference (0.050)" in text          # gap 0.040
+    assert "a gap beyond" in alignment_tax.finding(sft, plain, ptx[:3] + [0.6] + ptx[4:])
