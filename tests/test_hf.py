@@ -127,7 +127,7 @@ def test_our_checkpoint_of_an_hf_model_rebuilds_it_with_tied_weights(model, tmp_
 
 def test_reward_model_ppo_and_eval_run_from_an_hf_checkpoint(tmp_path):
     """`--sft` naming a save_pretrained directory: every stage after SFT runs on the HF
-    model, and its checkpoints load back as HF models."""
+    model (PPO with PPO-ptx's LM loss too), and its checkpoints load back as HF models."""
     from rlhf_lab import cli
     from rlhf_lab.model import GPTConfig
     from rlhf_lab.reward import load_reward_model
@@ -139,7 +139,7 @@ def test_reward_model_ppo_and_eval_run_from_an_hf_checkpoint(tmp_path):
     assert cli.main(["train-rm", *common, "--out", str(tmp_path / "rm"), "--pairs", "84", "--batch-size", "2",
                      "--epochs", "1", "--norm-samples", "8", "--heldout-pairs", "21"]) == 0
     assert cli.main(["ppo", *common, "--rm", str(tmp_path / "rm"), "--out", str(tmp_path / "ppo"), "--iterations", "2",
-                     "--batch-size", "4", "--minibatch-size", "2", "--max-new-tokens", "8"]) == 0
+                     "--batch-size", "4", "--minibatch-size", "2", "--max-new-tokens", "8", "--ptx-coef", "0.5"]) == 0
     assert cli.main(["eval", *common, "--rm", str(tmp_path / "rm"), "--policy", str(tmp_path / "ppo"),
                      "--prompts", "4", "--samples-per-prompt", "1", "--out", str(tmp_path / "eval")]) == 0
     reward_model, policy = load_reward_model(tmp_path / "rm"), run.load_model(tmp_path / "ppo")
