@@ -73,7 +73,8 @@ class PPOConfig:
     eos_penalty: float = 1.0         # D3: subtracted from the score of a response without EOS
     ptx_coef: float = 0.0            # D20, PPO-ptx (InstructGPT eq. 2): γ times the LM loss on demonstrations
                                      # joins each update, against the alignment tax; 0: plain PPO
-    ptx_data: str = ""               # SFT JSONL for PPO-ptx; empty → the world's SFT mix, which SFT trained on
+    ptx_data: str = ""               # PPO-ptx's demonstrations: SFT JSONL, or a preference file (its chosen
+                                     # answers); empty → the world's SFT mix, which SFT trained on
     max_new_tokens: int = 192        # response length limit, bytes
     grad_clip: float = 1.0           # global gradient-norm clip
     eval_every: int = 10             # iterations between progress lines and checkpoints (a kill loses fewer)
