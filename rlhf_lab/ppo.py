@@ -388,10 +388,19 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: Worl
         reward_fn = gold_reward(world, reference, cfg.seed)
     if reward_fn is None:
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
+        check_reads_whole_rollouts(cfg, reward_model.config.context_len, policy.config.context_len)
         reward_fn = model_reward(reward_model)
     value_model = new_critic(cfg, reward_model, device) if cfg.advantage == "gae" else None
     compile_if(cfg.compile, policy, reference, *(m for m in (value_model, reward_model) if m is not None))
     return policy, reference, value_model, reward_fn
+
+
+def check_reads_whole_rollouts(cfg: PPOConfig, reward_context: int, policy_context: int) -> None:
+    """The reward model scores prompt and answer together, up to the policy's whole context."""
+    if reward_context < policy_context:
+        raise ConfigError(f"the reward model ({cfg.rm}) reads {reward_context} tokens, but the policy ({cfg.sft}) "
+                          f"writes rollouts of up to {policy_context}: train the reward model on this SFT model, "
+                          "or on one with as long a context")
 
 
 def gold_reward(world: World, sft: CausalLM, seed: int) -> RewardFn:

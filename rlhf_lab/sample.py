@@ -84,7 +84,8 @@ def name_of(path: str) -> str:
 
 
 def check_prompts_fit(prompts: list[str], model: CausalLM, name: str) -> None:
-    """generate needs one response slot and room for EOS after each prompt (model.response_room)."""
+    """Room for one answer token and EOS after each prompt: generate needs it (model.response_room),
+    and so does a reward model, which pools over the answer."""
     context = model.config.context_len
     for prompt in prompts:
         length = len(tokenizer.encode_prompt(prompt))
@@ -121,6 +122,8 @@ def sample_answers(cfg: SampleConfig) -> list[Answer]:
     device = pick_device(cfg.device)
     world = World(WorldConfig(seed=cfg.world_seed))
     reward_model = load_reward_model(cfg.rm, device).eval() if cfg.rm else None
+    if reward_model is not None:          # it reads prompt and answer together, and may have less context
+        check_prompts_fit(cfg.prompts, reward_model, cfg.rm)
     answers = [a for path in cfg.models for a in model_answers(cfg, path, world, reward_model, device)]
     order = {prompt: i for i, prompt in reversed(list(enumerate(cfg.prompts)))}
     return sorted(answers, key=lambda a: order[a.prompt])      # stable: models keep their order

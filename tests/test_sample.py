@@ -70,6 +70,15 @@ def test_bad_requests_are_one_clear_line(tiny_runs, change, message):
         sample_answers(cfg)
 
 
+def test_a_prompt_that_leaves_the_reward_model_no_room_is_one_clear_line(tiny_runs):
+    import dataclasses
+    short = dataclasses.replace(TINY, context_len=32)
+    save_reward_model(tiny_runs / "rm32" / "model.safetensors", [RewardModel(MiniGPT(short))], 0.0)
+    cfg = SampleConfig(prompts=["x" * 40], models=[str(tiny_runs / "a")], rm=str(tiny_runs / "rm32"), device="cpu")
+    with pytest.raises(ConfigError, match=f"32-token context of {tiny_runs / 'rm32'}"):
+        sample_answers(cfg)
+
+
 def test_the_command_prints_each_prompt_with_its_answers(tiny_runs, capsys):
     argv = ["sample", "--models", str(tiny_runs / "a"), "--prompts", FOREIGN, "--max-new-tokens", "8",
             "--device", "cpu"]
