@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from rlhf_lab import data, distributed, evaluate, optim, tokenizer
+from rlhf_lab import data, distributed, evaluate, optim, sft, tokenizer
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
@@ -314,11 +314,7 @@ def demonstration_batch(encoded: list[tuple[list[int], int]], size: int, generat
     """`size` demonstrations drawn at random: right-padded tokens and mask (B, T), and
     loss_mask (B, T), True on the answer and its EOS (the tokens SFT's loss reads)."""
     drawn = [encoded[i] for i in torch.randint(len(encoded), (size,), generator=generator).tolist()]
-    tokens, mask = tokenizer.right_pad([t for t, _ in drawn])
-    loss_mask = mask.clone()
-    for row, (_, first) in enumerate(drawn):
-        loss_mask[row, :first] = False
-    return tokens.to(device), mask.to(device), loss_mask.to(device)
+    return tuple(t.to(device) for t in tokenizer.right_pad_examples(drawn))
 
 
 def demonstration_loss(policy: CausalLM, tokens: Tensor, mask: Tensor, loss_mask: Tensor) -> Tensor:
@@ -484,9 +480,8 @@ def ptx_demonstrations(cfg: PPOConfig, world: World, context_len: int, files: di
     if cfg.ptx_data:
         examples, _ = data.load(cfg.ptx_data, "sft", context_len, cfg.on_invalid, cfg.overflow, files)
     else:
-        examples = [data.SFTExample(row["prompt"], row["response"])
-                    for row in world.sft_examples("train", PTX_WORLD_EXAMPLES, cfg.seed)]
-    return distributed.shard([tokenizer.encode_pair(e.prompt, e.response) for e in examples])
+        examples = sft.world_examples(world, "train", PTX_WORLD_EXAMPLES, cfg.seed)
+    return distributed.shard(sft.encode_examples(examples))
 
 
 def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], list | None], world: World | None, models,
@@ -506,7 +501,8 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], list | None], wo
         batch_prompts = [prompts[i] for i in drawn for _ in range(cfg.samples_per_prompt)]
         r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
         batch = score_batch(policy, reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
-        stats = {**batch_stats(batch, world), **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations)}
+        stats = {**batch_stats(batch, world),
+                 **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations)}
         stats = distributed.all_mean(stats)   # D15: so β and the baseline agree on every rank
         baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * stats["ppo/score"]
         stats.update({"ppo/kl_coef": kl_ctl.value, "ppo/baseline": baseline,

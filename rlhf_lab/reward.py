@@ -554,9 +554,9 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),
                **({"data_files": files} if files else {})}
     write_json(out / "metrics.json", metrics)
-    split = metrics.get(f"by_{per}") if per else None
+    by_value = metrics.get(f"by_{per}") if per else None
     status(evaluate.table("reward model evaluation", {k: v for k, v in metrics.items() if k != f"by_{per}"})
-           + (f"\n{evaluate.per_table(per, split)}" if split else "") + f"\nwritten to: {out}")
+           + (f"\n{evaluate.per_table(per, by_value)}" if by_value else "") + f"\nwritten to: {out}")
     return metrics
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lab import tokenizer
+from rlhf_lab.evaluate import proxy_scores
 from rlhf_lab.model import CausalLM, SamplingConfig
-from rlhf_lab.rollout import sample_rollouts
+from rlhf_lab.reward import load_reward_model
+from rlhf_lab.rollout import response_texts, sample_rollouts
 from rlhf_lab.run import (
     SHIPPED_SFT, ConfigError, check_exists, check_non_negative, check_positive, check_range, load_model,
     pick_device, status)
@@ -96,9 +98,6 @@ def check_prompts_fit(prompts: list[str], model: CausalLM, name: str) -> None:
 
 def model_answers(cfg: SampleConfig, path: str, world: World, reward_model, device) -> list[Answer]:
     """One model's cfg.samples answers to each prompt, judged and (with a reward model) scored."""
-    from rlhf_lab.evaluate import proxy_scores
-    from rlhf_lab.rollout import response_texts
-
     model = load_model(checkpoint(path), device).eval()
     check_prompts_fit(cfg.prompts, model, path)
     prompts = [p for p in cfg.prompts for _ in range(cfg.samples)]
@@ -116,8 +115,6 @@ def model_answers(cfg: SampleConfig, path: str, world: World, reward_model, devi
 
 def sample_answers(cfg: SampleConfig) -> list[Answer]:
     """Every model's answers, grouped by prompt in the order given, then by model."""
-    from rlhf_lab.reward import load_reward_model
-
     cfg.validate()
     device = pick_device(cfg.device)
     world = World(WorldConfig(seed=cfg.world_seed))

@@ -74,6 +74,11 @@ class SFTConfig:
                          n_heads=self.n_heads, ffn=self.ffn)
 
 
+def world_examples(world: World, split: str, n: int, seed: int) -> list[data.SFTExample]:
+    """n of the world's SFT demonstrations on a split's prompts, in its style mix."""
+    return [data.SFTExample(r["prompt"], r["response"]) for r in world.sft_examples(split, n, seed)]
+
+
 def encode_examples(examples: list[data.SFTExample]) -> list[tuple[list[int], int]]:
     """(tokens, first response index) per example."""
     return [tokenizer.encode_pair(e.prompt, e.response) for e in examples]
@@ -81,10 +86,8 @@ def encode_examples(examples: list[data.SFTExample]) -> list[tuple[list[int], in
 
 def make_batch(encoded: list[tuple[list[int], int]], device) -> tuple[Tensor, Tensor]:
     """Right-padded inputs (B, T-1) and targets (B, T-1), with -100 off the response."""
-    tokens, mask = tokenizer.right_pad([t for t, _ in encoded])
-    targets = tokens.masked_fill(~mask, -100)
-    for i, (_, start) in enumerate(encoded):
-        targets[i, :start] = -100                       # no loss on BOS prompt SEP
+    tokens, _, answer_mask = tokenizer.right_pad_examples(encoded)
+    targets = tokens.masked_fill(~answer_mask, -100)
     return tokens[:, :-1].to(device), targets[:, 1:].to(device)
 
 
@@ -141,16 +144,14 @@ def load_data(cfg: SFTConfig, world: World) -> tuple[list, list, dict[str, dict]
     if cfg.data:
         train, _ = data.load(cfg.data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow, files)
     else:
-        train = [data.SFTExample(r["prompt"], r["response"])
-                 for r in world.sft_examples("train", cfg.examples, cfg.seed)]
+        train = world_examples(world, "train", cfg.examples, cfg.seed)
     if cfg.eval_data:
         heldout, _ = data.load(cfg.eval_data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow, files)
     elif cfg.data:
         train, heldout = data.split_heldout(train, cfg.heldout_share, cfg.data)
         heldout = heldout[:MAX_EVAL]                    # all held out of training, at most MAX_EVAL measured
     else:
-        heldout = [data.SFTExample(r["prompt"], r["response"])
-                   for r in world.sft_examples("heldout_prompt", 512, cfg.seed + 1)]
+        heldout = world_examples(world, "heldout_prompt", 512, cfg.seed + 1)
     return distributed.shard(train), heldout, files
 
 

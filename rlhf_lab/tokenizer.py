@@ -64,3 +64,13 @@ def right_pad(rows: list[list[int]]) -> tuple[Tensor, Tensor]:
         tokens[i, :len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, :len(row)] = True
     return tokens, mask
+
+
+def right_pad_examples(encoded: list[tuple[list[int], int]]) -> tuple[Tensor, Tensor, Tensor]:
+    """encode_pair's (tokens, first response index) rows, right-padded: tokens and mask (B, T),
+    and answer_mask (B, T), True on the response and its EOS, the tokens an SFT loss reads."""
+    tokens, mask = right_pad([t for t, _ in encoded])
+    answer_mask = mask.clone()
+    for i, (_, first) in enumerate(encoded):
+        answer_mask[i, :first] = False                  # no loss on BOS prompt SEP
+    return tokens, mask, answer_mask

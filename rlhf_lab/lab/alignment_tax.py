@@ -49,7 +49,7 @@ def main(cfg: AlignmentTaxConfig) -> dict:
     first = report.figures["PPO"]                        # SFT's answers are the same in both comparisons
     rows = [row("SFT", first["greedy"], first["sampled"], model="sft")] + [
         row(label, figures["greedy"], figures["sampled"]) for label, figures in report.figures.items()]
-    report.say(f"{report.figures['PPO']['sampled']['comparisons']} comparisons with SFT on held-out prompts at "
+    report.say(f"{first['sampled']['comparisons']} comparisons with SFT on held-out prompts at "
                "temperature 1, one per prompt greedily; slips are wrong answers naming none of the fact's "
                "plausible wrong answers.")
     report.say()
