@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from rlhf_lab import tokenizer
 from rlhf_lab.run import ConfigError, check_choice, status
+from rlhf_lab.tokenizer import Tokenizer
 
 HH_ASSISTANT = "\n\nAssistant:"
-MIN_PROMPT_BYTES = 16   # truncation keeps at least this much of the prompt
+MIN_PROMPT_TOKENS = 16  # truncation keeps at least this much of the prompt
 ANSWER_ROOM = 32        # a PPO prompt must leave the context room for an answer of this many bytes
 ON_INVALID = ("error", "skip")
 OVERFLOW = ("error", "skip", "truncate")
@@ -206,16 +206,20 @@ def parse_preference(row: dict, path, line: int) -> PreferencePair:
     return PreferencePair(*texts, meta=meta)
 
 
-def fit_prompt(prompt: str, responses: list[str], context_len: int, overflow: str) -> str | None:
+def fit_prompt(tok: Tokenizer, prompt: str, responses: list[str], context_len: int, overflow: str) -> str | None:
     """The prompt, shortened from the left if allowed, so every response fits; None if impossible."""
-    longest = max(len(tokenizer.encode_pair(prompt, r)[0]) for r in responses)
-    excess = longest - context_len
+    excess = longest_row(tok, prompt, responses) - context_len
     if excess <= 0:
         return prompt
-    raw = prompt.encode("utf-8")
-    if overflow != "truncate" or len(raw) - excess < MIN_PROMPT_BYTES:
+    if overflow != "truncate" or len(tok.encode(prompt)) - excess < MIN_PROMPT_TOKENS:
         return None
-    return raw[excess:].decode("utf-8", errors="ignore")   # may drop a split character's bytes
+    cut = tok.truncate_prompt(prompt, excess)
+    return cut if longest_row(tok, cut, responses) <= context_len else None   # a subword tokenizer may merge anew
+
+
+def longest_row(tok: Tokenizer, prompt: str, responses: list[str]) -> int:
+    """Tokens in the longest of the prompt's encoded examples."""
+    return max(len(tok.encode_pair(prompt, r)[0]) for r in responses)
 
 
 def answers_to_fit(row: SFTExample | PreferencePair | Prompt) -> list[str]:
@@ -254,10 +258,11 @@ def split_heldout(rows: list, share: float, path: str) -> tuple[list, list]:
     return kept, held
 
 
-def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error",
+def load(path: Path | str, kind: str, tok: Tokenizer, context_len: int, on_invalid: str = "error",
          overflow: str = "error", files: dict[str, dict] | None = None) -> tuple[list, LoadReport]:
     """Load SFT examples (kind="sft"), preference pairs (kind="preference") or PPO prompts (kind="prompt").
 
+    tok and context_len: the model that will read the rows, which must fit its context.
     on_invalid: "error" | "skip"; overflow: "error" | "skip" | "truncate". files: a stage's record
     of its input files (metrics.json's data_files), which gets this one's LoadReport.as_metrics().
     """
@@ -274,10 +279,10 @@ def load(path: Path | str, kind: str, context_len: int, on_invalid: str = "error
             continue
         row.heldout_key = heldout_key(row.prompt)      # before truncation, which differs between stages
         responses = answers_to_fit(row)
-        prompt = fit_prompt(row.prompt, responses, context_len, overflow)
+        prompt = fit_prompt(tok, row.prompt, responses, context_len, overflow)
         if prompt is None:
             if overflow == "error":
-                longest = max(len(tokenizer.encode_pair(row.prompt, r)[0]) for r in responses)
+                longest = longest_row(tok, row.prompt, responses)
                 what = f"prompt with room for a {ANSWER_ROOM}-byte answer" if kind == "prompt" else "example"
                 raise DataError(path, line, f"{what} is {longest} tokens, longer than the context "
                                 f"of {context_len} (--overflow skip drops such rows; --overflow truncate cuts "

@@ -16,7 +16,7 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, Run, autocast, check_choice, check_exists, check_non_negative, check_positive,
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_positive,
     load_model, pick_device, read_json, read_log, recorded_config, run_directory, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
@@ -384,7 +384,8 @@ def proxy_scores(reward_model, prompts: list[str], responses: list[str], device)
     from rlhf_lab.reward import score_texts
 
     with torch.no_grad():
-        return score_texts(reward_model.score, prompts, responses, device, reward_model.config.context_len).cpu()
+        return score_texts(reward_model.score, reward_model.tokenizer, prompts, responses, device,
+                           reward_model.config.context_len).cpu()
 
 
 def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:
@@ -403,6 +404,9 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     per_prompt = cfg.answers_per_prompt()
     prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(per_prompt)]
     sft, policy = load_model(cfg.sft, device).eval(), load_model(cfg.policy, device).eval()
+    if sft.tokenizer != policy.tokenizer:     # the KL reads the policy's tokens under the reference
+        raise ConfigError(f"--sft {cfg.sft} and --policy {cfg.policy} use different tokenizers: the KL between "
+                          "them is not defined; compare a policy with the SFT model it started from")
     reward_model = load_reward_model(cfg.rm, device).eval()
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     rollouts = {name: sample_rollouts(model, prompts, sampling, seed=cfg.seed)

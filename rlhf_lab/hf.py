@@ -6,13 +6,13 @@ so `model.generate`, `model.token_logprobs` and `reward.RewardModel` run on it
 unchanged. transformers is imported here only; the rest of the library never needs it.
 
 Scope, honestly:
-  (1) The pipeline's tokenizer is the byte-level one (tokenizer.py). An HF model
-      plugs in when its vocabulary *is* that byte vocabulary: 256 bytes + BOS, EOS,
-      PAD, SEP, 260 ids, as the config-built `tiny_gpt2` is. A pretrained model
-      with its own tokenizer (GPT-2's BPE, Llama's SentencePiece) is refused on
-      load: its ids would mean nothing to rollout.py, data.py and
-      reward.encode_responses until its tokenizer is wired into that encoding.
-      Known limitation.
+  (1) Tokenizers: a directory that holds a tokenizer (tokenizer.json or
+      tokenizer_config.json beside config.json, as `save_pretrained` of a model and
+      its tokenizer leaves it) brings it along as an `HFTokenizer`, and every stage
+      encodes with it; the stages' checkpoints carry a copy in their metadata
+      (run.architecture), so each loads back with its tokenizer. A
+      directory without one must use the byte vocabulary (256 bytes + BOS, EOS, PAD,
+      SEP, 260 ids), as the config-built `tiny_gpt2` does.
   (2) Dropout is switched off on load, as GPTConfig.dropout = 0 is for MiniGPT:
       PPO compares log-probs of the same tokens under train and eval mode.
   (3) run.load_model reads an HF `save_pretrained` directory. The stages' own
@@ -21,17 +21,22 @@ Scope, honestly:
 """
 from __future__ import annotations
 
+import base64
 import json
+import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
-from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
+from transformers import (
+    AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel,
+    PreTrainedTokenizerBase)
 
 from rlhf_lab import tokenizer
-from rlhf_lab.model import GPTConfig
+from rlhf_lab.model import GPTConfig, full_logits
 from rlhf_lab.run import ConfigError
+from rlhf_lab.tokenizer import BYTES, Tokenizer
 
 
 class HFCache:
@@ -72,14 +77,90 @@ def disable_dropout(model: PreTrainedModel) -> None:
             setattr(model.config, name, 0.0)
 
 
-class HFCausalLM(nn.Module):
-    """A PreTrainedModel with an LM head, seen through the CausalLM protocol."""
+PROMPT_END = "\n\n"   # ends a prompt for a tokenizer without a chat template (no SEP token of its own)
 
-    def __init__(self, hf: PreTrainedModel):
+
+class HFTokenizer(Tokenizer):
+    """A transformers tokenizer behind the calls the stages make (tokenizer.Tokenizer).
+
+    The prompt template is the tokenizer's chat template when it has one (an instruction-tuned
+    model's own: a user turn, then the assistant's header), else BOS (if the tokenizer has one),
+    the prompt and a blank line. The answer follows as its own tokens, then EOS, as in TRL's
+    SFT and reward trainers: the ids a model is trained on are the ids it samples. Unlike the
+    byte template's SEP token, a blank line in a prompt's own text is not told apart from the
+    end of the prompt."""
+
+    def __init__(self, hf: PreTrainedTokenizerBase, source: str = "the tokenizer"):
+        if hf.eos_token_id is None:
+            raise ConfigError(f"{source}: the tokenizer has no EOS token, so no answer could end")
+        self.hf = hf
+        self.eos, self.bos = hf.eos_token_id, hf.bos_token_id
+        self.pad = self.eos if hf.pad_token_id is None else hf.pad_token_id   # padding is masked out anyway
+        self.vocab_size = len(hf)
+        self.never_sampled = sorted({i for i in (self.bos, self.pad) if i is not None} - {self.eos})
+
+    def encode(self, text: str) -> list[int]:
+        return self.hf.encode(text, add_special_tokens=False)
+
+    def decode(self, tokens: list[int] | Tensor) -> str:
+        return self.hf.decode(tokens, skip_special_tokens=True)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        if self.hf.chat_template:
+            return list(self.hf.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                                    tokenize=True, return_dict=False))
+        return [self.bos] * (self.bos is not None) + self.encode(prompt + PROMPT_END)
+
+    def truncate_prompt(self, prompt: str, excess: int) -> str:
+        return self.decode(self.encode(prompt)[excess:])
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, HFTokenizer) and self.hf.get_vocab() == other.hf.get_vocab()
+                and (self.eos, self.bos, self.hf.chat_template) == (other.eos, other.bos, other.hf.chat_template))
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer | None:
+    """The tokenizer saved in a directory, or None if it holds none."""
+    if not any((Path(path) / name).exists() for name in TOKENIZER_FILES):
+        return None
+    try:
+        return HFTokenizer(AutoTokenizer.from_pretrained(str(path), local_files_only=True), str(path))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: the tokenizer does not load ({first_line(e)})") from None
+
+
+def tokenizer_metadata(tok: HFTokenizer) -> dict[str, str]:
+    """The files of `save_pretrained`, as checkpoint metadata: the checkpoint alone rebuilds the
+    model's tokenizer, and is written in one atomic step."""
+    with tempfile.TemporaryDirectory() as directory:
+        tok.hf.save_pretrained(directory)
+        files = {p.name: base64.b64encode(p.read_bytes()).decode("ascii") for p in Path(directory).iterdir()}
+    return {"hf_tokenizer": json.dumps(files)}
+
+
+def tokenizer_from_metadata(text: str) -> Tokenizer:
+    """Inverse of tokenizer_metadata."""
+    with tempfile.TemporaryDirectory() as directory:
+        for name, content in json.loads(text).items():
+            (Path(directory) / name).write_bytes(base64.b64decode(content))
+        return load_tokenizer(directory)
+
+
+class HFCausalLM(nn.Module):
+    """A PreTrainedModel with an LM head, seen through the CausalLM protocol, and its tokenizer."""
+
+    def __init__(self, hf: PreTrainedModel, tok: Tokenizer = BYTES):
         super().__init__()
         self.hf = hf
+        self.tokenizer = tok
         self.config = gpt_config_of(hf.config)
         disable_dropout(hf)
+
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+        return full_logits(self, tokens, mask)                              # (B, T, V)
 
     def new_cache(self, batch: int, length: int) -> HFCache:
         return HFCache(self.hf)
@@ -103,23 +184,33 @@ class HFCausalLM(nn.Module):
 
 
 def from_pretrained(path: str | Path, device: torch.device | str = "cpu") -> HFCausalLM:
-    """An HFCausalLM from a local `save_pretrained` directory; never touches the hub.
-    Its vocabulary must be the byte vocabulary (scope note 1)."""
+    """An HFCausalLM from a local `save_pretrained` directory, with the tokenizer saved beside
+    it (or the byte vocabulary); never touches the hub."""
     try:
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, KeyError) as e:     # an unknown model_type, a broken config.json
         raise ConfigError(f"{path}: not a loadable Hugging Face model ({first_line(e)})") from None
-    if config.vocab_size != tokenizer.VOCAB_SIZE:
-        raise ConfigError(f"{path}: a vocabulary of {config.vocab_size} ids; rlhf-lab encodes text as 256 bytes "
-                          f"+ BOS, EOS, PAD, SEP ({tokenizer.VOCAB_SIZE} ids), and a model with its own "
-                          "tokenizer is not supported")
+    tok = tokenizer_for(path, config.vocab_size)
     # fp32 whatever the checkpoint's dtype: the stages keep weights and optimizer in fp32 (bf16 is autocast)
     try:
         hf = AutoModelForCausalLM.from_pretrained(str(path), config=config, local_files_only=True,
                                                   dtype=torch.float32)
     except (OSError, ValueError, SafetensorError) as e:   # no weights file, cut-off or mismatched weights
         raise ConfigError(f"{path}: the Hugging Face weights do not load ({first_line(e)})") from None
-    return HFCausalLM(hf).to(device)
+    return HFCausalLM(hf, tok).to(device)
+
+
+def tokenizer_for(path: str | Path, vocab_size: int) -> Tokenizer:
+    """The tokenizer saved in `path`, whose ids must all be rows of the model's embedding;
+    without one, the byte tokenizer, for a model of the byte vocabulary."""
+    tok = load_tokenizer(path)
+    if tok is None and vocab_size != tokenizer.VOCAB_SIZE:
+        raise ConfigError(f"{path}: a vocabulary of {vocab_size} ids and no tokenizer saved beside it; save the "
+                          "model's tokenizer there (tokenizer.save_pretrained), or use the byte vocabulary "
+                          f"({tokenizer.VOCAB_SIZE} ids)")
+    if tok is not None and tok.vocab_size > vocab_size:
+        raise ConfigError(f"{path}: the tokenizer has {tok.vocab_size} ids but the model embeds only {vocab_size}")
+    return tok or BYTES
 
 
 def first_line(error: Exception) -> str:
@@ -137,8 +228,8 @@ def tiny_gpt2(config: GPTConfig) -> HFCausalLM:
     return HFCausalLM(GPT2LMHeadModel(hf_config))
 
 
-def from_config_json(text: str) -> HFCausalLM:
+def from_config_json(text: str, tok: Tokenizer) -> HFCausalLM:
     """A freshly initialised model from a config's JSON (a checkpoint's metadata, run.architecture)."""
     values = json.loads(text)
     config = AutoConfig.for_model(values.pop("model_type"), **values)
-    return HFCausalLM(AutoModelForCausalLM.from_config(config, dtype=torch.float32))
+    return HFCausalLM(AutoModelForCausalLM.from_config(config, dtype=torch.float32), tok)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlhf_lab import tokenizer
+from rlhf_lab.tokenizer import BYTES, Tokenizer
 
 
 @dataclass
@@ -46,6 +47,7 @@ class CausalLM(Protocol):
     """What the stages need from a language model (MiniGPT here, a HF model in hf.py)."""
 
     config: GPTConfig
+    tokenizer: Tokenizer     # how text becomes this model's token ids (tokenizer.py)
 
     def trunk(self, tokens: Tensor, positions: Tensor, key_mask: Tensor | None = None,
               cache: KVCache | None = None, outputs_from: int = 0) -> Tensor: ...
@@ -130,6 +132,8 @@ class Block(nn.Module):
 class MiniGPT(nn.Module):
     """Decoder-only transformer; the LM head shares the token embedding (Press & Wolf 2017)."""
 
+    tokenizer = BYTES
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -193,10 +197,15 @@ class MiniGPT(nn.Module):
         return hidden @ self.token_embedding.weight.T                          # (B, T, V)
 
     def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Logits (B, T, V) for a batch; mask (B, T) is only needed with left padding."""
-        positions = positions_from_mask(mask) if mask is not None else \
-            torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
-        return self.lm_head(self.trunk(tokens, positions, mask))
+        return full_logits(self, tokens, mask)                              # (B, T, V)
+
+
+def full_logits(model: CausalLM, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Logits (B, T, V) at every column of a batch; mask (B, T) is only needed with left
+    padding. A model's forward, so DistributedDataParallel sees the SFT loss's pass."""
+    positions = positions_from_mask(mask) if mask is not None else \
+        torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+    return model.lm_head(model.trunk(tokens, positions, mask))
 
 
 def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) -> tuple[Tensor, Tensor]:
@@ -273,9 +282,11 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
 
     prompts, prompt_mask (B, P), left-padded. Returns response tokens (B, N) and
     response_mask (B, N), True up to and including EOS; N ≤ max_new_tokens.
-    BOS, SEP and PAD never appear inside a response, so they are never sampled.
+    The tokenizer's never_sampled ids (BOS, SEP, PAD) never appear inside a response, so they
+    are never sampled, nor are ids past its vocabulary.
     """
     B, P = prompts.shape
+    tok = model.tokenizer
     limit = response_room(prompt_mask, model.config.context_len, cfg.max_new_tokens)  # (B,)
     new = int(limit.max())
     cache = model.new_cache(B, P + new)
@@ -284,27 +295,25 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     position = positions_from_mask(prompt_mask)                              # (B, P)
     hidden = model.trunk(prompts, position, key_mask[:, :P], cache, outputs_from=P - 1)  # (B, 1, D)
     position = position[:, -1:]                                              # (B, 1)
-    out = torch.full((B, new), tokenizer.PAD, dtype=torch.long, device=prompts.device)
+    out = torch.full((B, new), tok.pad, dtype=torch.long, device=prompts.device)
     alive = torch.ones(B, new, dtype=torch.bool, device=prompts.device)     # response_mask
     done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
     for t in range(new):
         with fp32(hidden):        # as the log-probs PPO computes for these samples (next_token_logprobs)
             logits = model.lm_head(hidden[:, -1].float())                    # (B, V)
-        logits[:, NEVER_SAMPLED] = float("-inf")
+        logits[:, tok.never_sampled] = float("-inf")
+        logits[:, tok.vocab_size:] = float("-inf")   # an embedding padded past the tokenizer's last id
         if cfg.temperature == 0:
             token = logits.argmax(-1)
         else:
             token = draw(filter_logits(logits, cfg).softmax(-1), generator)
         alive[:, t] = ~done
-        out[:, t] = token.masked_fill(done, tokenizer.PAD)
-        done |= (token == tokenizer.EOS) | (limit == t + 1)
+        out[:, t] = token.masked_fill(done, tok.pad)
+        done |= (token == tok.eos) | (limit == t + 1)
         if done.all() or t == new - 1:
             return out[:, :t + 1], alive[:, :t + 1]
         position = (position + 1).clamp(max=model.config.context_len - 1)   # only finished rows reach it
         hidden = model.trunk(out[:, t:t + 1], position, key_mask[:, :P + t + 1], cache)
-
-
-NEVER_SAMPLED = [tokenizer.BOS, tokenizer.SEP, tokenizer.PAD]
 
 
 def response_room(prompt_mask: Tensor, context_len: int, max_new_tokens: int) -> Tensor:

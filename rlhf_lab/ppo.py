@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from rlhf_lab import data, distributed, evaluate, optim, sft, tokenizer
+from rlhf_lab import data, distributed, evaluate, optim, sft
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
@@ -32,6 +32,7 @@ from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
     check_positive, check_range, compile_if, load_model, pick_device, progress, resume_step, save_model,
     save_train_state, seed_everything, status, write_json)
+from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig
 
 ADVANTAGES = ("gae", "baseline", "rloo")
@@ -262,7 +263,7 @@ def with_eos(r: Rollout) -> Rollout:
     at that EOS. generate leaves the context one column for it. The cut itself costs the
     score eos_penalty (D3)."""
     cut = ~r.ended                                                                  # (B,)
-    column = torch.full_like(r.tokens[:, :1], tokenizer.PAD).masked_fill(cut[:, None], tokenizer.EOS)
+    column = torch.full_like(r.tokens[:, :1], r.eos)                                # padding where not cut
     return replace(r, tokens=torch.cat([r.tokens, column], 1), mask=torch.cat([r.mask, cut[:, None]], 1),
                    response_mask=torch.cat([r.response_mask, cut[:, None]], 1))
 
@@ -309,12 +310,18 @@ class ActorCritic(nn.Module):
         return logprobs, values, ptx_loss
 
 
-def demonstration_batch(encoded: list[tuple[list[int], int]], size: int, generator: torch.Generator,
-                        device) -> tuple[Tensor, Tensor, Tensor]:
-    """`size` demonstrations drawn at random: right-padded tokens and mask (B, T), and
-    loss_mask (B, T), True on the answer and its EOS (the tokens SFT's loss reads)."""
-    drawn = [encoded[i] for i in torch.randint(len(encoded), (size,), generator=generator).tolist()]
-    return tuple(t.to(device) for t in tokenizer.right_pad_examples(drawn))
+@dataclass
+class Demonstrations:
+    """D20: PPO-ptx's demonstrations, encoded by the policy's tokenizer as (tokens, first
+    answer index) rows."""
+    tokenizer: Tokenizer
+    encoded: list[tuple[list[int], int]]
+
+    def draw(self, size: int, generator: torch.Generator, device) -> tuple[Tensor, Tensor, Tensor]:
+        """`size` of them at random: right-padded tokens and mask (B, T), and loss_mask (B, T),
+        True on the answer and its EOS (the tokens SFT's loss reads)."""
+        drawn = [self.encoded[i] for i in torch.randint(len(self.encoded), (size,), generator=generator).tolist()]
+        return tuple(t.to(device) for t in self.tokenizer.right_pad_examples(drawn))
 
 
 def demonstration_loss(policy: CausalLM, tokens: Tensor, mask: Tensor, loss_mask: Tensor) -> Tensor:
@@ -325,18 +332,17 @@ def demonstration_loss(policy: CausalLM, tokens: Tensor, mask: Tensor, loss_mask
 
 
 def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, cfg: PPOConfig,
-               generator: torch.Generator, demonstrations: list | None = None) -> dict[str, float]:
+               generator: torch.Generator, demonstrations: Demonstrations | None = None) -> dict[str, float]:
     """cfg.ppo_epochs passes over the batch in shuffled minibatches (D2).
     actor_critic: an ActorCritic, or one wrapped by distributed.wrap. demonstrations: PPO-ptx's
-    encoded examples (D20), as many drawn per minibatch as it has episodes; None: plain PPO."""
+    (D20), as many drawn per minibatch as it has episodes; None: plain PPO."""
     r, stats = batch.rollout, []
     for _ in range(cfg.ppo_epochs):
         for mb in torch.randperm(len(r.prompts), generator=generator).split(cfg.minibatch_size):
             mb = mb.to(r.tokens.device)
-            sub = Rollout([], [], r.tokens[mb], r.mask[mb], r.response_mask[mb], r.prompt_len)
+            sub = Rollout([], [], r.tokens[mb], r.mask[mb], r.response_mask[mb], r.prompt_len, r.eos)
             mask = sub.response_mask
-            ptx = None if demonstrations is None else demonstration_batch(demonstrations, len(mb), generator,
-                                                                           r.tokens.device)
+            ptx = None if demonstrations is None else demonstrations.draw(len(mb), generator, r.tokens.device)
             logprobs, values, ptx_loss = actor_critic(sub, ptx)                          # (b, N) each; scalar
             pg_loss, clipfrac = ppo_policy_loss(logprobs, batch.old_logprobs[mb], batch.advantages[mb],
                                                 mask, cfg.clip_eps)
@@ -384,15 +390,20 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: Worl
         reward_fn = gold_reward(world, reference, cfg.seed)
     if reward_fn is None:
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
-        check_reads_whole_rollouts(cfg, reward_model.config.context_len, policy.config.context_len)
+        check_reads_whole_rollouts(cfg, reward_model, policy)
         reward_fn = model_reward(reward_model)
     value_model = new_critic(cfg, reward_model, device) if cfg.advantage == "gae" else None
     compile_if(cfg.compile, policy, reference, *(m for m in (value_model, reward_model) if m is not None))
     return policy, reference, value_model, reward_fn
 
 
-def check_reads_whole_rollouts(cfg: PPOConfig, reward_context: int, policy_context: int) -> None:
-    """The reward model scores prompt and answer together, up to the policy's whole context."""
+def check_reads_whole_rollouts(cfg: PPOConfig, reward_model, policy: CausalLM) -> None:
+    """The reward model scores the rollouts' own token ids, prompt and answer together, up to
+    the policy's whole context: it must read them with the policy's tokenizer and context."""
+    if reward_model.tokenizer != policy.tokenizer:
+        raise ConfigError(f"the reward model ({cfg.rm}) and the policy ({cfg.sft}) use different tokenizers, so the "
+                          "reward model cannot read the policy's rollouts: train the reward model on this SFT model")
+    reward_context, policy_context = reward_model.config.context_len, policy.config.context_len
     if reward_context < policy_context:
         raise ConfigError(f"the reward model ({cfg.rm}) reads {reward_context} tokens, but the policy ({cfg.sft}) "
                           f"writes rollouts of up to {policy_context}: train the reward model on this SFT model, "
@@ -440,8 +451,8 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     seed_everything(cfg.seed)
     world = world or World(WorldConfig(seed=cfg.world_seed))
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
-    prompts, judge, files = training_prompts(cfg, world, policy.config.context_len)           # a bad file too
-    demonstrations = ptx_demonstrations(cfg, world, policy.config.context_len, files)
+    prompts, judge, files = training_prompts(cfg, world, policy)                               # a bad file too
+    demonstrations = ptx_demonstrations(cfg, world, policy, files)
     run = Run(cfg.out, "ppo", cfg, files)
     if run.finished:
         return run.finished_metrics()
@@ -459,32 +470,35 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
         return finish(run, policy, last)
 
 
-def training_prompts(cfg: PPOConfig, world: World, context_len: int) -> tuple[list[str], World | None, dict]:
+def training_prompts(cfg: PPOConfig, world: World, policy: CausalLM) -> tuple[list[str], World | None, dict]:
     """PPO's prompts, the world that judges their answers, and what loading a file kept: the
     world's training prompts, or a --prompts file's, which no gold judge knows (None)."""
     if not cfg.prompts:
         return world.prompts("train"), world, {}
     files = {}
-    rows, _ = data.load(cfg.prompts, "prompt", context_len, cfg.on_invalid, cfg.overflow, files)
+    rows, _ = data.load(cfg.prompts, "prompt", policy.tokenizer, policy.config.context_len, cfg.on_invalid,
+                        cfg.overflow, files)
     return [row.prompt for row in rows], None, files
 
 
 PTX_WORLD_EXAMPLES = 20_000   # the world's SFT examples PPO-ptx draws from (a default run reads about 10,000)
 
 
-def ptx_demonstrations(cfg: PPOConfig, world: World, context_len: int, files: dict) -> list | None:
-    """D20: PPO-ptx's demonstrations, encoded, this rank's share; None for plain PPO. A file's
-    (what loading it kept goes into `files`), else the world's SFT mix on its training prompts."""
+def ptx_demonstrations(cfg: PPOConfig, world: World, policy: CausalLM, files: dict) -> Demonstrations | None:
+    """D20: PPO-ptx's demonstrations, this rank's share; None for plain PPO. A file's (what
+    loading it kept goes into `files`), else the world's SFT mix on its training prompts."""
     if not cfg.ptx_coef:
         return None
+    tok = policy.tokenizer
     if cfg.ptx_data:
-        examples, _ = data.load(cfg.ptx_data, "sft", context_len, cfg.on_invalid, cfg.overflow, files)
+        examples, _ = data.load(cfg.ptx_data, "sft", tok, policy.config.context_len, cfg.on_invalid, cfg.overflow,
+                                files)
     else:
         examples = sft.world_examples(world, "train", PTX_WORLD_EXAMPLES, cfg.seed)
-    return distributed.shard(sft.encode_examples(examples))
+    return Demonstrations(tok, distributed.shard(sft.encode_examples(tok, examples)))
 
 
-def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], list | None], world: World | None, models,
+def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations | None], world: World | None, models,
              optimizer, kl_ctl: FixedKL, start: int, baseline: float, device) -> Rollout | None:
     """Iterations start..cfg.iterations; returns the last rollout (None if there was none).
     inputs: the training prompts and PPO-ptx's demonstrations (None without). world: the gold

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlhf_lab import data, distributed, evaluate, optim, tokenizer
+from rlhf_lab import data, distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
@@ -27,6 +27,7 @@ from rlhf_lab.run import (
     check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors, pick_device, progress,
     read_json, resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata,
     write_json)
+from rlhf_lab.tokenizer import BYTES, Tokenizer
 from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
 POOLINGS = ("last", "mean")
@@ -67,6 +68,10 @@ class RewardModel(nn.Module):
     @property
     def config(self) -> GPTConfig:
         return self.backbone.config
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.backbone.tokenizer
 
     def token_scores(self, tokens: Tensor, mask: Tensor, outputs_from: int = 0) -> Tensor:
         """(B, T) → (B, T - outputs_from): the head at every column from outputs_from on
@@ -129,6 +134,7 @@ class RewardEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.std_coef = std_coef
         self.config = members[0].config
+        self.tokenizer = members[0].tokenizer
 
     def forward(self, tokens: Tensor, mask: Tensor, response_start: Tensor) -> Tensor:
         """Raw reward (B,): the members' mean Bradley-Terry logit (what calibration reads)."""
@@ -144,17 +150,18 @@ def bradley_terry_loss(chosen: Tensor, rejected: Tensor) -> Tensor:
     return -F.logsigmoid(chosen - rejected).mean()
 
 
-def encode_responses(prompts: list[str], responses: list[str], device,
+def encode_responses(tok: Tokenizer, prompts: list[str], responses: list[str], device,
                      max_len: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Right-padded BOS prompt SEP response EOS rows: tokens, mask (B, T), response_start (B,).
+    """Right-padded prompt-response rows (BOS prompt SEP response EOS for bytes): tokens,
+    mask (B, T), response_start (B,).
 
     max_len (the model's context): longer rows lose the end of their response, EOS kept.
     A sampled response fits the context as tokens, but its text can outgrow it: each byte
     of broken UTF-8 decodes to U+FFFD, three bytes when encoded again."""
-    pairs = [tokenizer.encode_pair(p, r) for p, r in zip(prompts, responses)]
+    pairs = [tok.encode_pair(p, r) for p, r in zip(prompts, responses)]
     if max_len is not None:
-        pairs = [(t if len(t) <= max_len else t[:max_len - 1] + [tokenizer.EOS], s) for t, s in pairs]
-    tokens, mask = tokenizer.right_pad([t for t, _ in pairs])
+        pairs = [(t if len(t) <= max_len else t[:max_len - 1] + [tok.eos], s) for t, s in pairs]
+    tokens, mask = tok.right_pad([t for t, _ in pairs])
     start = torch.tensor([s for _, s in pairs])
     return tokens.to(device), mask.to(device), start.to(device)
 
@@ -162,35 +169,34 @@ def encode_responses(prompts: list[str], responses: list[str], device,
 CHUNK_TOKENS = 4096   # padded tokens per forward pass when scoring rows sorted by length
 
 
-def score_texts(score_fn, prompts: list[str], responses: list[str], device, max_len: int | None = None,
-                chunk_tokens: int | None = None) -> Tensor:
+def score_texts(score_fn, tok: Tokenizer, prompts: list[str], responses: list[str], device,
+                max_len: int | None = None, chunk_tokens: int | None = None) -> Tensor:
     """Scores (N,) of (prompt, response) rows, in chunks of rows of similar length.
 
     Padding a whole batch to its longest row wastes about a third of a world batch's
     positions; rows grouped by rollout.length_chunks (at most `chunk_tokens` padded
     tokens each, rollout.chunk_budget by default) skip most of that, with the same
     scores and gradients.
-    score_fn: a RewardModel (raw, for training) or its .score (normalised); max_len: as in
-    encode_responses, for sampled texts."""
-    tokens, mask, start = encode_responses(prompts, responses, "cpu", max_len)        # (N, T) right-padded
+    score_fn: a RewardModel (raw, for training) or its .score (normalised); tok: its tokenizer;
+    max_len: as in encode_responses, for sampled texts."""
+    tokens, mask, start = encode_responses(tok, prompts, responses, "cpu", max_len)        # (N, T) right-padded
 
     def score(rows: Tensor, _: int, end: int) -> tuple[Tensor]:                      # right padding: first is 0
         return (score_fn(tokens[rows, :end].to(device), mask[rows, :end].to(device), start[rows].to(device)),)
     return map_length_chunks(score, mask, chunk_tokens or chunk_budget(device, CHUNK_TOKENS))[0]
 
 
-def pair_rewards(score_fn, pairs: list[data.PreferencePair], device,
+def pair_rewards(score_fn, tok: Tokenizer, pairs: list[data.PreferencePair], device,
                  max_len: int | None = None) -> tuple[Tensor, Tensor]:
     """Rewards of chosen and rejected (B,) each, from one pass in which every distinct
     (prompt, response) is scored once: a ranked prompt's K-choose-2 pairs cost K sequences.
-    score_fn: a RewardModel (raw, for training) or its .score (normalised); max_len: as in
-    encode_responses."""
+    score_fn, tok, max_len: as in score_texts."""
     index: dict[tuple[str, str], int] = {}
     for p in pairs:
         index.setdefault((p.prompt, p.chosen), len(index))
         index.setdefault((p.prompt, p.rejected), len(index))
     prompts, responses = (list(column) for column in zip(*index))
-    rewards = score_texts(score_fn, prompts, responses, device, max_len)              # (U,) distinct answers
+    rewards = score_texts(score_fn, tok, prompts, responses, device, max_len)              # (U,) distinct answers
     chosen = torch.tensor([index[p.prompt, p.chosen] for p in pairs], device=rewards.device)
     rejected = torch.tensor([index[p.prompt, p.rejected] for p in pairs], device=rewards.device)
     return rewards[chosen], rewards[rejected]
@@ -213,7 +219,8 @@ def score_pairs(model: RewardModel | RewardEnsemble, pairs: list[data.Preference
     or raw (the trained Bradley-Terry logits, whose differences are log-odds). Answers
     longer than the model's context (the textbook's, for a short-context model) are cut."""
     model.eval()
-    chosen, rejected = pair_rewards(model if raw else model.score, pairs, device, model.config.context_len)
+    chosen, rejected = pair_rewards(model if raw else model.score, model.tokenizer, pairs, device,
+                                    model.config.context_len)
     model.train()
     return chosen.cpu(), rejected.cpu()
 
@@ -292,13 +299,14 @@ def world_heldout(cfg: RewardConfig, world: World) -> dict[str, list]:
             for split in ("heldout_prompt", "heldout_template", "heldout_fact")}
 
 
-def load_pairs(cfg: RewardConfig, world: World, context_len: int) -> tuple[list, dict[str, list], dict[str, dict]]:
-    """Training pairs and named held-out sets, from files or from the world, and what loading
-    each file kept and skipped."""
+def load_pairs(cfg: RewardConfig, world: World, tok: Tokenizer, context_len: int
+               ) -> tuple[list, dict[str, list], dict[str, dict]]:
+    """Training pairs and named held-out sets, from files (each row checked to fit the reward
+    model's context) or from the world, and what loading each file kept and skipped."""
     files = {}
 
     def from_file(path):
-        return data.load(path, "preference", context_len, cfg.on_invalid, cfg.overflow, files)[0]
+        return data.load(path, "preference", tok, context_len, cfg.on_invalid, cfg.overflow, files)[0]
 
     train = (from_file(cfg.data) if cfg.data else
              pairs_from_rows(world.preference_pairs("train", cfg.pairs, cfg.seed, cfg.responses_per_prompt)))
@@ -348,7 +356,7 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
         order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
         batch = [pair for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size] for pair in groups[i]]
         optim.set_lr(optimizer, optim.lr_at(step, total, cfg.lr, cfg.warmup))
-        chosen, rejected = pair_rewards(ddp_model, batch, device)
+        chosen, rejected = pair_rewards(ddp_model, model.tokenizer, batch, device)
         loss = bradley_terry_loss(chosen, rejected)
         loss.backward()
         optim.clip_and_step(optimizer, [model], cfg.grad_clip)
@@ -380,12 +388,13 @@ def window_metrics(prefix: str, window: list[tuple[float, float]], seconds: floa
             "ms_per_step": 1000 * seconds / len(window)}
 
 
-def normalisation_prompts(pairs: list[data.PreferencePair], context_len: int, sft: str) -> list[str]:
+def normalisation_prompts(pairs: list[data.PreferencePair], sft_policy: CausalLM, sft: str) -> list[str]:
     """The training prompts the SFT model answers for normalise, each cut from the left, as
     `rlhf ppo --overflow truncate` cuts them, to leave that model's context room for an answer
     (a reward model trained from scratch may have a longer context than the SFT model)."""
     distinct = dict.fromkeys(pair.prompt for pair in pairs)     # a ranked prompt's pairs share one prompt
-    fitted = [data.fit_prompt(p, data.answers_to_fit(data.Prompt(p)), context_len, "truncate") for p in distinct]
+    tok, context_len = sft_policy.tokenizer, sft_policy.config.context_len
+    fitted = [data.fit_prompt(tok, p, data.answers_to_fit(data.Prompt(p)), context_len, "truncate") for p in distinct]
     prompts = [p for p in fitted if p is not None]
     if not prompts:
         raise ConfigError(f"--sft {sft} has a context of {context_len} tokens, too short for any training prompt "
@@ -400,7 +409,7 @@ def normalise(model: RewardModel, prompts: list[str], sft_policy: CausalLM, n: i
     prompts = [prompts[i % len(prompts)] for i in range(n)]
     responses = sample_texts(sft_policy, prompts, SamplingConfig(), seed=seed)
     model.eval()
-    raw = score_texts(model, prompts, responses, device, model.config.context_len)
+    raw = score_texts(model, model.tokenizer, prompts, responses, device, model.config.context_len)
     model.offset.fill_(raw.mean().item())
     model.scale.fill_(raw.std().clamp(min=1e-6).item())
     model.train()
@@ -468,10 +477,12 @@ def train_reward(cfg: RewardConfig) -> dict:
     world = annotated_world(cfg)
     check_exists(cfg, "sft")
     sft_policy = load_model(cfg.sft, device)                   # the trunk's context, and normalise's answers
-    context_len = cfg.context_len if cfg.from_scratch else sft_policy.config.context_len  # scratch: validate checks
+    # the reward model's trunk: a fresh byte-level one (validate checked its context), or SFT's
+    tok, context_len = (BYTES, cfg.context_len) if cfg.from_scratch else \
+        (sft_policy.tokenizer, sft_policy.config.context_len)
     if not cfg.from_scratch and not cfg.data:
-        check_context_fits(context_len, cfg.sft)
-    train, heldout, files = load_pairs(cfg, world, context_len)   # a bad path or file stops before any write
+        check_context_fits(context_len, tok, cfg.sft)
+    train, heldout, files = load_pairs(cfg, world, tok, context_len)   # a bad path or file stops before any write
     run = Run(cfg.out, "train-rm", cfg, files)
     if run.finished:
         return run.finished_metrics()
@@ -480,7 +491,7 @@ def train_reward(cfg: RewardConfig) -> dict:
     # steps from the whole set, not the shard: under torchrun shards differ by one group, and
     # a rank with one step more would wait forever in DDP's gradient all-reduce
     steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))
-    prompts = normalisation_prompts(train, sft_policy.config.context_len, cfg.sft)   # before minutes of training
+    prompts = normalisation_prompts(train, sft_policy, cfg.sft)   # before minutes of training
     members = []
     with autocast(device, cfg.precision):
         for member in range(cfg.ensemble):
@@ -544,7 +555,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     world = annotated_world(trained)
     files = {}
     if cfg.data:
-        heldout = {"heldout": data.load(cfg.data, "preference", model.config.context_len,
+        heldout = {"heldout": data.load(cfg.data, "preference", model.tokenizer, model.config.context_len,
                                         cfg.on_invalid, cfg.overflow, files)[0]}
     else:
         heldout = world_heldout(trained, world)

@@ -12,19 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rlhf_lab import tokenizer
 from rlhf_lab.model import CausalLM, SamplingConfig, generate
+from rlhf_lab.tokenizer import Tokenizer
 
 
-def encode_prompts(prompts: list[str], device) -> tuple[Tensor, Tensor]:
-    """Left-padded BOS prompt SEP rows: (B, P) tokens and mask."""
-    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in prompts])
+def encode_prompts(tok: Tokenizer, prompts: list[str], device) -> tuple[Tensor, Tensor]:
+    """Left-padded prompt rows (BOS prompt SEP for bytes): (B, P) tokens and mask."""
+    tokens, mask = tok.left_pad([tok.encode_prompt(p) for p in prompts])
     return tokens.to(device), mask.to(device)
 
 
-def decode_responses(responses: Tensor, response_mask: Tensor) -> list[str]:
+def decode_responses(tok: Tokenizer, responses: Tensor, response_mask: Tensor) -> list[str]:
     """(B, N) sampled tokens → text, without EOS and padding."""
-    return [tokenizer.decode(row[mask].tolist()) for row, mask in zip(responses, response_mask)]
+    return [tok.decode(row[mask].tolist()) for row, mask in zip(responses, response_mask)]
 
 
 @dataclass
@@ -32,7 +32,8 @@ class Rollout:
     """One batch of prompts and the policy's sampled responses.
 
     tokens (B, P+N): left-padded prompt then response; mask (B, P+N) real tokens;
-    response_mask (B, N) True on response tokens up to and including EOS.
+    response_mask (B, N) True on response tokens up to and including EOS; eos: the
+    policy's end-of-sequence id.
     """
     prompts: list[str]
     responses: list[str]
@@ -40,12 +41,13 @@ class Rollout:
     mask: Tensor
     response_mask: Tensor
     prompt_len: int           # P: the response starts at this column
+    eos: int
 
     @property
     def ended(self) -> Tensor:
         """(B,) True where the response emitted EOS within the length limit."""
         last = self.response_mask.long().cumsum(-1).argmax(-1)                 # (B,)
-        return self.tokens[:, self.prompt_len:].gather(1, last[:, None]).squeeze(1) == tokenizer.EOS
+        return self.tokens[:, self.prompt_len:].gather(1, last[:, None]).squeeze(1) == self.eos
 
 
 CHUNK_TOKENS = 2048   # padded positions per forward pass over a rollout's rows sorted by length
@@ -99,11 +101,12 @@ def map_length_chunks(fn, mask: Tensor, chunk_tokens: int, width: int = 0) -> tu
 def rollout(policy: CausalLM, prompts: list[str], cfg: SamplingConfig,
             generator: torch.Generator | None = None) -> Rollout:
     device = next(policy.parameters()).device
-    prompt_tokens, prompt_mask = encode_prompts(prompts, device)
+    tok = policy.tokenizer
+    prompt_tokens, prompt_mask = encode_prompts(tok, prompts, device)
     responses, response_mask = generate(policy, prompt_tokens, prompt_mask, cfg, generator)
-    return Rollout(prompts, decode_responses(responses, response_mask),
+    return Rollout(prompts, decode_responses(tok, responses, response_mask),
                    torch.cat([prompt_tokens, responses], 1), torch.cat([prompt_mask, response_mask], 1),
-                   response_mask, prompt_tokens.shape[1])
+                   response_mask, prompt_tokens.shape[1], tok.eos)
 
 
 def sample_rollouts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,

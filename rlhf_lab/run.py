@@ -33,6 +33,7 @@ from torch import nn
 
 from rlhf_lab import distributed
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, compile_blocks
+from rlhf_lab.tokenizer import BYTES
 
 SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rlhf sft` with defaults
 
@@ -288,10 +289,13 @@ class Run:
 
 def architecture(model: CausalLM) -> dict[str, str]:
     """Checkpoint metadata that rebuilds `model` without its weights: the GPTConfig, and
-    for a Hugging Face model (hf.py) its own config too."""
+    for a Hugging Face model (hf.py) its own config and its tokenizer's files too."""
     meta = {"gpt_config": json.dumps(dataclasses.asdict(model.config))}
     if getattr(model, "hf", None) is not None:
+        from rlhf_lab import hf
         meta["hf_config"] = model.hf.config.to_json_string()
+        if isinstance(model.tokenizer, hf.HFTokenizer):
+            meta |= hf.tokenizer_metadata(model.tokenizer)
     return meta
 
 
@@ -299,7 +303,8 @@ def empty_model(meta: dict[str, str]) -> CausalLM:
     """A freshly initialised model of the architecture that `architecture` recorded."""
     if "hf_config" in meta:
         from rlhf_lab import hf   # transformers is imported only by those who use an HF model
-        return hf.from_config_json(meta["hf_config"])
+        tok = hf.tokenizer_from_metadata(meta["hf_tokenizer"]) if "hf_tokenizer" in meta else BYTES
+        return hf.from_config_json(meta["hf_config"], tok)
     return MiniGPT(GPTConfig(**json.loads(meta["gpt_config"])))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf_lab import tokenizer
 from rlhf_lab.evaluate import proxy_scores
 from rlhf_lab.model import CausalLM, SamplingConfig
 from rlhf_lab.reward import load_reward_model
@@ -90,10 +89,10 @@ def check_prompts_fit(prompts: list[str], model: CausalLM, name: str) -> None:
     and so does a reward model, which pools over the answer."""
     context = model.config.context_len
     for prompt in prompts:
-        length = len(tokenizer.encode_prompt(prompt))
+        length = len(model.tokenizer.encode_prompt(prompt))
         if length > context - 2:
-            raise ConfigError(f"--prompts {prompt[:40]!r}...: {length} tokens with BOS and SEP leave no room for an "
-                              f"answer in the {context}-token context of {name}")
+            raise ConfigError(f"--prompts {prompt[:40]!r}...: {length} tokens with the prompt template leave no room "
+                              f"for an answer in the {context}-token context of {name}")
 
 
 def model_answers(cfg: SampleConfig, path: str, world: World, reward_model, device) -> list[Answer]:

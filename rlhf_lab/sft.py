@@ -14,17 +14,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rlhf_lab import data, distributed, evaluate, optim, tokenizer
-from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
+from rlhf_lab import data, distributed, evaluate, optim
+from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
     PRECISIONS, ConfigError, Run, autocast, check_choice, check_non_negative, check_positive, check_range, compile_if,
-    pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status)
+    load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status)
+from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig, check_context_fits, ideal_mix
 
 
 @dataclass
 class SFTConfig:
     out: str = "runs/sft"          # run directory
+    init: str = ""                 # start from this model, not a fresh MiniGPT: a run directory or a Hugging Face
+                                   # save_pretrained directory, whose own shape, context and tokenizer apply
     data: str = ""                 # SFT JSONL (prompt/response); empty → the assistant world
     eval_data: str = ""            # JSONL for the eval loss; empty → the world's held-out prompts, or with
                                    # --data the --heldout-share of its prompts, which are then not trained on
@@ -66,7 +69,12 @@ class SFTConfig:
         check_non_negative(self, "warmup", "weight_decay")
         if self.width % self.n_heads:
             raise ConfigError(f"--width must be a multiple of --n-heads; got {self.width} and {self.n_heads}")
-        if not self.data:
+        if self.init:
+            shaped = [f"--{name.replace('_', '-')}" for name in SHAPE_OPTIONS
+                      if getattr(self, name) != getattr(SFTConfig, name)]
+            if shaped:
+                raise ConfigError(f"--init {self.init} brings its own shape and context; drop {', '.join(shaped)}")
+        elif not self.data:
             check_context_fits(self.context_len)
 
     def gpt_config(self) -> GPTConfig:
@@ -74,24 +82,32 @@ class SFTConfig:
                          n_heads=self.n_heads, ffn=self.ffn)
 
 
+SHAPE_OPTIONS = ("context_len", "width", "n_layers", "n_heads", "ffn")   # a fresh model's; --init brings its own
+
+
+def initial_model(cfg: SFTConfig, device) -> CausalLM:
+    """The model SFT trains: --init's, or a fresh MiniGPT of the configured shape."""
+    return load_model(cfg.init, device) if cfg.init else MiniGPT(cfg.gpt_config()).to(device)
+
+
 def world_examples(world: World, split: str, n: int, seed: int) -> list[data.SFTExample]:
     """n of the world's SFT demonstrations on a split's prompts, in its style mix."""
     return [data.SFTExample(r["prompt"], r["response"]) for r in world.sft_examples(split, n, seed)]
 
 
-def encode_examples(examples: list[data.SFTExample]) -> list[tuple[list[int], int]]:
+def encode_examples(tok: Tokenizer, examples: list[data.SFTExample]) -> list[tuple[list[int], int]]:
     """(tokens, first response index) per example."""
-    return [tokenizer.encode_pair(e.prompt, e.response) for e in examples]
+    return [tok.encode_pair(e.prompt, e.response) for e in examples]
 
 
-def make_batch(encoded: list[tuple[list[int], int]], device) -> tuple[Tensor, Tensor]:
+def make_batch(tok: Tokenizer, encoded: list[tuple[list[int], int]], device) -> tuple[Tensor, Tensor]:
     """Right-padded inputs (B, T-1) and targets (B, T-1), with -100 off the response."""
-    tokens, _, answer_mask = tokenizer.right_pad_examples(encoded)
+    tokens, _, answer_mask = tok.right_pad_examples(encoded)
     targets = tokens.masked_fill(~answer_mask, -100)
     return tokens[:, :-1].to(device), targets[:, 1:].to(device)
 
 
-def response_loss(model: MiniGPT, inputs: Tensor, targets: Tensor, tokens_per_batch: float | None = None) -> Tensor:
+def response_loss(model: CausalLM, inputs: Tensor, targets: Tensor, tokens_per_batch: float | None = None) -> Tensor:
     """Next-token cross-entropy summed over response tokens (and EOS), divided by
     tokens_per_batch: the training set's mean count per batch, so every token weighs the
     same in every batch (None: this batch's own count, a plain mean).
@@ -129,24 +145,24 @@ def batch_indices(lengths: list[int], batch_size: int, seed: int, step: int) -> 
 
 
 @torch.no_grad()
-def eval_loss(model: MiniGPT, encoded: list, device, batch_size: int = 64) -> float:
+def eval_loss(model: CausalLM, encoded: list, device, batch_size: int = 64) -> float:
     model.eval()
-    losses = [response_loss(model, *make_batch(encoded[i:i + batch_size], device)).item()
+    losses = [response_loss(model, *make_batch(model.tokenizer, encoded[i:i + batch_size], device)).item()
               for i in range(0, len(encoded), batch_size)]
     model.train()
     return sum(losses) / len(losses)
 
 
-def load_data(cfg: SFTConfig, world: World) -> tuple[list, list, dict[str, dict]]:
-    """Training and eval examples, from JSONL files or drawn from the world, and what
-    loading each file kept and skipped."""
-    files = {}
+def load_data(cfg: SFTConfig, world: World, model: CausalLM) -> tuple[list, list, dict[str, dict]]:
+    """Training and eval examples, from JSONL files (each row checked to fit the model) or drawn
+    from the world, and what loading each file kept and skipped."""
+    files, fit = {}, (model.tokenizer, model.config.context_len)
     if cfg.data:
-        train, _ = data.load(cfg.data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow, files)
+        train, _ = data.load(cfg.data, "sft", *fit, cfg.on_invalid, cfg.overflow, files)
     else:
         train = world_examples(world, "train", cfg.examples, cfg.seed)
     if cfg.eval_data:
-        heldout, _ = data.load(cfg.eval_data, "sft", cfg.context_len, cfg.on_invalid, cfg.overflow, files)
+        heldout, _ = data.load(cfg.eval_data, "sft", *fit, cfg.on_invalid, cfg.overflow, files)
     elif cfg.data:
         train, heldout = data.split_heldout(train, cfg.heldout_share, cfg.data)
         heldout = heldout[:MAX_EVAL]                    # all held out of training, at most MAX_EVAL measured
@@ -169,12 +185,14 @@ def train_sft(cfg: SFTConfig) -> dict:
     distributed.init(device)
     seed_everything(cfg.seed)
     world = world_for(cfg)
-    train, heldout, files = load_data(cfg, world)              # a bad file stops before any write
+    model = initial_model(cfg, device)                         # a bad --init stops before any write
+    if cfg.init and not cfg.data:
+        check_context_fits(model.config.context_len, model.tokenizer, cfg.init)
+    train, heldout, files = load_data(cfg, world, model)       # a bad file too
     run = Run(cfg.out, "sft", cfg, files)
     if run.finished:
         return run.finished_metrics()
-    encoded, encoded_eval = encode_examples(train), encode_examples(heldout)
-    model = MiniGPT(cfg.gpt_config()).to(device)
+    encoded, encoded_eval = (encode_examples(model.tokenizer, rows) for rows in (train, heldout))
     compile_if(cfg.compile, model)
     ddp_model = distributed.wrap(model)
     optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
@@ -184,7 +202,7 @@ def train_sft(cfg: SFTConfig) -> dict:
         return finish(cfg, run, model, world, encoded_eval, device)
 
 
-def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, start: int,
+def train_loop(cfg: SFTConfig, run: Run, model: CausalLM, ddp_model, optimizer, start: int,
                encoded, encoded_eval, device) -> None:
     lengths = [len(tokens) for tokens, _ in encoded]
     tokens_per_batch = mean_tokens_per_batch(encoded, cfg.batch_size)
@@ -196,7 +214,7 @@ def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, s
     for step in range(start, cfg.steps):
         optim.set_lr(optimizer, optim.lr_at(step, cfg.steps, cfg.lr, cfg.warmup))
         batch = [encoded[i] for i in batch_indices(lengths, cfg.batch_size, cfg.seed, step)]
-        loss = response_loss(ddp_model, *make_batch(batch, device), tokens_per_batch)
+        loss = response_loss(ddp_model, *make_batch(model.tokenizer, batch, device), tokens_per_batch)
         loss.backward()
         grad_norm = optim.clip_and_step(optimizer, [model], cfg.grad_clip)
         window_loss += loss.item() * tokens_per_batch                       # the batch's summed cross-entropy
@@ -217,7 +235,7 @@ def train_loop(cfg: SFTConfig, run: Run, model: MiniGPT, ddp_model, optimizer, s
     bar.close()
 
 
-def finish(cfg: SFTConfig, run: Run, model: MiniGPT, world: World, encoded_eval, device) -> dict:
+def finish(cfg: SFTConfig, run: Run, model: CausalLM, world: World, encoded_eval, device) -> dict:
     """Save the weights, sample on held-out prompts, judge, write metrics.json and a plot."""
     if not distributed.is_main():
         return {}

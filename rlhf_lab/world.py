@@ -83,6 +83,7 @@ from pathlib import Path
 
 from rlhf_lab import world_facts as facts
 from rlhf_lab.run import ConfigError, check_choice, check_non_negative, check_positive, status, write_text
+from rlhf_lab.tokenizer import BYTES, Tokenizer
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
 STYLES = ("ideal", "verbose", "hedging", "wrong", "repetitive", "formatted", "sycophantic")
@@ -91,13 +92,15 @@ HELDOUT_TEMPLATE = 4
 MAX_PROMPT_BYTES, MAX_RESPONSE_BYTES, MAX_EXAMPLE_BYTES = 70, 180, 240
 
 
-def check_context_fits(context_len: int, model: str = "") -> None:
-    """The world's longest example, BOS prompt SEP response EOS, must fit a model's context:
-    --context-len's, or that of the model at path `model`."""
-    need = MAX_EXAMPLE_BYTES + 3
+def check_context_fits(context_len: int, tok: Tokenizer = BYTES, model: str = "") -> None:
+    """The world's longest example, prompt template, response and EOS, must fit a model's
+    context: --context-len's (a fresh byte-level model), or that of the model at path `model`
+    with its tokenizer, counted at one token per byte at most (true of bytes, byte-level BPE
+    and byte-fallback SentencePiece alike)."""
+    need = MAX_EXAMPLE_BYTES + len(tok.encode_prompt("")) + 1
     if context_len >= need:
         return
-    why = f"the world's examples need {need} tokens ({MAX_EXAMPLE_BYTES} bytes at most, plus BOS, SEP and EOS)"
+    why = f"the world's examples need {need} tokens ({MAX_EXAMPLE_BYTES} bytes at most, the prompt template and EOS)"
     if model:
         raise ConfigError(f"{model}: a context of {context_len} tokens; {why}: train on --data instead")
     raise ConfigError(f"--context-len must be at least {need}: {why}; got {context_len}")

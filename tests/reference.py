@@ -1,10 +1,11 @@
 """Slow, obviously-correct references the fast paths are checked against."""
 import torch
 
-from rlhf_lab import optim, tokenizer
+from rlhf_lab import optim
 from rlhf_lab.data import PreferencePair
-from rlhf_lab.model import NEVER_SAMPLED, GPTConfig, SamplingConfig, generate
+from rlhf_lab.model import GPTConfig, SamplingConfig, generate
 from rlhf_lab.reward import bradley_terry_loss, pair_rewards
+from rlhf_lab.tokenizer import BYTES
 
 TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)   # the tests' model: trains in ms
 
@@ -12,7 +13,7 @@ TINY = GPTConfig(context_len=64, width=32, n_layers=2, n_heads=2, ffn=64)   # th
 def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15, texts=("capital?", "2+2")):
     """generate() with its KV cache against rerunning the whole sequence per token.
     logits_fn(model, tokens, mask) → (B, T, V) without any cache."""
-    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt(p) for p in texts])
+    prompts, mask = BYTES.left_pad([BYTES.encode_prompt(p) for p in texts])
     device = next(model.parameters()).device
     prompts, mask = prompts.to(device), mask.to(device)
     out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=steps, temperature=0))
@@ -20,7 +21,7 @@ def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15, texts=("cap
     for _ in range(out.shape[1]):
         with torch.no_grad():
             next_logits = logits_fn(model, tokens, full_mask)[:, -1]
-        next_logits[:, NEVER_SAMPLED] = float("-inf")
+        next_logits[:, BYTES.never_sampled] = float("-inf")
         tokens = torch.cat([tokens, next_logits.argmax(-1, keepdim=True)], 1)
         full_mask = torch.cat([full_mask, torch.ones_like(full_mask[:, :1])], 1)
     expected = tokens[:, prompts.shape[1]:]
@@ -36,7 +37,7 @@ def assert_one_step_trains_all_but(model, shift_only: set[str]):
     before = {k: v.clone() for k, v in model.named_parameters()}
     optimizer = optim.adamw([model], 1e-3, 0.0)
     pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
-    chosen, rejected = pair_rewards(model, pairs, "cpu")
+    chosen, rejected = pair_rewards(model, BYTES, pairs, "cpu")
     bradley_terry_loss(chosen, rejected).backward()
     missing = [k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().max() > 1e-6]
     assert set(missing) == shift_only

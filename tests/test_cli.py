@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from rlhf_lab import cli
+from rlhf_lab.tokenizer import BYTES
 
 
 def test_help_lists_every_stage(capsys):
@@ -174,9 +175,9 @@ def test_a_from_scratch_reward_model_with_a_longer_context_than_the_sft_model_no
 def test_world_export_writes_loadable_files(tmp_path):
     from rlhf_lab.data import load
     assert cli.main(["world", "export", "--out", str(tmp_path)]) == 0
-    pairs, _ = load(tmp_path / "textbook_pairs.jsonl", "preference", 256)
+    pairs, _ = load(tmp_path / "textbook_pairs.jsonl", "preference", BYTES, 256)
     assert len(pairs) == 6
-    sft, _ = load(tmp_path / "sft_train.jsonl", "sft", 256)
+    sft, _ = load(tmp_path / "sft_train.jsonl", "sft", BYTES, 256)
     assert len(sft) > 1000
 
 

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from rlhf_lab.data import DataError, load, split_shared_prefix
+from rlhf_lab.tokenizer import BYTES
 
 
 def write(path, lines):
@@ -21,9 +22,9 @@ def test_three_preference_formats_load_to_the_same_pairs(tmp_path):
     hh = write(tmp_path / "c.jsonl", [row(chosen="\n\nHuman: Q?\n\nAssistant: yes",
                                           rejected="\n\nHuman: Q?\n\nAssistant: no")])
     for path in (common, textbook):
-        (pair,), _ = load(path, "preference", 256)
+        (pair,), _ = load(path, "preference", BYTES, 256)
         assert (pair.prompt, pair.chosen, pair.rejected) == ("Q?", "yes", "no")
-    (pair,), _ = load(hh, "preference", 256)
+    (pair,), _ = load(hh, "preference", BYTES, 256)
     assert (pair.prompt, pair.chosen, pair.rejected) == ("\n\nHuman: Q?\n\nAssistant:", " yes", " no")
 
 
@@ -51,7 +52,7 @@ def test_shared_prefix_cut_keeps_answers_whole():
 def test_bad_rows_name_file_and_line(tmp_path, line, message):
     path = write(tmp_path / "bad.jsonl", [row(prompt="ok", chosen="a", rejected="b"), line])
     with pytest.raises(DataError) as err:
-        load(path, "preference", 256)
+        load(path, "preference", BYTES, 256)
     assert str(err.value).startswith(f"{path}:2: ")
     assert message in str(err.value)
 
@@ -59,16 +60,16 @@ def test_bad_rows_name_file_and_line(tmp_path, line, message):
 def test_a_ppo_prompt_must_leave_room_for_an_answer(tmp_path):
     path = write(tmp_path / "prompts.jsonl", [row(prompt="Q?", id=1), row(prompt="Q" * 240)])
     with pytest.raises(DataError) as err:
-        load(path, "prompt", 256)
+        load(path, "prompt", BYTES, 256)
     assert str(err.value).startswith(f"{path}:2: prompt with room for a 32-byte answer is")
-    prompts, _ = load(path, "prompt", 256, overflow="truncate")
+    prompts, _ = load(path, "prompt", BYTES, 256, overflow="truncate")
     assert [len(p.prompt) for p in prompts] == [2, 256 - 32 - 3]
 
 
 def test_skip_counts_and_reports_instead_of_dropping_silently(tmp_path, capsys):
     path = write(tmp_path / "mixed.jsonl", [row(prompt="ok", chosen="a", rejected="b"), "{oops",
                                             row(prompt="Q", response="x"), row(prompt="Q" * 300, chosen="a", rejected="b")])
-    pairs, report = load(path, "preference", 256, on_invalid="skip", overflow="skip")
+    pairs, report = load(path, "preference", BYTES, 256, on_invalid="skip", overflow="skip")
     assert len(pairs) == 1
     assert sum(report.skipped.values()) == 3
     assert report.skipped == {"malformed JSON": 1, "missing keys": 1, "longer than the context": 1}
@@ -80,13 +81,13 @@ def test_skipped_rows_are_counted_by_kind_not_by_detail(tmp_path):
     path = write(tmp_path / "utf8.jsonl", [row(prompt="ok", chosen="a", rejected="b"),
                                            b'{"prompt": "\xff", "chosen": "a", "rejected": "b"}\n',
                                            b'{"prompt": "Q", "chosen": "ab\xff", "rejected": "b"}\n'])
-    _, report = load(path, "preference", 256, on_invalid="skip")
+    _, report = load(path, "preference", BYTES, 256, on_invalid="skip")
     assert report.skipped == {"invalid UTF-8": 2}
 
 
 def test_truncate_drops_the_oldest_prompt_bytes(tmp_path):
     path = write(tmp_path / "long.jsonl", [row(prompt="old " * 100 + "recent?", chosen="a", rejected="b")])
-    (pair,), report = load(path, "preference", 64, overflow="truncate")
+    (pair,), report = load(path, "preference", BYTES, 64, overflow="truncate")
     assert pair.prompt.endswith("recent?") and len(pair.prompt.encode()) == 64 - 4
     assert report.truncated == 1
 
@@ -95,7 +96,7 @@ def test_sft_rows_and_gzip(tmp_path):
     path = tmp_path / "sft.jsonl.gz"
     with gzip.open(path, "wt") as f:
         f.write(row(prompt="Q", response="A") + "\n" + row(question="2+2?", answer="4") + "\n")
-    examples, _ = load(path, "sft", 256)
+    examples, _ = load(path, "sft", BYTES, 256)
     assert [(e.prompt, e.response) for e in examples] == [("Q", "A"), ("2+2?", "4")]
 
 
@@ -106,16 +107,16 @@ def test_sft_on_a_preference_file_trains_on_its_chosen_answers(tmp_path):
                                                 rejected="\n\nHuman: S?\n\nAssistant: no"),
                                             row(prompt="T?", chosen="same", rejected="same")])
     with pytest.raises(DataError, match="prefs.jsonl:4: chosen and rejected are the same"):
-        load(path, "sft", 256)
-    examples, _ = load(path, "sft", 256, on_invalid="skip")
+        load(path, "sft", BYTES, 256)
+    examples, _ = load(path, "sft", BYTES, 256, on_invalid="skip")
     assert [(e.prompt, e.response) for e in examples] == [
         ("Q?", "yes"), ("R?", "sure"), ("\n\nHuman: S?\n\nAssistant:", " ok")]
 
 
 def test_a_byte_order_mark_is_read_past_and_an_empty_file_is_named_without_a_line(tmp_path):
     marked = write(tmp_path / "bom.jsonl", [b"\xef\xbb\xbf" + (row(prompt="Q", response="A") + "\n").encode()])
-    examples, _ = load(marked, "sft", 256)
+    examples, _ = load(marked, "sft", BYTES, 256)
     assert [(e.prompt, e.response) for e in examples] == [("Q", "A")]
     with pytest.raises(DataError) as error:
-        load(write(tmp_path / "empty.jsonl", []), "sft", 256)
+        load(write(tmp_path / "empty.jsonl", []), "sft", BYTES, 256)
     assert str(error.value) == f"{tmp_path / 'empty.jsonl'}: no usable rows"

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 pytest.importorskip("transformers")
@@ -9,6 +11,7 @@ from rlhf_lab import hf, run, tokenizer
 from rlhf_lab.model import positions_from_mask, token_logprobs
 from rlhf_lab.data import PreferencePair
 from rlhf_lab.reward import RewardModel, bradley_terry_loss, pair_rewards
+from rlhf_lab.tokenizer import BYTES
 from reference import TINY, assert_cached_greedy_equals_uncached, assert_one_step_trains_all_but
 
 
@@ -42,8 +45,8 @@ def test_logits_equal_the_hf_models_own_without_padding(model):
 
 
 def test_logits_equal_the_hf_models_own_with_left_padding(model):
-    rows = [tokenizer.encode_pair("What is 2+2?", "4")[0], tokenizer.encode_pair("Hi", "hello")[0]]
-    tokens, mask = tokenizer.left_pad(rows)
+    rows = [BYTES.encode_pair("What is 2+2?", "4")[0], BYTES.encode_pair("Hi", "hello")[0]]
+    tokens, mask = BYTES.left_pad(rows)
     with torch.no_grad():
         ours = logits(model, tokens, mask)
         theirs = model.hf(tokens, attention_mask=mask.long(), position_ids=positions_from_mask(mask)).logits
@@ -77,7 +80,7 @@ def test_likelihood_read_out_on_an_hf_backbone_reaches_every_parameter():
     model = RewardModel(hf.tiny_gpt2(TINY), likelihood_weight=5.0)
     torch.nn.init.normal_(model.likelihood_gate.weight, std=0.5)   # see test_reward: an open gate's bias is idle
     pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
-    bradley_terry_loss(*pair_rewards(model, pairs, "cpu")).backward()
+    bradley_terry_loss(*pair_rewards(model, BYTES, pairs, "cpu")).backward()
     idle = {k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0}
     # through the LM head the final LayerNorm's bias learns too; the head's bias cancels in r_c − r_r
     assert idle <= {"head.bias"}
@@ -88,7 +91,7 @@ def test_save_pretrained_then_load_model_round_trips(model, tmp_path):
     loaded = run.load_model(tmp_path)
     assert isinstance(loaded, hf.HFCausalLM)
     assert loaded.config == model.config
-    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hi"), tokenizer.encode_prompt("Hello")])
+    tokens, mask = BYTES.left_pad([BYTES.encode_prompt("Hi"), BYTES.encode_prompt("Hello")])
     with torch.no_grad():
         assert torch.equal(logits(loaded.eval(), tokens, mask), logits(model, tokens, mask))
 
@@ -97,7 +100,7 @@ def test_a_half_precision_checkpoint_loads_in_fp32(model, tmp_path):
     model.hf.to(torch.bfloat16).save_pretrained(tmp_path)          # as most published checkpoints are
     loaded = run.load_model(tmp_path)
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
-    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hi")])
+    tokens, mask = BYTES.left_pad([BYTES.encode_prompt("Hi")])
     token_logprobs(loaded, tokens, mask, 1)                         # bf16 weights failed here
 
 
@@ -108,7 +111,7 @@ def test_llama_attention_dropout_is_off_in_training_mode():
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
                          attention_dropout=0.5)
     model = hf.HFCausalLM(LlamaForCausalLM(config)).train()        # PPO keeps the policy in training mode
-    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hello there")])
+    tokens, mask = BYTES.left_pad([BYTES.encode_prompt("Hello there")])
     first, second = (token_logprobs(model, tokens, mask, 1)[0] for _ in range(2))
     assert torch.equal(first, second)
 
@@ -120,7 +123,7 @@ def test_our_checkpoint_of_an_hf_model_rebuilds_it_with_tied_weights(model, tmp_
     loaded = run.load_model(tmp_path)
     assert isinstance(loaded, hf.HFCausalLM)
     assert loaded.hf.get_output_embeddings().weight is loaded.hf.get_input_embeddings().weight
-    tokens, mask = tokenizer.left_pad([tokenizer.encode_prompt("Hi"), tokenizer.encode_prompt("Hello")])
+    tokens, mask = BYTES.left_pad([BYTES.encode_prompt("Hi"), BYTES.encode_prompt("Hello")])
     with torch.no_grad():
         assert torch.equal(logits(loaded.eval(), tokens, mask), logits(model, tokens, mask))
 
@@ -159,3 +162,115 @@ def test_a_model_with_its_own_vocabulary_is_refused_on_load(tmp_path):
 def test_compile_says_a_hugging_face_model_runs_eagerly(model, capsys):
     run.compile_if(True, model)
     assert "HFCausalLM has no MiniGPT blocks and runs eagerly" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ a model with its own tokenizer
+
+@pytest.fixture(scope="module")
+def bpe_model_dir(tmp_path_factory):
+    """A byte-level BPE tokenizer trained here on world text (no download), saved with a tiny
+    GPT-2 of its vocabulary, as `save_pretrained` of a pretrained model and its tokenizer is."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from rlhf_lab.world import World
+
+    texts = [row["prompt"] + " " + row["response"] for row in World().sft_examples("train", 2000, 0)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    path = tmp_path_factory.mktemp("bpe_gpt2")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(hf_tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                               n_inner=64, bos_token_id=0, eos_token_id=0)).save_pretrained(path)
+    hf_tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_model_saved_with_its_tokenizer_encodes_with_it(bpe_model_dir):
+    model = run.load_model(bpe_model_dir)
+    tok = model.tokenizer
+    assert isinstance(tok, hf.HFTokenizer) and tok.vocab_size == 400 and model.config.vocab_size == 400
+    tokens, start = tok.encode_pair("What is the capital of France?", "Paris. 안녕")
+    assert len(tokens) < len("What is the capital of France?Paris. 안녕".encode())     # subwords, not bytes
+    assert tokens[0] == tok.bos and tokens[-1] == tok.eos
+    assert tok.decode(tokens[:start]) == "What is the capital of France?" + hf.PROMPT_END
+    assert tok.decode(tokens[start:]) == "Paris. 안녕"                                  # EOS is special: dropped
+    # GPT-2's one special token is BOS, EOS and PAD at once: EOS must stay samplable
+    assert tok.pad == tok.eos and tok.never_sampled == []
+
+
+def test_a_chat_template_frames_the_prompt_and_a_pad_token_is_never_sampled(bpe_model_dir):
+    from transformers import AutoTokenizer
+    raw = AutoTokenizer.from_pretrained(bpe_model_dir)
+    raw.chat_template = "{% for m in messages %}User: {{ m['content'] }}\n{% endfor %}Assistant:"
+    raw.add_special_tokens({"pad_token": "<pad>"})
+    tok = hf.HFTokenizer(raw)
+    assert tok.decode(tok.encode_prompt("Name three colours.")) == "User: Name three colours.\nAssistant:"
+    assert tok.never_sampled == [tok.pad] and tok.pad != tok.eos
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_is_refused(bpe_model_dir, tmp_path):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+    small = GPT2Config(vocab_size=300, n_positions=32, n_embd=16, n_layer=1, n_head=2)
+    GPT2LMHeadModel(small).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(bpe_model_dir).save_pretrained(tmp_path)
+    with pytest.raises(run.ConfigError, match="the tokenizer has 400 ids but the model embeds only 300"):
+        run.load_model(tmp_path)
+
+
+def test_the_pipeline_runs_on_a_model_with_its_own_tokenizer(bpe_model_dir, tmp_path):
+    """SFT from the pretrained directory (--init), a reward model on the SFT run, PPO, eval and
+    rlhf sample: every stage encodes with the model's tokenizer, and every checkpoint carries it."""
+    from rlhf_lab import cli
+    from rlhf_lab.reward import load_reward_model
+
+    sft, rm, policy = (str(tmp_path / name) for name in ("sft", "rm", "ppo"))
+    assert cli.main(["sft", "--init", str(bpe_model_dir), "--out", sft, "--steps", "60", "--examples", "2000",
+                     "--eval-every", "30", "--eval-samples", "8", "--lr", "3e-3", "--device", "cpu"]) == 0
+    log = (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()
+    losses = [json.loads(line)["sft/eval_loss"] for line in log]
+    assert losses[-1] < losses[0]                                   # it learned through the BPE ids
+    common = ["--sft", sft, "--device", "cpu"]
+    assert cli.main(["train-rm", *common, "--out", rm, "--pairs", "84", "--batch-size", "2", "--epochs", "1",
+                     "--norm-samples", "8", "--heldout-pairs", "21"]) == 0
+    assert cli.main(["ppo", *common, "--rm", rm, "--out", policy, "--iterations", "2", "--batch-size", "4",
+                     "--minibatch-size", "2", "--max-new-tokens", "8", "--ptx-coef", "0.5"]) == 0
+    assert cli.main(["eval", *common, "--rm", rm, "--policy", policy, "--prompts", "4", "--samples-per-prompt", "1",
+                     "--out", str(tmp_path / "eval")]) == 0
+    assert cli.main(["sample", "--models", sft, policy, "--rm", rm, "--prompts", "What is 3 plus 4?"]) == 0
+    original = run.load_model(bpe_model_dir).tokenizer
+    for loaded in (run.load_model(sft), run.load_model(policy), load_reward_model(rm)):
+        assert loaded.tokenizer == original                         # the checkpoint alone rebuilt it
+    assert "gold_win_rate_vs_sft" in run.read_json(tmp_path / "eval" / "metrics.json")
+
+
+def test_ppo_refuses_a_reward_model_that_reads_another_tokenizer(bpe_model_dir):
+    from rlhf_lab import ppo
+    byte_reward_model = RewardModel(hf.tiny_gpt2(TINY))
+    with pytest.raises(run.ConfigError, match="different tokenizers"):
+        ppo.check_reads_whole_rollouts(ppo.PPOConfig(), byte_reward_model, run.load_model(bpe_model_dir))
+
+
+def test_eval_refuses_a_policy_and_sft_model_of_different_tokenizers(bpe_model_dir, tmp_path):
+    from rlhf_lab.evaluate import EvalConfig, compare
+    hf.tiny_gpt2(TINY).hf.save_pretrained(tmp_path / "bytes")
+    with pytest.raises(run.ConfigError, match="different tokenizers"):
+        compare(EvalConfig(policy=str(bpe_model_dir), sft=str(tmp_path / "bytes"), rm=str(tmp_path), device="cpu"))
+
+
+def test_ids_past_the_tokenizers_vocabulary_are_never_sampled(bpe_model_dir, tmp_path):
+    """Pretrained embeddings are often padded past the tokenizer's last id (to a multiple of 64)."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+    from rlhf_lab.model import SamplingConfig, generate
+    from rlhf_lab.rollout import encode_prompts
+    GPT2LMHeadModel(GPT2Config(vocab_size=448, n_positions=64, n_embd=16, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(bpe_model_dir).save_pretrained(tmp_path)
+    model = run.load_model(tmp_path)
+    head = model.lm_head
+    model.lm_head = lambda hidden: head(hidden) + 100.0 * (torch.arange(448) >= 400)   # the padding ids win
+    tokens, _ = generate(model, *encode_prompts(model.tokenizer, ["What is 2 plus 2?"], "cpu"),
+                         SamplingConfig(max_new_tokens=6))
+    assert tokens.max() < 400

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from rlhf_lab import tokenizer
 from rlhf_lab.model import MiniGPT, SamplingConfig, draw, filter_logits, generate, positions_from_mask, token_logprobs
+from rlhf_lab.tokenizer import BYTES
 from reference import TINY, assert_cached_greedy_equals_uncached
 
 
@@ -49,8 +50,8 @@ def test_logprobs_equal_a_direct_computation(model):
 @pytest.mark.parametrize("padding", ["right", "left"])
 def test_outputs_from_skips_columns_without_changing_the_rest(model, padding):
     # right padding takes SDPA's unmasked causal path, left padding the masked one
-    rows = [tokenizer.encode_pair("What is 2+2?", "4")[0], tokenizer.encode_pair("Name a colour.", "Red.")[0]]
-    tokens, mask = (tokenizer.right_pad if padding == "right" else tokenizer.left_pad)(rows)
+    rows = [BYTES.encode_pair("What is 2+2?", "4")[0], BYTES.encode_pair("Name a colour.", "Red.")[0]]
+    tokens, mask = (BYTES.right_pad if padding == "right" else BYTES.left_pad)(rows)
     positions = positions_from_mask(mask)
     with torch.no_grad():
         whole = model.trunk(tokens, positions, mask)
@@ -72,9 +73,9 @@ def test_outputs_from_on_a_cache_prefill_leaves_the_same_keys_and_values(model):
 
 
 def test_left_padding_does_not_change_results(model):
-    row = tokenizer.encode_pair("What is 2+2?", "4")[0]
-    alone, alone_mask = tokenizer.left_pad([row])
-    padded, padded_mask = tokenizer.left_pad([row, row + [65] * 7])
+    row = BYTES.encode_pair("What is 2+2?", "4")[0]
+    alone, alone_mask = BYTES.left_pad([row])
+    padded, padded_mask = BYTES.left_pad([row, row + [65] * 7])
     with torch.no_grad():
         a = model(alone, alone_mask)[0]
         b = model(padded, padded_mask)[0, 7:]
@@ -84,8 +85,8 @@ def test_left_padding_does_not_change_results(model):
 def test_generation_stops_each_row_at_its_eos():
     from rlhf_lab.run import SHIPPED_SFT, load_model
     sft = load_model(SHIPPED_SFT).eval()             # answers end in EOS, at lengths of their own
-    prompts, mask = tokenizer.left_pad([tokenizer.encode_prompt("What is the capital of France?"),
-                                        tokenizer.encode_prompt("Name three programming languages.")])
+    prompts, mask = BYTES.left_pad([BYTES.encode_prompt("What is the capital of France?"),
+                                        BYTES.encode_prompt("Name three programming languages.")])
     out, response_mask = generate(sft, prompts, mask, SamplingConfig(temperature=0))
     ends = []
     for row, m in zip(out, response_mask):
@@ -120,7 +121,7 @@ def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_
     from rlhf_lab.rollout import encode_prompts
     torch.manual_seed(0)                                           # an untrained model, sampled to the limit
     model = MiniGPT(TINY)
-    prompts, mask = encode_prompts(["x" * 50], "cpu")          # BOS + 50 + SEP = 52 of 64 positions
+    prompts, mask = encode_prompts(BYTES, ["x" * 50], "cpu")          # BOS + 50 + SEP = 52 of 64 positions
     responses, _ = generate(model, prompts, mask, SamplingConfig(max_new_tokens=100))
     assert prompts.shape[1] + responses.shape[1] + 1 == 64
 
@@ -128,8 +129,8 @@ def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_
 def test_a_long_prompt_does_not_cut_the_answers_batched_with_it(model):
     from rlhf_lab.rollout import encode_prompts
     greedy = SamplingConfig(max_new_tokens=40, temperature=0)
-    alone, alone_mask = generate(model, *encode_prompts(["a"], "cpu"), greedy)         # 3 prompt tokens of 64
-    batched, batched_mask = generate(model, *encode_prompts(["a", "x" * 50], "cpu"), greedy)
+    alone, alone_mask = generate(model, *encode_prompts(BYTES, ["a"], "cpu"), greedy)         # 3 prompt tokens of 64
+    batched, batched_mask = generate(model, *encode_prompts(BYTES, ["a", "x" * 50], "cpu"), greedy)
     assert alone_mask.sum() == 40 and torch.equal(batched[0, :40], alone[0])
     assert batched_mask[0].sum() == 40 and batched_mask[1].sum() <= 64 - 52 - 1    # each row: its own room
 

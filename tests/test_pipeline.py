@@ -6,15 +6,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhf_lab import cli, pipeline, ppo, tokenizer
+from rlhf_lab import cli, pipeline, ppo
 from rlhf_lab.model import SamplingConfig, positions_from_mask
 from rlhf_lab.rollout import Rollout, encode_prompts, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, load_model, tensor_metadata
 from rlhf_lab.world import World
+from rlhf_lab.tokenizer import BYTES
 
 
 def first_byte_probability(model, prompts, byte):
-    tokens, mask = encode_prompts(prompts, "cpu")
+    tokens, mask = encode_prompts(BYTES, prompts, "cpu")
     with torch.no_grad():
         hidden = model.trunk(tokens, positions_from_mask(mask), mask)
         return model.lm_head(hidden[:, -1]).softmax(-1)[:, byte].mean().item()
@@ -263,7 +264,7 @@ def test_eval_kl_estimates_the_exact_kl_on_the_sampled_tokens():
             param.mul_(5)
     # one sampled token per response: the exact KL is Σ_v p(v) log p(v)/q(v) after the prompt
     rollouts = sample_rollouts(policy, ["hi"] * 4000, SamplingConfig(max_new_tokens=1), batch_size=1000)
-    tokens, mask = encode_prompts(["hi"], "cpu")
+    tokens, mask = encode_prompts(BYTES, ["hi"], "cpu")
     with torch.no_grad():
         p, q = (torch.log_softmax(m(tokens, mask)[0, -1], -1) for m in (policy, reference))
     exact = (p.exp() * (p - q)).sum().item()
@@ -375,7 +376,7 @@ def test_the_gold_reward_is_the_judge_scaled_on_the_sft_models_own_answers():
     prompts = world.prompts("train")[:ppo.GOLD_NORM_SAMPLES]
     answers = sample_texts(sft, prompts, SamplingConfig(), seed=0)
     empty = torch.zeros(0)
-    scores = score(Rollout(prompts, answers, empty, empty, empty, 0))
+    scores = score(Rollout(prompts, answers, empty, empty, empty, 0, BYTES.eos))
     assert scores.mean().abs() < 1e-5 and (scores.std() - 1).abs() < 1e-5
     gold = torch.tensor([world.gold(p, a) for p, a in zip(prompts, answers)])
     assert torch.equal(scores.argsort(stable=True), gold.argsort(stable=True))
@@ -394,11 +395,11 @@ def test_the_ptx_loss_is_the_sft_loss_on_the_answers():
     from rlhf_lab.model import MiniGPT
     torch.manual_seed(0)
     model = MiniGPT(TINY)
-    encoded = [tokenizer.encode_pair("What is 2 plus 2?", "4."), tokenizer.encode_pair("Hi", "Hello there.")]
-    tokens, mask, loss_mask = ppo.demonstration_batch(encoded, 6, torch.Generator().manual_seed(0), "cpu")
+    encoded = [BYTES.encode_pair("What is 2 plus 2?", "4."), BYTES.encode_pair("Hi", "Hello there.")]
+    tokens, mask, loss_mask = ppo.Demonstrations(BYTES, encoded).draw(6, torch.Generator().manual_seed(0), "cpu")
     drawn = [(row[m].tolist(), int((~lm[m]).sum())) for row, m, lm in zip(tokens, mask, loss_mask)]
     assert all(d in encoded for d in drawn)
-    expected = sft.response_loss(model, *sft.make_batch(drawn, "cpu"))
+    expected = sft.response_loss(model, *sft.make_batch(BYTES, drawn, "cpu"))
     assert ppo.demonstration_loss(model, tokens, mask, loss_mask).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -412,8 +413,8 @@ def test_ppo_ptx_holds_the_policy_to_its_demonstrations(tmp_path):
         cfg = tiny_ppo(out, lr=3e-4, ptx_coef=coef, ptx_data=str(path) if coef else "")
         ppo.train_ppo(cfg, reward_fn=starts_with(ord("T")))
         policy = load_model(out)
-        tokens, mask, loss_mask = ppo.demonstration_batch(
-            [tokenizer.encode_pair(demo["prompt"], demo["response"])], 1, torch.Generator(), "cpu")
+        tokens, mask, loss_mask = ppo.Demonstrations(BYTES, [BYTES.encode_pair(demo["prompt"], demo["response"])]
+                                                     ).draw(1, torch.Generator(), "cpu")
         with torch.no_grad():
             likelihood[coef] = -ppo.demonstration_loss(policy, tokens, mask, loss_mask).item()
         logged = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])

@@ -3,6 +3,7 @@ import torch
 
 from rlhf_lab.ppo import (AdaptiveKL, gae, leave_one_out_advantages, masked_whiten, ppo_policy_loss,
                           reward_baseline_advantages, shaped_rewards, value_loss)
+from rlhf_lab.tokenizer import BYTES
 
 
 def test_clipped_surrogate_equals_hand_computation():
@@ -138,13 +139,13 @@ def test_ppo_scores_a_cut_off_answer_as_evaluation_does_with_eos_appended():
     reward_model = RewardModel(MiniGPT(tiny), likelihood_weight=1.0).eval()
     prompts = ["Hi?", "What is the capital of France?", "2+2?"]
     responses = ["It is Paris", "Four, I thi", "Yes, yes, y"]
-    prompt_tokens, prompt_mask = encode_prompts(prompts, "cpu")                  # left-padded (B, P)
+    prompt_tokens, prompt_mask = encode_prompts(BYTES, prompts, "cpu")           # left-padded (B, P)
     answer = torch.tensor([list(t.encode()) for t in responses])                 # (B, 11), no EOS: cut at the limit
     r = Rollout(prompts, responses, torch.cat([prompt_tokens, answer], 1),
                 torch.cat([prompt_mask, torch.ones_like(answer, dtype=torch.bool)], 1),
-                torch.ones_like(answer, dtype=torch.bool), prompt_tokens.shape[1])
+                torch.ones_like(answer, dtype=torch.bool), prompt_tokens.shape[1], BYTES.eos)
     assert not r.ended.any()
     with torch.no_grad():
         in_ppo = model_reward(reward_model)(r)
-        in_eval = score_texts(reward_model.score, prompts, responses, "cpu")    # re-encoded with EOS
+        in_eval = score_texts(reward_model.score, BYTES, prompts, responses, "cpu")    # re-encoded with EOS
     assert torch.allclose(in_ppo, in_eval, atol=1e-5)

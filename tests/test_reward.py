@@ -11,6 +11,7 @@ from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, en
                              load_reward_model, pair_rewards, pool, save_reward_model, score_pairs)
 from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, reward_report
 from rlhf_lab.world import World
+from rlhf_lab.tokenizer import BYTES
 from reference import TINY, assert_one_step_trains_all_but
 
 
@@ -62,7 +63,7 @@ def test_likelihood_read_out_starts_as_the_mean_response_log_prob():
     model = tiny_reward_model(likelihood_weight=2.0).eval()
     plain = tiny_reward_model(likelihood_weight=0.0).eval()
     plain.load_state_dict(model.state_dict(), strict=False)
-    tokens, mask, start = encode_responses(["Q?"], ["an answer"], "cpu")
+    tokens, mask, start = encode_responses(BYTES, ["Q?"], ["an answer"], "cpu")
     with torch.no_grad():
         logprobs, _ = token_logprobs(model.backbone, tokens, mask, int(start))
         expected = plain(tokens, mask, start) + 2.0 * logprobs.mean()
@@ -73,10 +74,10 @@ def test_likelihood_read_out_starts_as_the_mean_response_log_prob():
 def test_reward_does_not_depend_on_the_padding_of_its_batch(pooling, likelihood_weight):
     model = tiny_reward_model(pooling=pooling, likelihood_weight=likelihood_weight).eval()
     with torch.no_grad():
-        alone = model(*encode_responses(["Q?"], ["short"], "cpu"))
-        batched = model(*encode_responses(["Q?", "a much longer prompt here?"], ["short", "x" * 30], "cpu"))
-        tokens, start = tokenizer.encode_pair("Q?", "short")
-        left, mask = tokenizer.left_pad([tokens, tokens + [65] * 9])
+        alone = model(*encode_responses(BYTES, ["Q?"], ["short"], "cpu"))
+        batched = model(*encode_responses(BYTES, ["Q?", "a much longer prompt here?"], ["short", "x" * 30], "cpu"))
+        tokens, start = BYTES.encode_pair("Q?", "short")
+        left, mask = BYTES.left_pad([tokens, tokens + [65] * 9])
         left_start = torch.tensor([start + 9, start])
         left_padded = model(left, mask, left_start)
     assert batched[0].item() == pytest.approx(alone.item(), abs=1e-5)
@@ -88,7 +89,7 @@ def test_training_on_an_easy_separable_set_reaches_full_accuracy():
     optimizer = optim.adamw([model], 3e-3, 0.0)
     pairs = [PreferencePair(f"Question {i}?", f"Yes {i}.", f"No, no, no {i}!") for i in range(32)]
     for _ in range(40):
-        chosen, rejected = pair_rewards(model, pairs, "cpu")
+        chosen, rejected = pair_rewards(model, BYTES, pairs, "cpu")
         bradley_terry_loss(chosen, rejected).backward()
         optim.clip_and_step(optimizer, [model], 1.0)
     held_out = [PreferencePair(f"Question {i}?", f"Yes {i}.", f"No, no, no {i}!") for i in range(100, 120)]
@@ -104,9 +105,9 @@ def test_ranked_pairs_score_each_answer_once_and_match_scoring_alone():
     def counting(tokens, mask, start):
         seen.append(len(tokens))
         return model(tokens, mask, start)
-    chosen, rejected = pair_rewards(counting, pairs, "cpu")
+    chosen, rejected = pair_rewards(counting, BYTES, pairs, "cpu")
     assert seen == [4]
-    alone = {a: model(*encode_responses(["Capital of France?"], [a], "cpu")).item() for a in answers}
+    alone = {a: model(*encode_responses(BYTES, ["Capital of France?"], [a], "cpu")).item() for a in answers}
     assert chosen.tolist() == pytest.approx([alone[p.chosen] for p in pairs], abs=1e-5)
     assert rejected.tolist() == pytest.approx([alone[p.rejected] for p in pairs], abs=1e-5)
 
@@ -125,11 +126,11 @@ def test_normalisation_prompts_are_cut_to_leave_the_sft_model_room_to_answer():
     from rlhf_lab.run import ConfigError
     pairs = [PreferencePair("x" * 300 + "?", "yes", "no"), PreferencePair("short?", "a", "b"),
              PreferencePair("short?", "b", "c")]
-    long, short = normalisation_prompts(pairs, 256, "sft")
+    long, short = normalisation_prompts(pairs, MiniGPT(GPTConfig(context_len=256)), "sft")
     assert short == "short?" and long.endswith("x?")
-    assert len(tokenizer.encode_pair(long, "x" * ANSWER_ROOM)[0]) == 256
+    assert len(BYTES.encode_pair(long, "x" * ANSWER_ROOM)[0]) == 256
     with pytest.raises(ConfigError, match="context of 40 tokens"):
-        normalisation_prompts(pairs, 40, "sft")
+        normalisation_prompts(pairs, MiniGPT(GPTConfig(context_len=40)), "sft")
 
 
 def test_ensemble_conservative_score_and_round_trip(tmp_path):
@@ -137,7 +138,7 @@ def test_ensemble_conservative_score_and_round_trip(tmp_path):
     save_reward_model(tmp_path / "model.safetensors", members, std_coef=1.0)
     loaded = load_reward_model(tmp_path)
     assert isinstance(loaded, RewardEnsemble)
-    batch = encode_responses(["Q?", "R?"], ["a", "bb"], "cpu")
+    batch = encode_responses(BYTES, ["Q?", "R?"], ["a", "bb"], "cpu")
     with torch.no_grad():
         each = torch.stack([m.score(*batch) for m in members])
         assert torch.allclose(loaded.score(*batch), each.mean(0) - each.std(0, unbiased=False), atol=1e-6)
@@ -180,11 +181,12 @@ class GoldOracle(torch.nn.Module):
         super().__init__()
         self.world = world
         self.config = GPTConfig()       # the world's context, as the reward models it stands in for
+        self.tokenizer = BYTES
 
     def forward(self, tokens, mask, start):
         rewards = []
         for row, n, s in zip(tokens.tolist(), mask.sum(-1).tolist(), start.tolist()):
-            prompt, response = tokenizer.decode(row[1:s - 1]), tokenizer.decode(row[s:n - 1])
+            prompt, response = BYTES.decode(row[1:s - 1]), BYTES.decode(row[s:n - 1])
             rewards.append(self.world.gold(prompt, response))
         return torch.tensor(rewards)
 
@@ -217,8 +219,8 @@ def test_scoring_in_length_chunks_matches_one_padded_batch():
     prompts = ["Q?", "A much longer question, please?", "Mid-size question?", "Q2?", "Another one?"]
     responses = ["a", "b" * 20, "ccc", "d" * 12, "e" * 25]
     with torch.no_grad():
-        whole = model(*encode_responses(prompts, responses, "cpu"))
-        chunked = score_texts(model, prompts, responses, "cpu", chunk_tokens=60)
+        whole = model(*encode_responses(BYTES, prompts, responses, "cpu"))
+        chunked = score_texts(model, BYTES, prompts, responses, "cpu", chunk_tokens=60)
     assert torch.allclose(chunked, whole, atol=1e-5)
 
 
@@ -229,19 +231,19 @@ def test_sampled_broken_utf8_is_scored_within_the_context():
     from rlhf_lab.rollout import decode_responses
     model = tiny_reward_model(likelihood_weight=1.0).eval()
     prompt = "Q?"
-    room = TINY.context_len - len(tokenizer.encode_prompt(prompt)) - 1        # what generate() may sample
+    room = TINY.context_len - len(BYTES.encode_prompt(prompt)) - 1        # what generate() may sample
     sampled = torch.full((1, room), 0xFF)                                       # never valid UTF-8
-    text = decode_responses(sampled, torch.ones_like(sampled, dtype=torch.bool))[0]
-    assert len(tokenizer.encode_pair(prompt, text)[0]) > TINY.context_len
-    tokens, mask, start = encode_responses([prompt], [text], "cpu", TINY.context_len)
+    text = decode_responses(BYTES, sampled, torch.ones_like(sampled, dtype=torch.bool))[0]
+    assert len(BYTES.encode_pair(prompt, text)[0]) > TINY.context_len
+    tokens, mask, start = encode_responses(BYTES, [prompt], [text], "cpu", TINY.context_len)
     assert tokens.shape[1] == TINY.context_len and tokens[0, -1] == tokenizer.EOS
-    assert tokens[0, int(start):-1].tolist() == tokenizer.encode(text)[:TINY.context_len - int(start) - 1]
+    assert tokens[0, int(start):-1].tolist() == BYTES.encode(text)[:TINY.context_len - int(start) - 1]
     with torch.no_grad():
-        score = score_texts(model, [prompt], [text], "cpu", TINY.context_len)
+        score = score_texts(model, BYTES, [prompt], [text], "cpu", TINY.context_len)
         assert torch.allclose(score, model(tokens, mask, start))
     fits = "short answer"
-    assert torch.equal(encode_responses([prompt], [fits], "cpu", TINY.context_len)[0],
-                       encode_responses([prompt], [fits], "cpu")[0])
+    assert torch.equal(encode_responses(BYTES, [prompt], [fits], "cpu", TINY.context_len)[0],
+                       encode_responses(BYTES, [prompt], [fits], "cpu")[0])
 
 
 def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path):
@@ -265,12 +267,12 @@ def test_a_file_without_eval_data_gives_the_reward_model_the_prompts_sft_held_ou
     path = tmp_path / "prefs.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"Question {i}?", "chosen": "Yes.", "rejected": "No, no."}) + "\n"
                             for i in range(400)))
-    sft_train, sft_eval, _ = sft.load_data(sft.SFTConfig(data=str(path)), None)
-    rm_train, heldout, _ = load_pairs(RewardConfig(data=str(path)), None, 256)
+    sft_train, sft_eval, _ = sft.load_data(sft.SFTConfig(data=str(path)), None, MiniGPT(GPTConfig()))
+    rm_train, heldout, _ = load_pairs(RewardConfig(data=str(path)), None, BYTES, 256)
     assert {p.prompt for p in heldout["heldout"]} == {e.prompt for e in sft_eval}
     assert {p.prompt for p in rm_train} == {e.prompt for e in sft_train}
     assert 20 < len(heldout["heldout"]) < 60
-    _, none, _ = load_pairs(RewardConfig(data=str(path), heldout_share=0.0), None, 256)
+    _, none, _ = load_pairs(RewardConfig(data=str(path), heldout_share=0.0), None, BYTES, 256)
     assert none == {}
 
 
@@ -307,7 +309,7 @@ def test_temperature_scaling_recovers_how_overconfident_the_margins_are_and_keep
     labelled = torch.where(agree, margins, -margins)      # r_chosen − r_rejected under the labels
     assert calibration_temperature(labelled) == pytest.approx(2.5, rel=0.05)
     model = tiny_reward_model(likelihood_weight=1.0).eval()
-    tokens, mask, start = encode_responses(["Q?"] * 3, ["yes", "no", "maybe so"], "cpu")
+    tokens, mask, start = encode_responses(BYTES, ["Q?"] * 3, ["yes", "no", "maybe so"], "cpu")
     before = model(tokens, mask, start)
     model.temperature.fill_(2.0)
     assert torch.allclose(model(tokens, mask, start), before / 2)

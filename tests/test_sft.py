@@ -9,6 +9,7 @@ from rlhf_lab.model import GPTConfig, MiniGPT
 from rlhf_lab.run import load_model
 from rlhf_lab.sft import SFTConfig, batch_indices, make_batch, mean_tokens_per_batch, response_loss, train_sft
 from rlhf_lab.world import World
+from rlhf_lab.tokenizer import BYTES
 
 
 def tiny(out, **kw):
@@ -17,7 +18,7 @@ def tiny(out, **kw):
 
 
 def test_loss_covers_response_and_eos_only():
-    inputs, targets = make_batch([tokenizer.encode_pair("ab", "cd"), tokenizer.encode_pair("x", "y")], "cpu")
+    inputs, targets = make_batch(BYTES, [BYTES.encode_pair("ab", "cd"), BYTES.encode_pair("x", "y")], "cpu")
     # row 0: BOS a b SEP c d EOS → the targets of inputs BOS a b SEP c d are _ _ _ c d EOS
     assert targets[0].tolist() == [-100, -100, -100, ord("c"), ord("d"), tokenizer.EOS]
     assert targets[1].tolist() == [-100, -100, ord("y"), tokenizer.EOS, -100, -100]
@@ -26,8 +27,8 @@ def test_loss_covers_response_and_eos_only():
 def test_response_loss_equals_cross_entropy_over_response_positions():
     torch.manual_seed(0)
     model = MiniGPT(GPTConfig(context_len=32, width=16, n_layers=1, n_heads=2, ffn=32))
-    tokens, start = tokenizer.encode_pair("ab", "cd")
-    inputs, targets = make_batch([(tokens, start)], "cpu")
+    tokens, start = BYTES.encode_pair("ab", "cd")
+    inputs, targets = make_batch(BYTES, [(tokens, start)], "cpu")
     logp = torch.log_softmax(model(inputs), -1)[0]
     by_hand = -sum(logp[t - 1, tokens[t]] for t in range(start, len(tokens))) / (len(tokens) - start)
     assert torch.isclose(response_loss(model, inputs, targets), by_hand)
@@ -38,8 +39,8 @@ def test_with_a_fixed_token_count_every_token_weighs_the_same_in_any_batch():
     # a batch's own mean would weigh it by 1/(tokens in its batch)
     torch.manual_seed(0)
     model = MiniGPT(GPTConfig(context_len=64, width=16, n_layers=1, n_heads=2, ffn=32))
-    short, long = tokenizer.encode_pair("ab", "c"), tokenizer.encode_pair("ab", "a much longer answer")
-    loss = lambda rows, per_batch: response_loss(model, *make_batch(rows, "cpu"), per_batch)
+    short, long = BYTES.encode_pair("ab", "c"), BYTES.encode_pair("ab", "a much longer answer")
+    loss = lambda rows, per_batch: response_loss(model, *make_batch(BYTES, rows, "cpu"), per_batch)
     assert torch.isclose(loss([short, long], 10.0), loss([short], 10.0) + loss([long], 10.0))
     assert not torch.isclose(loss([short, long], None), (loss([short], None) + loss([long], None)) / 2)
     assert mean_tokens_per_batch([short, long], 4) == 4 * (2 + 21) / 2
@@ -99,3 +100,16 @@ def test_a_file_without_eval_data_holds_out_a_share_of_its_prompts_the_same_in_e
     assert [r.prompt for r in split_heldout(few, 0.01, "f.jsonl")[1]] == [min(few, key=lambda r: r.heldout_key).prompt]
     with pytest.raises(ConfigError, match="leaves nothing to train on"):
         split_heldout(rows[:1], 0.1, "f.jsonl")
+
+
+def test_init_starts_from_the_given_model_and_takes_its_shape(tmp_path):
+    from rlhf_lab.run import SHIPPED_SFT, ConfigError
+    with pytest.raises(ConfigError, match="drop --width, --n-layers, --n-heads, --ffn"):
+        tiny(tmp_path / "refused", init=SHIPPED_SFT).validate()
+    cfg = SFTConfig(out=str(tmp_path / "continued"), init=SHIPPED_SFT, steps=2, examples=64, batch_size=8,
+                    eval_every=2, eval_samples=8, lr=1e-7, device="cpu")
+    train_sft(cfg)
+    shipped, continued = load_model(SHIPPED_SFT).state_dict(), load_model(tmp_path / "continued").state_dict()
+    assert shipped.keys() == continued.keys()
+    assert all(torch.allclose(shipped[k], continued[k], atol=1e-5) for k in shipped)   # two tiny steps from it
+    assert any(not torch.equal(shipped[k], continued[k]) for k in shipped)              # and trained

@@ -35,7 +35,7 @@ def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tenso
     train_reward(rm_cfg)
     device = pick_device(cfg.device)
     model = load_reward_model(rm_cfg.out, device)
-    train, heldout, _ = load_pairs(rm_cfg, annotated_world(rm_cfg), model.config.context_len)
+    train, heldout, _ = load_pairs(rm_cfg, annotated_world(rm_cfg), model.tokenizer, model.config.context_len)
     sets = {"seen (training pairs)": train[:rm_cfg.heldout_pairs], **{f"unseen: {k.removeprefix('heldout_')}": v
                                                        for k, v in heldout.items()}}
     return {name: score_pairs(model, pairs, device, raw=True) for name, pairs in sets.items()}   # log-odds scale
