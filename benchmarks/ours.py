@@ -113,7 +113,7 @@ def reward_pairs_per_sec(device="cpu", batch_size=32, min_len=60, max_len=200, s
                 for _ in range(batch_size)] for _ in range(warmup + steps)]
 
     def step(i):
-        chosen, rejected = pair_rewards(model, batches[i], device)
+        chosen, rejected = pair_rewards(model, model.tokenizer, batches[i], device)
         bradley_terry_loss(chosen, rejected).backward()
         optim.clip_and_step(optimizer, [model], 1.0)
     rate = _median_rate(step, batch_size, steps, warmup, device, precision)
