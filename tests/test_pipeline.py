@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from rlhf_lab import cli, pipeline, ppo
 from rlhf_lab.model import SamplingConfig, positions_from_mask
 from rlhf_lab.rollout import Rollout, encode_prompts, sample_texts
-from rlhf_lab.run import SHIPPED_SFT, load_model, tensor_metadata
+from rlhf_lab.run import SHIPPED_SFT, ConfigError, load_model, tensor_metadata
 from rlhf_lab.world import World
 from rlhf_lab.tokenizer import BYTES
 
@@ -424,6 +424,14 @@ def test_ppo_ptx_holds_the_policy_to_its_demonstrations(tmp_path):
 
 
 def test_ptx_data_without_a_ptx_coefficient_is_refused(tmp_path):
-    from rlhf_lab.run import ConfigError
     with pytest.raises(ConfigError, match="--ptx-data is read only with --ptx-coef above 0"):
         ppo.train_ppo(tiny_ppo(tmp_path, ptx_data="demos.jsonl"), reward_fn=starts_with(ord("T")))
+
+
+def test_pipeline_with_init_fine_tunes_that_model_and_hands_the_result_on(tmp_path):
+    sft_cfg, rm_cfg, ppo_cfg, eval_cfg = pipeline.stage_configs(pipeline.PipelineConfig(out=str(tmp_path),
+                                                                                        init="my-model"))
+    assert sft_cfg.init == "my-model"
+    assert rm_cfg.sft == ppo_cfg.sft == eval_cfg.sft == str(tmp_path / "sft")
+    with pytest.raises(ConfigError, match="pick one"):
+        pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), init="my-model", from_scratch=True))
