@@ -364,9 +364,11 @@ def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
 def load_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """module.load_state_dict(state), where a buffer added to the module since the state was
     saved (a reward model's calibration temperature) keeps its default; a missing parameter is
-    still an error."""
-    for key, buffer in module.named_buffers():
-        state.setdefault(key, buffer)
+    still an error. Non-persistent buffers (Llama's rotary frequencies) are in no state dict."""
+    buffers = {key for key, _ in module.named_buffers()}
+    for key, value in module.state_dict().items():
+        if key in buffers:
+            state.setdefault(key, value)
     module.load_state_dict(state)
 
 

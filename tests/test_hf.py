@@ -166,12 +166,10 @@ def test_compile_says_a_hugging_face_model_runs_eagerly(model, capsys):
 
 # ------------------------------------------------------------------ a model with its own tokenizer
 
-@pytest.fixture(scope="module")
-def bpe_model_dir(tmp_path_factory):
-    """A byte-level BPE tokenizer trained here on world text (no download), saved with a tiny
-    GPT-2 of its vocabulary, as `save_pretrained` of a pretrained model and its tokenizer is."""
+def world_bpe():
+    """A byte-level BPE tokenizer of 400 ids trained here on world text (no download)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
     from rlhf_lab.world import World
 
     texts = [row["prompt"] + " " + row["response"] for row in World().sft_examples("train", 2000, 0)]
@@ -180,11 +178,37 @@ def bpe_model_dir(tmp_path_factory):
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+
+
+@pytest.fixture(scope="module")
+def bpe_model_dir(tmp_path_factory):
+    """A tiny GPT-2 of world_bpe's vocabulary saved with it, as `save_pretrained` of a
+    pretrained model and its tokenizer leaves them."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    hf_tokenizer = world_bpe()
     path = tmp_path_factory.mktemp("bpe_gpt2")
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(vocab_size=len(hf_tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
                                n_inner=64, bos_token_id=0, eos_token_id=0)).save_pretrained(path)
+    hf_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tmp_path_factory):
+    """A chat model's layout: a tiny Llama, a pad token of its own and a chat template."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    hf_tokenizer = world_bpe()
+    hf_tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    hf_tokenizer.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }}\n{% endfor %}"
+                                  "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+    path = tmp_path_factory.mktemp("chat_llama")
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64,
+                                 num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=320,
+                                 bos_token_id=0, eos_token_id=0, pad_token_id=hf_tokenizer.pad_token_id)
+                     ).save_pretrained(path)
     hf_tokenizer.save_pretrained(path)
     return path
 
@@ -221,11 +245,15 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_is_refused(bpe_model_dir,
         run.load_model(tmp_path)
 
 
-def test_the_pipeline_runs_on_a_model_with_its_own_tokenizer(bpe_model_dir, tmp_path):
+@pytest.mark.parametrize("layout", ["bpe_model_dir", "chat_model_dir"])
+def test_the_pipeline_runs_on_a_model_with_its_own_tokenizer(layout, request, tmp_path):
     """SFT from the pretrained directory (--init), a reward model on the SFT run, PPO, eval and
-    rlhf sample: every stage encodes with the model's tokenizer, and every checkpoint carries it."""
+    rlhf sample: every stage encodes with the model's tokenizer, and every checkpoint carries it.
+    A GPT-2 whose one special token is BOS, EOS and PAD; a Llama with a chat template."""
     from rlhf_lab import cli
     from rlhf_lab.reward import load_reward_model
+
+    bpe_model_dir = request.getfixturevalue(layout)
 
     sft, rm, policy = (str(tmp_path / name) for name in ("sft", "rm", "ppo"))
     assert cli.main(["sft", "--init", str(bpe_model_dir), "--out", sft, "--steps", "60", "--examples", "2000",
