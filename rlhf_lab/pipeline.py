@@ -25,6 +25,9 @@ class PipelineConfig:
     kl_coef: float = 0.1             # β of the PPO stage (see docs/ppo.md for 0.02 and 0.05)
     advantage: str = "gae"           # the PPO stage's estimator: "gae" (critic) | "baseline" | "rloo" (no critic)
     samples_per_prompt: int = 1      # the PPO stage's answers per drawn prompt (rloo: k ≥ 2, e.g. 4)
+    entropy_coef: float = -1.0       # the PPO stage's entropy term (D21): -1 sharpens the policy against the SFT
+                                     # model's temperature-1 slips, chosen on held-out templates (docs/ppo.md);
+                                     # 0: InstructGPT's objective, as `rlhf ppo` has it by default
     seed: int = 0                    # every stage's seed
     world_seed: int = 0              # the assistant world
     device: str = "auto"             # "auto" | "cpu" | "cuda"
@@ -42,7 +45,8 @@ def stage_configs(cfg: PipelineConfig):
     stages = (sft.SFTConfig(out=str(out / "sft"), init=cfg.init, **common),
               reward.RewardConfig(out=str(out / "rm"), sft=sft_dir, **common),
               ppo.PPOConfig(out=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"), kl_coef=cfg.kl_coef,
-                            advantage=cfg.advantage, samples_per_prompt=cfg.samples_per_prompt, **common),
+                            advantage=cfg.advantage, samples_per_prompt=cfg.samples_per_prompt,
+                            entropy_coef=cfg.entropy_coef, **common),
               evaluate.EvalConfig(policy=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"),
                                   out=str(out / "eval"), world_seed=cfg.world_seed, seed=cfg.seed,
                                   device=cfg.device, precision=cfg.precision))

@@ -76,6 +76,9 @@ class PPOConfig:
                                      # joins each update, against the alignment tax; 0: plain PPO
     ptx_data: str = ""               # PPO-ptx's demonstrations: SFT JSONL, or a preference file (its chosen
                                      # answers); empty → the world's SFT mix, which SFT trained on
+    entropy_coef: float = 0.0        # D21: c2 of PPO's eq. 9, times the policy's mean entropy per token, added to
+                                     # the objective: > 0 a bonus (exploration), < 0 a penalty that sharpens the
+                                     # policy (rlhf pipeline: -1, against temperature-1 slips; docs/ppo.md)
     max_new_tokens: int = 192        # response length limit, bytes
     grad_clip: float = 1.0           # global gradient-norm clip
     eval_every: int = 10             # iterations between progress lines and checkpoints (a kill loses fewer)
@@ -291,7 +294,7 @@ def score_batch(policy: CausalLM, reference: CausalLM, value_model: RewardModel 
 
 class ActorCritic(nn.Module):
     """The two networks PPO trains, as one module: its forward gives the policy's log-probs
-    and the critic's values on a rollout's response tokens, (B, N) each. One module with
+    and entropies and the critic's values on a rollout's response tokens, (B, N) each. One module with
     one forward per backward is what DistributedDataParallel needs to average both
     networks' gradients under torchrun (distributed.wrap), PPO-ptx's LM loss included.
     Without a critic (the critic-free estimators) values is None; without demonstrations
@@ -302,12 +305,12 @@ class ActorCritic(nn.Module):
         self.policy, self.value_model = policy, value_model
 
     def forward(self, r: Rollout, demonstrations: tuple[Tensor, Tensor, Tensor] | None = None
-                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        logprobs, _ = by_length(partial(token_logprobs, self.policy), r)                 # (B, N)
+                ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        logprobs, entropy = by_length(partial(token_logprobs, self.policy), r)          # (B, N) each
         values = None if self.value_model is None else \
             by_length(partial(response_values, self.value_model), r)[0]                  # (B, N)
         ptx_loss = None if demonstrations is None else demonstration_loss(self.policy, *demonstrations)
-        return logprobs, values, ptx_loss
+        return logprobs, entropy, values, ptx_loss
 
 
 @dataclass
@@ -343,7 +346,7 @@ def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, c
             sub = Rollout([], [], r.tokens[mb], r.mask[mb], r.response_mask[mb], r.prompt_len, r.eos)
             mask = sub.response_mask
             ptx = None if demonstrations is None else demonstrations.draw(len(mb), generator, r.tokens.device)
-            logprobs, values, ptx_loss = actor_critic(sub, ptx)                          # (b, N) each; scalar
+            logprobs, entropy, values, ptx_loss = actor_critic(sub, ptx)                 # (b, N) each; scalar
             pg_loss, clipfrac = ppo_policy_loss(logprobs, batch.old_logprobs[mb], batch.advantages[mb],
                                                 mask, cfg.clip_eps)
             step = {"ppo/policy_loss": pg_loss, "ppo/clipfrac": clipfrac,
@@ -353,8 +356,11 @@ def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, c
                                                     cfg.value_clip)
             if ptx_loss is not None:
                 step["ppo/ptx_loss"] = ptx_loss
+            if cfg.entropy_coef:
+                step["ppo/update_entropy"] = masked_mean(entropy, mask)                  # D21
             (pg_loss + cfg.vf_coef * step.get("ppo/value_loss", 0.0)
-             + cfg.ptx_coef * step.get("ppo/ptx_loss", 0.0)).backward()
+             + cfg.ptx_coef * step.get("ppo/ptx_loss", 0.0)
+             - cfg.entropy_coef * step.get("ppo/update_entropy", 0.0)).backward()
             optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip)
             stats.append({name: value.item() for name, value in step.items()})
     return {name: sum(s[name] for s in stats) / len(stats) for name in stats[0]}

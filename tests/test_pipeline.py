@@ -365,9 +365,10 @@ def test_pipeline_passes_no_resume_to_every_training_stage():
     assert all(s.resume for s in pipeline.stage_configs(pipeline.PipelineConfig())[:3])
 
 
-def test_pipeline_hands_its_estimator_to_the_ppo_stage():
+def test_pipeline_hands_its_estimator_and_entropy_term_to_the_ppo_stage():
     ppo_cfg = pipeline.stage_configs(pipeline.PipelineConfig(advantage="rloo", samples_per_prompt=4))[2]
-    assert (ppo_cfg.advantage, ppo_cfg.samples_per_prompt) == ("rloo", 4)
+    assert (ppo_cfg.advantage, ppo_cfg.samples_per_prompt, ppo_cfg.entropy_coef) == ("rloo", 4, -1.0)
+    assert pipeline.stage_configs(pipeline.PipelineConfig(entropy_coef=0.0))[2].entropy_coef == 0.0
 
 
 def test_the_gold_reward_is_the_judge_scaled_on_the_sft_models_own_answers():
@@ -435,3 +436,21 @@ def test_pipeline_with_init_fine_tunes_that_model_and_hands_the_result_on(tmp_pa
     assert rm_cfg.sft == ppo_cfg.sft == eval_cfg.sft == str(tmp_path / "sft")
     with pytest.raises(ConfigError, match="pick one"):
         pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), init="my-model", from_scratch=True))
+
+
+def test_an_entropy_penalty_sharpens_the_policy_and_a_bonus_flattens_it(tmp_path):
+    """D21: with the reward flat, the entropy term alone moves the policy: a negative
+    coefficient lowers its entropy on a fixed rollout, a positive one raises it."""
+    from functools import partial
+    from rlhf_lab.model import token_logprobs
+    from rlhf_lab.rollout import rollout
+    sft = load_model(SHIPPED_SFT)
+    fixed = rollout(sft, World().prompts("train")[:16], SamplingConfig(max_new_tokens=32), torch.Generator().manual_seed(0))
+    entropy = {}
+    for coef in (-1.0, 0.0, 1.0):
+        out = tmp_path / f"entropy{coef:g}"
+        ppo.train_ppo(tiny_ppo(out, lr=3e-4, entropy_coef=coef), reward_fn=lambda r: torch.zeros(len(r.responses)))
+        with torch.no_grad():
+            _, per_token = ppo.by_length(partial(token_logprobs, load_model(out)), fixed)
+        entropy[coef] = ppo.masked_mean(per_token, fixed.response_mask).item()
+    assert entropy[-1.0] < entropy[0.0] < entropy[1.0]
