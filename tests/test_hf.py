@@ -294,7 +294,8 @@ def test_ids_past_the_tokenizers_vocabulary_are_never_sampled(bpe_model_dir, tmp
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
     from rlhf_lab.model import SamplingConfig, generate
     from rlhf_lab.rollout import encode_prompts
-    GPT2LMHeadModel(GPT2Config(vocab_size=448, n_positions=64, n_embd=16, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    padded = GPT2Config(vocab_size=448, n_positions=64, n_embd=16, n_layer=1, n_head=2)
+    GPT2LMHeadModel(padded).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(bpe_model_dir).save_pretrained(tmp_path)
     model = run.load_model(tmp_path)
     head = model.lm_head

@@ -445,7 +445,8 @@ def test_an_entropy_penalty_sharpens_the_policy_and_a_bonus_flattens_it(tmp_path
     from rlhf_lab.model import token_logprobs
     from rlhf_lab.rollout import rollout
     sft = load_model(SHIPPED_SFT)
-    fixed = rollout(sft, World().prompts("train")[:16], SamplingConfig(max_new_tokens=32), torch.Generator().manual_seed(0))
+    fixed = rollout(sft, World().prompts("train")[:16], SamplingConfig(max_new_tokens=32),
+                    torch.Generator().manual_seed(0))
     entropy = {}
     for coef in (-1.0, 0.0, 1.0):
         out = tmp_path / f"entropy{coef:g}"
