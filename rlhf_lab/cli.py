@@ -36,7 +36,7 @@ COMMANDS = {
     "sft": ("rlhf_lab.sft", "SFTConfig", "main", "stage 1: supervised fine-tuning"),
     "train-rm": ("rlhf_lab.reward", "RewardConfig", "main", "stage 2: train a reward model"),
     "eval-rm": ("rlhf_lab.reward", "RewardEvalConfig", "eval_main", "evaluate a trained reward model"),
-    "ppo": ("rlhf_lab.ppo", "PPOConfig", "main", "stage 3: PPO against the reward model (D1-D20: docs/ppo.md)"),
+    "ppo": ("rlhf_lab.ppo", "PPOConfig", "main", "stage 3: PPO against the reward model (D1-D21: docs/ppo.md)"),
     "eval": ("rlhf_lab.evaluate", "EvalConfig", "main", "SFT versus the RLHF policy, by the gold judge"),
     "sample": ("rlhf_lab.sample", "SampleConfig", "main", "trained models answer prompts of your own, side by side"),
     "pipeline": ("rlhf_lab.pipeline", "PipelineConfig", "main", "SFT → reward model → PPO → eval, one command"),

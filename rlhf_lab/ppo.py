@@ -12,7 +12,9 @@ Advantages by GAE (Schulman et al. 2016), the clipped surrogate (Schulman et al.
     world has no pretraining corpus, so the SFT model's own demonstrations stand in for it.
  3. A response that never emits EOS gets its score lowered by `eos_penalty`
     (the TRL recipe), so the policy cannot escape the reward by rambling.
-Implementation details are numbered D1..D20 and listed in docs/ppo.md.
+ 4. PPO's entropy term (Schulman et al. 2017 eq. 9) is an option, off by default (D21);
+    `rlhf pipeline` sets it negative, to sharpen the policy against temperature-1 slips.
+Implementation details are numbered D1..D21 and listed in docs/ppo.md.
 """
 from __future__ import annotations
 
