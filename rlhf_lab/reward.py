@@ -252,6 +252,7 @@ class RewardConfig:
     epochs: int = 2                 # passes over the training pairs (a checkpoint at each one's end)
     batch_size: int = 16            # prompts per step, with all their pairs
     lr: float = 1e-3                # peak AdamW learning rate
+    optimizer: str = "adamw"        # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (README)
     warmup: int = 30                # linear warmup steps
     weight_decay: float = 0.01      # AdamW weight decay on matrices
     grad_clip: float = 1.0          # global gradient-norm clip
@@ -270,6 +271,7 @@ class RewardConfig:
     def validate(self) -> None:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "grad_clip")
         check_range(self, "heldout_share", 0.0, 1.0)
@@ -341,7 +343,7 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
     seed_everything(seed)
     model = new_reward_model(cfg, device)
     compile_if(cfg.compile, model)
-    optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
+    optimizer = optim.make_optimizer(cfg.optimizer, [model], cfg.lr, cfg.weight_decay)
     total = cfg.epochs * steps_per_epoch
     prefix = f"rm{member}" if cfg.ensemble > 1 else "rm"
     state = f"train_state_{member}.safetensors"

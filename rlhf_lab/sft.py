@@ -38,7 +38,8 @@ class SFTConfig:
     examples: int = 96000          # world SFT examples drawn (each seen twice; fewer overfit, README)
     steps: int = 6000              # optimizer steps (the shipped checkpoint: 17-18 min on 2 CPU cores)
     batch_size: int = 32           # sequences per step
-    lr: float = 3e-3               # peak AdamW learning rate (tiny models take large steps)
+    lr: float = 3e-3               # peak learning rate (AdamW's; Muon's is scaled to match it)
+    optimizer: str = "adamw"       # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (README)
     warmup: int = 100              # linear warmup steps
     weight_decay: float = 0.1      # AdamW weight decay on matrices (nanoGPT)
     grad_clip: float = 1.0         # global gradient-norm clip
@@ -61,6 +62,7 @@ class SFTConfig:
 
     def validate(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
                        "grad_clip", "width", "n_layers", "n_heads", "ffn")
@@ -195,7 +197,7 @@ def train_sft(cfg: SFTConfig) -> dict:
     encoded, encoded_eval = (encode_examples(model.tokenizer, rows) for rows in (train, heldout))
     compile_if(cfg.compile, model)
     ddp_model = distributed.wrap(model)
-    optimizer = optim.adamw([model], cfg.lr, cfg.weight_decay)
+    optimizer = optim.make_optimizer(cfg.optimizer, [model], cfg.lr, cfg.weight_decay)
     start = resume_step(run, cfg, {"model": model}, optimizer)
     with autocast(device, cfg.precision):
         train_loop(cfg, run, model, ddp_model, optimizer, start, encoded, encoded_eval, device)

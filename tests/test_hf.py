@@ -303,3 +303,13 @@ def test_ids_past_the_tokenizers_vocabulary_are_never_sampled(bpe_model_dir, tmp
     tokens, _ = generate(model, *encode_prompts(model.tokenizer, ["What is 2 plus 2?"], "cpu"),
                          SamplingConfig(max_new_tokens=6))
     assert tokens.max() < 400
+
+
+def test_muon_leaves_an_untied_output_head_and_the_embeddings_to_adamw(chat_model_dir):
+    from rlhf_lab import optim
+    model = run.load_model(chat_model_dir)
+    hidden = {id(p) for p in optim.hidden_matrices([model])}
+    names = {name for name, p in model.named_parameters() if id(p) in hidden}
+    assert not model.hf.config.tie_word_embeddings
+    assert names == {name for name, p in model.named_parameters() if p.dim() == 2 and ".layers." in name}
+    assert len(names) == 2 * 7                                # q, k, v, o, gate, up, down per layer
