@@ -1,6 +1,6 @@
 """`rlhf pipeline`: SFT → reward model → PPO → eval on the assistant world, one run directory.
 
-    out/sft   (only with --from-scratch or --init; otherwise the shipped SFT checkpoint)
+    out/sft   (only with --from-scratch or --init; otherwise --sft's model or the shipped SFT checkpoint)
     out/rm    out/ppo    out/eval/report.md    out/report.md    out/metrics.json
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sample, sft
 from rlhf_lab.run import (
-    SHIPPED_SFT, ConfigError, check_choice, read_json, recorded_config, status, write_json, write_text)
+    SHIPPED_SFT, ConfigError, check_choice, check_exists, read_json, recorded_config, status, write_json, write_text)
 
 PRESETS = ("default", "tiny")
 
@@ -21,6 +21,8 @@ class PipelineConfig:
     from_scratch: bool = False       # retrain SFT instead of starting from the shipped checkpoint
     init: str = ""                   # SFT from this model instead (a Hugging Face save_pretrained directory with its
                                      # tokenizer, or a run directory): the whole pipeline on your own model
+    sft: str = ""                    # start from this trained SFT model instead of the shipped one, without training
+                                     # it further (a run directory, e.g. `rlhf sft --optimizer muon`'s, README)
     preset: str = "default"          # "default" | "tiny" (about a minute on 2 CPU cores: same code, small sizes)
     kl_coef: float = 0.1             # β of the PPO stage (see docs/ppo.md for 0.02 and 0.05)
     advantage: str = "gae"           # the PPO stage's estimator: "gae" (critic) | "baseline" | "rloo" (no critic)
@@ -41,7 +43,7 @@ def stage_configs(cfg: PipelineConfig):
     out = Path(cfg.out)
     common = dict(seed=cfg.seed, world_seed=cfg.world_seed, device=cfg.device, precision=cfg.precision,
                   compile=cfg.compile, resume=cfg.resume)
-    sft_dir = str(out / "sft") if trains_sft(cfg) else SHIPPED_SFT
+    sft_dir = cfg.sft or (str(out / "sft") if trains_sft(cfg) else SHIPPED_SFT)
     stages = (sft.SFTConfig(out=str(out / "sft"), init=cfg.init, **common),
               reward.RewardConfig(out=str(out / "rm"), sft=sft_dir, **common),
               ppo.PPOConfig(out=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"), kl_coef=cfg.kl_coef,
@@ -77,11 +79,15 @@ def judged(cfg: evaluate.EvalConfig) -> dict:
 
 def main(cfg: PipelineConfig) -> dict:
     check_choice("preset", cfg.preset, PRESETS)
-    if cfg.from_scratch and cfg.init:
-        raise ConfigError("--from-scratch trains a fresh MiniGPT and --init fine-tunes a given model: pick one")
+    chosen = [flag for flag, given in (("--from-scratch", cfg.from_scratch), ("--init", cfg.init), ("--sft", cfg.sft))
+              if given]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} each choose the SFT model (--from-scratch trains a fresh MiniGPT, "
+                          "--init fine-tunes a given model, --sft takes a trained one as it is): pick one")
     sft_cfg, rm_cfg, ppo_cfg, eval_cfg = stage_configs(cfg)
     for stage in (sft_cfg, rm_cfg, ppo_cfg, eval_cfg):   # a bad value stops now, not after SFT's minutes
         stage.validate()
+    check_exists(cfg, *(name for name in ("init", "sft") if getattr(cfg, name)))   # and a missing model
     write_json(Path(cfg.out) / "config.json", recorded_config("pipeline", cfg))   # each stage's own is in its directory
     if trains_sft(cfg):
         sft.main(sft_cfg)

@@ -434,8 +434,20 @@ def test_pipeline_with_init_fine_tunes_that_model_and_hands_the_result_on(tmp_pa
                                                                                         init="my-model"))
     assert sft_cfg.init == "my-model"
     assert rm_cfg.sft == ppo_cfg.sft == eval_cfg.sft == str(tmp_path / "sft")
-    with pytest.raises(ConfigError, match="pick one"):
+    with pytest.raises(ConfigError, match="--from-scratch and --init each choose the SFT model"):
         pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), init="my-model", from_scratch=True))
+
+
+def test_pipeline_with_sft_hands_that_model_on_untrained(tmp_path):
+    cfg = pipeline.PipelineConfig(out=str(tmp_path), sft="runs/fast/sft")
+    _, rm_cfg, ppo_cfg, eval_cfg = pipeline.stage_configs(cfg)
+    assert not pipeline.trains_sft(cfg)
+    assert rm_cfg.sft == ppo_cfg.sft == eval_cfg.sft == "runs/fast/sft"
+    with pytest.raises(ConfigError, match="--init and --sft each choose the SFT model"):
+        pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), init="my-model", sft="runs/fast/sft"))
+    with pytest.raises(ConfigError, match="--sft runs/fast/sft: no such run directory"):
+        pipeline.main(cfg)
+    assert not any(tmp_path.iterdir())                                # refused before anything is written
 
 
 def test_an_entropy_penalty_sharpens_the_policy_and_a_bonus_flattens_it(tmp_path):
