@@ -10,13 +10,14 @@ from torch import nn
 OPTIMIZERS = ("adamw", "muon")
 
 
-def adamw(modules: list[nn.Module], lr: float, weight_decay: float,
-          params: list[nn.Parameter] | None = None) -> torch.optim.AdamW:
+def adamw(modules: list[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over every parameter of the modules that trains (adamw_over)."""
+    return adamw_over(trainable(modules), lr, weight_decay)
+
+
+def adamw_over(params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW that decays matrices only; biases, norms and embeddings' 1-D
-    parameters are left alone (nanoGPT, after Loshchilov & Hutter 2019).
-    params: a subset of the modules' parameters (default: all that train)."""
-    if params is None:
-        params = trainable(modules)
+    parameters are left alone (nanoGPT, after Loshchilov & Hutter 2019)."""
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
@@ -57,7 +58,7 @@ class MuonWithAdamW:
         hidden = hidden_matrices(modules)
         chosen = {id(p) for p in hidden}
         self.muon = torch.optim.Muon(hidden, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
-        self.adamw = adamw(modules, lr, weight_decay, [p for p in trainable(modules) if id(p) not in chosen])
+        self.adamw = adamw_over([p for p in trainable(modules) if id(p) not in chosen], lr, weight_decay)
         self.parts = (self.muon, self.adamw)
 
     @property

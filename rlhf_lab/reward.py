@@ -251,7 +251,7 @@ class RewardConfig:
     likelihood_weight: float = 5.0  # w of the gated log-likelihood read-out (RewardModel); 0: the head alone
     epochs: int = 2                 # passes over the training pairs (a checkpoint at each one's end)
     batch_size: int = 16            # prompts per step, with all their pairs
-    lr: float = 1e-3                # peak AdamW learning rate
+    lr: float = 1e-3                # peak learning rate (AdamW's; Muon's is scaled to match it)
     optimizer: str = "adamw"        # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (README)
     warmup: int = 30                # linear warmup steps
     weight_decay: float = 0.01      # AdamW weight decay on matrices
