@@ -22,7 +22,7 @@ class PipelineConfig:
     init: str = ""                   # SFT from this model instead (a Hugging Face save_pretrained directory with its
                                      # tokenizer, or a run directory): the whole pipeline on your own model
     sft: str = ""                    # start from this trained SFT model instead of the shipped one, without training
-                                     # it further (a run directory, e.g. `rlhf sft --optimizer muon`'s, README)
+                                     # it further (a run directory, e.g. `rlhf sft --optimizer muon`'s, docs/sft.md)
     preset: str = "default"          # "default" | "tiny" (about a minute on 2 CPU cores: same code, small sizes)
     kl_coef: float = 0.1             # β of the PPO stage (see docs/ppo.md for 0.02 and 0.05)
     advantage: str = "gae"           # the PPO stage's estimator: "gae" (critic) | "baseline" | "rloo" (no critic)
@@ -34,7 +34,7 @@ class PipelineConfig:
     world_seed: int = 0              # the assistant world
     device: str = "auto"             # "auto" | "cpu" | "cuda"
     precision: str = "fp32"          # "fp32" | "bf16" autocast (for wide models; slower at width 128)
-    compile: bool = False            # torch.compile the blocks (slower at width 128, see README)
+    compile: bool = False            # torch.compile the blocks (slower at width 128, docs/benchmarks.md)
     resume: bool = True              # continue killed stages from their train states (--no-resume: start over)
 
 

@@ -87,7 +87,7 @@ class PPOConfig:
     seed: int = 0                    # prompt order, sampling, init
     device: str = "auto"             # "auto" | "cpu" | "cuda"
     precision: str = "fp32"          # "fp32" | "bf16" autocast (for wide models; slower at width 128)
-    compile: bool = False            # torch.compile the blocks (slower at width 128, see README)
+    compile: bool = False            # torch.compile the blocks (slower at width 128, docs/benchmarks.md)
     resume: bool = True              # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:

@@ -252,7 +252,7 @@ class RewardConfig:
     epochs: int = 2                 # passes over the training pairs (a checkpoint at each one's end)
     batch_size: int = 16            # prompts per step, with all their pairs
     lr: float = 1e-3                # peak learning rate (AdamW's; Muon's is scaled to match it)
-    optimizer: str = "adamw"        # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (README)
+    optimizer: str = "adamw"        # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (docs/sft.md)
     warmup: int = 30                # linear warmup steps
     weight_decay: float = 0.01      # AdamW weight decay on matrices
     grad_clip: float = 1.0          # global gradient-norm clip
@@ -265,7 +265,7 @@ class RewardConfig:
     seed: int = 0                   # init, data order, sampling
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     precision: str = "fp32"         # "fp32" | "bf16" autocast (for wide models; slower at width 128)
-    compile: bool = False           # torch.compile the blocks (slower at width 128, see README)
+    compile: bool = False           # torch.compile the blocks (slower at width 128, docs/benchmarks.md)
     resume: bool = True             # continue from out/train_state_<member>.safetensors if present
 
     def validate(self) -> None:

@@ -172,7 +172,7 @@ def autocast(device: torch.device, precision: str):
     bound by kernel launches on a GPU and the casts cost more than they save (H200: reward
     model 2,374 pairs/s in bf16 against 2,514 in fp32, PPO 176.9 against 236.7 episodes/s).
     On a CPU with bf16 matrix units (AMX) an SFT step is about 1.3x faster in bf16, the
-    reward-model and PPO steps, made of smaller passes, are not (README); on CPUs without
+    reward-model and PPO steps, made of smaller passes, are not (docs/benchmarks.md); on CPUs without
     AMX bf16 measured no faster. Hence fp32 by default.
 
     A stage runs whole inside one autocast region, so autocast's cache of bf16 weight
