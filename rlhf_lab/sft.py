@@ -44,8 +44,9 @@ class SFTConfig:
     weight_decay: float = 0.1      # AdamW weight decay on matrices (nanoGPT)
     grad_clip: float = 1.0         # global gradient-norm clip
     eval_every: int = 500          # steps between eval-loss passes and checkpoints (a kill loses fewer)
-    eval_samples: int = 512        # answers sampled for well_formed_rate / style_mix (held-out prompts in turn;
-                                   # the world's only: its judge says nothing of a file's examples)
+    eval_samples: int = 512        # answers sampled for well_formed_rate / style_mix, on held-out prompts in turn
+                                   # and again on training prompts (the world's only: its judge says nothing of
+                                   # a file's examples)
     on_invalid: str = "error"      # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"        # rows longer than the context: "error" | "skip" | "truncate"
                                    # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
@@ -238,21 +239,35 @@ def train_loop(cfg: SFTConfig, run: Run, model: CausalLM, ddp_model, optimizer, 
 
 
 def finish(cfg: SFTConfig, run: Run, model: CausalLM, world: World, encoded_eval, device) -> dict:
-    """Save the weights, sample on held-out prompts, judge, write metrics.json and a plot."""
+    """Save the weights, sample on held-out and training prompts, judge, write metrics.json and a plot."""
     if not distributed.is_main():
         return {}
     save_model(run.path / "model.safetensors", model)
     metrics = {"eval_loss": eval_loss(model, encoded_eval, device), "steps": cfg.steps}
     if not cfg.data:   # the world's mix and judge say nothing about a file's examples
-        metrics["training_style_mix"] = world.cfg.sft_style_mix
-        heldout = world.prompts("heldout_prompt")       # 137 in the default world: each answered several times
-        prompts = [heldout[i % len(heldout)] for i in range(cfg.eval_samples)]
-        metrics.update(evaluate.sample_and_judge(model, world, prompts, SamplingConfig(), cfg.seed),
-                       eval_answers=len(prompts))
+        metrics.update(world_figures(cfg, model, world))
     evaluate.plot_history(run, ["sft/loss", "sft/eval_loss"], "SFT loss", "sft_loss.png")
     metrics = run.finish(metrics)
     status(evaluate.table("SFT", metrics) + f"\nrun directory: {run.path}")
     return metrics
+
+
+def world_figures(cfg: SFTConfig, model: CausalLM, world: World) -> dict:
+    """cfg.eval_samples answers sampled at temperature 1 and judged, on held-out prompts (137 in
+    the default world, each answered several times) and, under "train_prompts", on prompts spread
+    over the training split. There a model that learned its data samples the training mix back;
+    style_mix_gap, the largest difference of a style's share from that mix, says how closely. On
+    held-out prompts the gap is wider, by the facts the model misspells on prompts it never saw."""
+    mix, n = world.cfg.sft_style_mix, cfg.eval_samples
+    heldout, train = world.prompts("heldout_prompt"), world.prompts("train")
+    on_heldout = judged_answers(model, world, [heldout[i % len(heldout)] for i in range(n)], mix, cfg.seed)
+    on_train = judged_answers(model, world, [train[i * len(train) // n] for i in range(n)], mix, cfg.seed)
+    return {"training_style_mix": mix, **on_heldout, "eval_answers": n, "train_prompts": on_train}
+
+
+def judged_answers(model: CausalLM, world: World, prompts: list[str], mix: dict[str, float], seed: int) -> dict:
+    judged = evaluate.sample_and_judge(model, world, prompts, SamplingConfig(), seed)
+    return judged | {"style_mix_gap": max(abs(judged["style_mix"][style] - share) for style, share in mix.items())}
 
 
 def main(cfg: SFTConfig) -> dict:

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from rlhf_lab import tokenizer
+from rlhf_lab import evaluate, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT
 from rlhf_lab.run import load_model
 from rlhf_lab.sft import SFTConfig, batch_indices, make_batch, mean_tokens_per_batch, response_loss, train_sft
@@ -56,7 +56,7 @@ def test_batches_are_a_function_of_seed_and_step():
 
 def test_tiny_sft_run_writes_its_run_directory_and_is_deterministic(tmp_path):
     metrics = [train_sft(tiny(tmp_path / name)) for name in ("a", "b")]
-    for key in ("well_formed_rate", "style_mix", "gold_mean", "eval_loss"):
+    for key in ("well_formed_rate", "style_mix", "gold_mean", "eval_loss", "style_mix_gap"):
         assert key in metrics[0]
     assert {k: v for k, v in metrics[0].items() if k != "wall_seconds"} == \
            {k: v for k, v in metrics[1].items() if k != "wall_seconds"}
@@ -73,6 +73,23 @@ def test_sft_samples_as_many_answers_as_asked_even_beyond_the_held_out_prompts(t
     assert metrics["eval_answers"] == prompts + 13
 
 
+def test_sft_judges_answers_on_held_out_prompts_and_on_training_prompts(tmp_path, monkeypatch):
+    """The style mix is judged twice: on held-out prompts and on prompts spread over the training
+    split, where the training mix is the target; style_mix_gap is a mix's largest distance from it."""
+    asked, judge = [], evaluate.sample_and_judge
+    monkeypatch.setattr(evaluate, "sample_and_judge", lambda model, world, prompts, *rest: (
+        asked.append(prompts), judge(model, world, prompts, *rest))[1])
+    metrics = train_sft(replace(tiny(tmp_path / "run"), steps=1, eval_every=1, eval_samples=40))
+    heldout, train = World().prompts("heldout_prompt"), World().prompts("train")
+    assert asked[0] == heldout[:40]
+    assert len(set(asked[1])) == 40 and set(asked[1]) <= set(train)
+    assert asked[1][0] == train[0] and train.index(asked[1][-1]) > 0.95 * len(train)       # spread over the split
+    mix = metrics["training_style_mix"]
+    for judged in (metrics, metrics["train_prompts"]):
+        assert judged["style_mix_gap"] == pytest.approx(
+            max(abs(judged["style_mix"][style] - share) for style, share in mix.items()))
+
+
 def test_sft_on_a_file_reports_no_world_figures(tmp_path):
     """The world's style mix and gold judge say nothing about a file's examples."""
     rows = [{"prompt": f"Say {w}.", "response": w} for w in ("yes", "no", "maybe", "never")]
@@ -80,7 +97,7 @@ def test_sft_on_a_file_reports_no_world_figures(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     metrics = train_sft(tiny(tmp_path / "run", data=str(path), eval_data=str(path)))
     assert metrics["eval_loss"] > 0
-    assert not {"training_style_mix", "style_mix", "well_formed_rate", "gold_mean"} & set(metrics)
+    assert not {"training_style_mix", "style_mix", "well_formed_rate", "gold_mean", "train_prompts"} & set(metrics)
 
 
 def test_a_file_without_eval_data_holds_out_a_share_of_its_prompts_the_same_in_every_stage():
