@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -32,6 +34,16 @@ def trl_side():
         return trl_side
     except ImportError:
         return None
+
+
+def cpu_name() -> str:
+    """The processor's model name: figures from two CPU models do not compare, even where both
+    are "2 cores" (an AVX-512 Xeon and an AMD EPYC ran this benchmark's matmuls at 257-297 and
+    167-184 GFLOP/s)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def main(argv=None) -> dict:
@@ -83,7 +95,8 @@ def main(argv=None) -> dict:
             theirs = f"{r['TRL/HF']:.1f}" if r["TRL/HF"] else "n/a"
             print(f"{name:<34} rlhf-lab {r['rlhf-lab']:>9.1f}   TRL/HF {theirs:>9}   ratio {ratio}   "
                   f"{r['rlhf-lab GFLOP/s']:.1f} GFLOP/s")
-    results["settings"] = {**vars(args), "torch": torch.__version__,
+    results["settings"] = {**vars(args), "torch": torch.__version__, "cpu": cpu_name(),
+                           "threads": torch.get_num_threads(),
                            "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
