@@ -244,7 +244,8 @@ def compile_blocks(model: nn.Module) -> bool:
     (already one fused SDPA kernel) and the KV-cache writes stay eager: their layer index and
     cache length would otherwise be baked into a new graph per layer and per length. Dynamic
     shapes: a few graphs serve every batch and sequence length. At the default width it
-    measured slower than eager on CPU and GPU (docs/benchmarks.md), so it is an option, off by default.
+    measured slower than eager on CPU and GPU (docs/benchmarks.md), so it is an option, off by
+    default.
     Returns whether the model had any block to compile."""
     blocks = [module for module in model.modules() if isinstance(module, Block)]
     for block in blocks:

@@ -172,8 +172,9 @@ def autocast(device: torch.device, precision: str):
     bound by kernel launches on a GPU and the casts cost more than they save (H200: reward
     model 2,374 pairs/s in bf16 against 2,514 in fp32, PPO 176.9 against 236.7 episodes/s).
     On a CPU with bf16 matrix units (AMX) an SFT step is about 1.3x faster in bf16, the
-    reward-model and PPO steps, made of smaller passes, are not (docs/benchmarks.md); on CPUs without
-    AMX bf16 measured no faster. Hence fp32 by default.
+    reward-model and PPO steps, made of smaller passes, are not (docs/benchmarks.md); without
+    AMX it measured from no faster to 1.24x (a Muon SFT step on an AMD EPYC with AVX-512 BF16
+    instructions, docs/sft.md). Hence fp32 by default.
 
     A stage runs whole inside one autocast region, so autocast's cache of bf16 weight
     copies is off: it lives until the region ends and would keep serving the weights of

@@ -36,7 +36,7 @@ class SFTConfig:
     world_seed: int = 0            # the world's facts, splits and phrasings
     ideal_share: float = 0.30      # world SFT mix: ideal share, the rest split over 6 failure styles
     examples: int = 96000          # world SFT examples drawn (each seen twice; fewer overfit, docs/sft.md)
-    steps: int = 6000              # optimizer steps (the shipped checkpoint: 17-18 min on 2 CPU cores)
+    steps: int = 6000              # optimizer steps (the shipped checkpoint: 17 min on 2 Xeon cores, 24 on 2 EPYC)
     batch_size: int = 32           # sequences per step
     lr: float = 3e-3               # peak learning rate (AdamW's; Muon's is scaled to match it)
     optimizer: str = "adamw"       # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (docs/sft.md)
@@ -57,7 +57,7 @@ class SFTConfig:
     ffn: int = 512                 # feed-forward size
     seed: int = 0                  # init, batch order and sampling
     device: str = "auto"           # "auto" | "cpu" | "cuda"
-    precision: str = "fp32"        # "fp32" | "bf16" autocast (faster on CPUs with AMX or wide models: docs/benchmarks.md)
+    precision: str = "fp32"        # "fp32" | "bf16" autocast (faster with AMX or wide models: docs/benchmarks.md)
     compile: bool = False          # torch.compile the blocks (slower at width 128, docs/benchmarks.md)
     resume: bool = True            # continue from out/train_state.safetensors if present
 

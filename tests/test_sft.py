@@ -77,8 +77,11 @@ def test_sft_judges_answers_on_held_out_prompts_and_on_training_prompts(tmp_path
     """The style mix is judged twice: on held-out prompts and on prompts spread over the training
     split, where the training mix is the target; style_mix_gap is a mix's largest distance from it."""
     asked, judge = [], evaluate.sample_and_judge
-    monkeypatch.setattr(evaluate, "sample_and_judge", lambda model, world, prompts, *rest: (
-        asked.append(prompts), judge(model, world, prompts, *rest))[1])
+
+    def recording(model, world, prompts, *rest):
+        asked.append(prompts)
+        return judge(model, world, prompts, *rest)
+    monkeypatch.setattr(evaluate, "sample_and_judge", recording)
     metrics = train_sft(replace(tiny(tmp_path / "run"), steps=1, eval_every=1, eval_samples=40))
     heldout, train = World().prompts("heldout_prompt"), World().prompts("train")
     assert asked[0] == heldout[:40]
