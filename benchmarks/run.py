@@ -41,8 +41,8 @@ def cpu_name() -> str:
     are "2 cores" (an AVX-512 Xeon and an AMD EPYC ran this benchmark's matmuls at 257-297 and
     167-184 GFLOP/s)."""
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")] if cpuinfo.exists() else []
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return names[0] if names else platform.processor() or platform.machine()
 
 
