@@ -152,7 +152,7 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
         drawn = [random_text(rng, 22, 62) for _ in range(batch_size // per_prompt)]
         prompts = [p for p in drawn for _ in range(per_prompt)]
         r = rollout(policy, prompts, sampling, generator)
-        batch = score_batch(policy, reference, value, reward_fn, r, cfg, 0.02, 0.0)
+        batch = score_batch(reference, value, reward_fn, r, cfg, 0.02, 0.0)
         ppo_update(actor_critic, optimizer, batch, cfg, shuffle)
     rate = _median_rate(step, batch_size, iterations, warmup, device, precision)
     prompt = 44                                          # mean prompt bytes (22-62) + BOS + SEP

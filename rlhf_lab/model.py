@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -216,8 +216,12 @@ def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) ->
     """
     hidden = model.trunk(tokens, positions_from_mask(mask), mask, outputs_from=start - 1)  # (B, T-start+1, D)
     logp_all, logprobs = next_token_logprobs(model, hidden, tokens, start)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)                          # (B, T-start)
-    return logprobs, entropy
+    return logprobs, distribution_entropy(logp_all)                         # (B, T-start) each
+
+
+def distribution_entropy(logp: Tensor) -> Tensor:
+    """Entropy of each distribution over the last dimension, from its log-probs: (..., V) → (...)."""
+    return -(logp.exp() * logp).sum(-1)
 
 
 def next_token_logprobs(model: CausalLM, hidden: Tensor, tokens: Tensor, start: int) -> tuple[Tensor, Tensor]:
@@ -276,15 +280,25 @@ def filter_logits(logits: Tensor, cfg: SamplingConfig) -> Tensor:
     return logits
 
 
+class Sampled(NamedTuple):
+    """What generate returns, each (B, N) with N ≤ max_new_tokens."""
+    tokens: Tensor      # response tokens, PAD after a row's EOS
+    mask: Tensor        # True up to and including EOS
+    logprobs: Tensor    # log π(token) under the model's own distribution: log_softmax of its logits, before
+                        # temperature, top-k, top-p and the never-sampled ids (token_logprobs' definition); 0 off the mask
+    entropy: Tensor     # entropy of that distribution where the token was drawn; 0 off the mask
+
+
 @torch.inference_mode()
 def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: SamplingConfig,
-             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+             generator: torch.Generator | None = None) -> Sampled:
     """Batched sampling with a KV cache; each row stops at its own EOS.
 
-    prompts, prompt_mask (B, P), left-padded. Returns response tokens (B, N) and
-    response_mask (B, N), True up to and including EOS; N ≤ max_new_tokens.
-    The tokenizer's never_sampled ids (BOS, SEP, PAD) never appear inside a response, so they
-    are never sampled, nor are ids past its vocabulary.
+    prompts, prompt_mask (B, P), left-padded. The tokenizer's never_sampled ids (BOS, SEP,
+    PAD) never appear inside a response, so they are never sampled, nor are ids past its
+    vocabulary. The log-probs of the drawn tokens come with them: PPO's old log-probs are
+    these (as in TRL), which saves a forward pass over the rollout; they equal token_logprobs
+    on the same tokens up to float rounding (about 1e-6 in fp32; tests/test_model.py).
     """
     B, P = prompts.shape
     tok = model.tokenizer
@@ -298,10 +312,12 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     position = position[:, -1:]                                              # (B, 1)
     out = torch.full((B, new), tok.pad, dtype=torch.long, device=prompts.device)
     alive = torch.ones(B, new, dtype=torch.bool, device=prompts.device)     # response_mask
+    logprobs, entropy = (torch.zeros(B, new, device=prompts.device) for _ in range(2))
     done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
     for t in range(new):
         with fp32(hidden):        # as the log-probs PPO computes for these samples (next_token_logprobs)
             logits = model.lm_head(hidden[:, -1].float())                    # (B, V)
+        logp_all = F.log_softmax(logits, dim=-1)                             # (B, V), the model's own
         logits[:, tok.never_sampled] = float("-inf")
         logits[:, tok.vocab_size:] = float("-inf")   # an embedding padded past the tokenizer's last id
         if cfg.temperature == 0:
@@ -310,9 +326,11 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
             token = draw(filter_logits(logits, cfg).softmax(-1), generator)
         alive[:, t] = ~done
         out[:, t] = token.masked_fill(done, tok.pad)
+        logprobs[:, t] = logp_all.gather(-1, token[:, None]).squeeze(-1).masked_fill(done, 0.0)
+        entropy[:, t] = distribution_entropy(logp_all).masked_fill(done, 0.0)
         done |= (token == tok.eos) | (limit == t + 1)
         if done.all() or t == new - 1:
-            return out[:, :t + 1], alive[:, :t + 1]
+            return Sampled(out[:, :t + 1], alive[:, :t + 1], logprobs[:, :t + 1], entropy[:, :t + 1])
         position = (position + 1).clamp(max=model.config.context_len - 1)   # only finished rows reach it
         hidden = model.trunk(out[:, t:t + 1], position, key_mask[:, :P + t + 1], cache)
 

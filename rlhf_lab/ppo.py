@@ -274,9 +274,10 @@ def with_eos(r: Rollout) -> Rollout:
 
 
 @torch.no_grad()
-def score_batch(policy: CausalLM, reference: CausalLM, value_model: RewardModel | None, reward_fn: RewardFn,
-                r: Rollout, cfg: PPOConfig, kl_coef: float, baseline: float) -> Batch:
-    old_logprobs, entropy = by_length(partial(token_logprobs, policy), r)              # (B, N)
+def score_batch(reference: CausalLM, value_model: RewardModel | None, reward_fn: RewardFn, r: Rollout,
+                cfg: PPOConfig, kl_coef: float, baseline: float) -> Batch:
+    """Everything the update needs of a rollout sampled by the current policy, computed once (D1)."""
+    old_logprobs, entropy = r.logprobs, r.entropy                     # (B, N): the sampler's, D1
     ref_logprobs, _ = by_length(partial(token_logprobs, reference), r)
     values = (None if value_model is None else                                         # critic-free
               by_length(partial(response_values, value_model), r)[0] * r.response_mask)  # (B, N)
@@ -522,7 +523,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
         drawn = torch.randint(len(prompts), (cfg.batch_size // cfg.samples_per_prompt,), generator=generator)
         batch_prompts = [prompts[i] for i in drawn for _ in range(cfg.samples_per_prompt)]
         r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
-        batch = score_batch(policy, reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
+        batch = score_batch(reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
         stats = {**batch_stats(batch, world),
                  **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations)}
         stats = distributed.all_mean(stats)   # D15: so β and the baseline agree on every rank

@@ -33,7 +33,8 @@ class Rollout:
 
     tokens (B, P+N): left-padded prompt then response; mask (B, P+N) real tokens;
     response_mask (B, N) True on response tokens up to and including EOS; eos: the
-    policy's end-of-sequence id.
+    policy's end-of-sequence id; logprobs and entropy (B, N): the sampling policy's, as
+    generate returned them (None on a rollout that was not sampled here).
     """
     prompts: list[str]
     responses: list[str]
@@ -42,6 +43,8 @@ class Rollout:
     response_mask: Tensor
     prompt_len: int           # P: the response starts at this column
     eos: int
+    logprobs: Tensor | None = None
+    entropy: Tensor | None = None
 
     @property
     def ended(self) -> Tensor:
@@ -103,10 +106,10 @@ def rollout(policy: CausalLM, prompts: list[str], cfg: SamplingConfig,
     device = next(policy.parameters()).device
     tok = policy.tokenizer
     prompt_tokens, prompt_mask = encode_prompts(tok, prompts, device)
-    responses, response_mask = generate(policy, prompt_tokens, prompt_mask, cfg, generator)
-    return Rollout(prompts, decode_responses(tok, responses, response_mask),
-                   torch.cat([prompt_tokens, responses], 1), torch.cat([prompt_mask, response_mask], 1),
-                   response_mask, prompt_tokens.shape[1], tok.eos)
+    sampled = generate(policy, prompt_tokens, prompt_mask, cfg, generator)
+    return Rollout(prompts, decode_responses(tok, sampled.tokens, sampled.mask),
+                   torch.cat([prompt_tokens, sampled.tokens], 1), torch.cat([prompt_mask, sampled.mask], 1),
+                   sampled.mask, prompt_tokens.shape[1], tok.eos, sampled.logprobs, sampled.entropy)
 
 
 def sample_rollouts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,

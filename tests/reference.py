@@ -16,7 +16,7 @@ def assert_cached_greedy_equals_uncached(model, logits_fn, steps=15, texts=("cap
     prompts, mask = BYTES.left_pad([BYTES.encode_prompt(p) for p in texts])
     device = next(model.parameters()).device
     prompts, mask = prompts.to(device), mask.to(device)
-    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=steps, temperature=0))
+    out, response_mask = generate(model, prompts, mask, SamplingConfig(max_new_tokens=steps, temperature=0))[:2]
     tokens, full_mask = prompts, mask
     for _ in range(out.shape[1]):
         with torch.no_grad():

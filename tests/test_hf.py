@@ -300,8 +300,8 @@ def test_ids_past_the_tokenizers_vocabulary_are_never_sampled(bpe_model_dir, tmp
     model = run.load_model(tmp_path)
     head = model.lm_head
     model.lm_head = lambda hidden: head(hidden) + 100.0 * (torch.arange(448) >= 400)   # the padding ids win
-    tokens, _ = generate(model, *encode_prompts(model.tokenizer, ["What is 2 plus 2?"], "cpu"),
-                         SamplingConfig(max_new_tokens=6))
+    tokens = generate(model, *encode_prompts(model.tokenizer, ["What is 2 plus 2?"], "cpu"),
+                      SamplingConfig(max_new_tokens=6)).tokens
     assert tokens.max() < 400
 
 

@@ -87,7 +87,7 @@ def test_generation_stops_each_row_at_its_eos():
     sft = load_model(SHIPPED_SFT).eval()             # answers end in EOS, at lengths of their own
     prompts, mask = BYTES.left_pad([BYTES.encode_prompt("What is the capital of France?"),
                                         BYTES.encode_prompt("Name three programming languages.")])
-    out, response_mask = generate(sft, prompts, mask, SamplingConfig(temperature=0))
+    out, response_mask = generate(sft, prompts, mask, SamplingConfig(temperature=0))[:2]
     ends = []
     for row, m in zip(out, response_mask):
         (first,) = (row == tokenizer.EOS).nonzero()[:, 0].tolist()     # exactly one EOS per row
@@ -95,6 +95,25 @@ def test_generation_stops_each_row_at_its_eos():
         assert (row[first + 1:] == tokenizer.PAD).all()
         ends.append(first)
     assert ends[0] != ends[1] and max(ends) == out.shape[1] - 1          # one row ran on after the other stopped
+
+
+def test_sampled_log_probs_are_the_models_own_on_the_drawn_tokens():
+    """PPO takes its old log-probs from the sampler: they must be token_logprobs of the
+    same tokens, also under top-k (which changes what is drawn, not the model's
+    distribution), on left-padded prompts and rows that stop early."""
+    from rlhf_lab.rollout import rollout
+    from rlhf_lab.run import SHIPPED_SFT, load_model
+    sft = load_model(SHIPPED_SFT).eval()
+    prompts = ["What is the capital of France?", "Name three programming languages.", "2+2?"]
+    r = rollout(sft, prompts, SamplingConfig(top_k=20), torch.Generator().manual_seed(0))
+    lengths = r.response_mask.sum(-1)
+    assert lengths.min() < lengths.max() and r.ended.all()             # rows stopped at EOS, apart
+    with torch.no_grad():
+        logprobs, entropy = token_logprobs(sft, r.tokens, r.mask, r.prompt_len)   # (B, N)
+    on = r.response_mask
+    assert torch.allclose(r.logprobs[on], logprobs[on], atol=1e-5)
+    assert torch.allclose(r.entropy[on], entropy[on], atol=1e-5)
+    assert (r.logprobs[~on] == 0).all() and (r.entropy[~on] == 0).all()
 
 
 def test_top_k_and_top_p_keep_only_the_head_of_the_distribution():
@@ -122,15 +141,15 @@ def test_generation_leaves_room_for_the_eos_an_unfinished_response_gets_when_re_
     torch.manual_seed(0)                                           # an untrained model, sampled to the limit
     model = MiniGPT(TINY)
     prompts, mask = encode_prompts(BYTES, ["x" * 50], "cpu")          # BOS + 50 + SEP = 52 of 64 positions
-    responses, _ = generate(model, prompts, mask, SamplingConfig(max_new_tokens=100))
+    responses = generate(model, prompts, mask, SamplingConfig(max_new_tokens=100)).tokens
     assert prompts.shape[1] + responses.shape[1] + 1 == 64
 
 
 def test_a_long_prompt_does_not_cut_the_answers_batched_with_it(model):
     from rlhf_lab.rollout import encode_prompts
     greedy = SamplingConfig(max_new_tokens=40, temperature=0)
-    alone, alone_mask = generate(model, *encode_prompts(BYTES, ["a"], "cpu"), greedy)         # 3 prompt tokens of 64
-    batched, batched_mask = generate(model, *encode_prompts(BYTES, ["a", "x" * 50], "cpu"), greedy)
+    alone, alone_mask = generate(model, *encode_prompts(BYTES, ["a"], "cpu"), greedy)[:2]         # 3 prompt tokens of 64
+    batched, batched_mask = generate(model, *encode_prompts(BYTES, ["a", "x" * 50], "cpu"), greedy)[:2]
     assert alone_mask.sum() == 40 and torch.equal(batched[0, :40], alone[0])
     assert batched_mask[0].sum() == 40 and batched_mask[1].sum() <= 64 - 52 - 1    # each row: its own room
 
