@@ -160,7 +160,7 @@ def ppo_episodes_per_sec(device="cpu", batch_size=32, response_length=32, ppo_ep
                                 for lm_head in (True, False))
     value_passes = 1 + ppo_epochs * 3 if critic else 0                      # value; its training
     flops = (sampling_flops(batch_size, prompt, response_length)
-             + 2 * policy_pass + critic_pass                                 # old, ref; reward
+             + policy_pass + critic_pass                     # reference; reward (old log-probs: the sampler's)
              + ppo_epochs * 3 * policy_pass + value_passes * critic_pass)    # policy train
     return {"episodes_per_sec": rate, "gflops_per_sec": flops * rate / batch_size / 1e9}
 
