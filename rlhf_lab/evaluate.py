@@ -64,9 +64,17 @@ def _format(value) -> str:
 
 
 def table(title: str, metrics: dict) -> str:
-    """A two-column text table of a run's final figures."""
-    width = max(len(k) for k in metrics)
-    return "\n".join([f"== {title}"] + [f"{k:<{width}}  {_format(v)}" for k, v in metrics.items()])
+    """A two-column text table of a run's final figures. A figure that is itself a record of
+    records (SFT's train_prompts, a stage's data_files) gets a row per entry, name.entry, so
+    that no row runs on for a screen."""
+    rows = []
+    for name, value in metrics.items():
+        if isinstance(value, dict) and any(isinstance(entry, dict) for entry in value.values()):
+            rows += [(f"{name}.{key}", entry) for key, entry in value.items()]
+        else:
+            rows.append((name, value))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join([f"== {title}"] + [f"{name:<{width}}  {_format(v)}" for name, v in rows])
 
 
 def plot_history(run: Run, keys: list[str], title: str, filename: str) -> None:

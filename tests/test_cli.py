@@ -337,8 +337,10 @@ def test_world_judge_shows_every_term_and_names_an_unknown_prompt(capsys):
     assert "unknown prompt" in capsys.readouterr().err
 
 
-def test_the_final_table_prints_nested_records_and_an_empty_one_as_none():
+def test_the_final_table_gives_each_record_of_records_a_row_and_prints_an_empty_one_as_none():
     from rlhf_lab.evaluate import table
-    text = table("run", {"loss": 0.5, "data_files": {"f.jsonl": {"rows_loaded": 3, "rows_skipped": {}}}})
-    assert text.splitlines() == ["== run", "loss        0.500",
-                                 "data_files  f.jsonl rows_loaded 3, rows_skipped none"]
+    text = table("run", {"loss": 0.5, "mix": {"a": 0.25},
+                         "data_files": {"f.jsonl": {"rows_loaded": 3, "rows_skipped": {}}, "g.jsonl": {}}})
+    assert text.splitlines() == ["== run", "loss                0.500", "mix                 a 0.250",
+                                 "data_files.f.jsonl  rows_loaded 3, rows_skipped none",
+                                 "data_files.g.jsonl  none"]
