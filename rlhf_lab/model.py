@@ -298,7 +298,8 @@ def generate(model: CausalLM, prompts: Tensor, prompt_mask: Tensor, cfg: Samplin
     PAD) never appear inside a response, so they are never sampled, nor are ids past its
     vocabulary. The log-probs of the drawn tokens come with them: PPO's old log-probs are
     these (as in TRL), which saves a forward pass over the rollout; they equal token_logprobs
-    on the same tokens up to float rounding (about 1e-6 in fp32; tests/test_model.py).
+    on the same tokens up to float rounding (64 prompts, shipped SFT model: at most 1.3e-5
+    nats in fp32, 0.027 under bf16 autocast).
     """
     B, P = prompts.shape
     tok = model.tokenizer

@@ -111,8 +111,8 @@ def test_sampled_log_probs_are_the_models_own_on_the_drawn_tokens():
     with torch.no_grad():
         logprobs, entropy = token_logprobs(sft, r.tokens, r.mask, r.prompt_len)   # (B, N)
     on = r.response_mask
-    assert torch.allclose(r.logprobs[on], logprobs[on], atol=1e-5)
-    assert torch.allclose(r.entropy[on], entropy[on], atol=1e-5)
+    assert torch.allclose(r.logprobs[on], logprobs[on], atol=1e-4)      # float rounding only; top-k's would be ≫
+    assert torch.allclose(r.entropy[on], entropy[on], atol=1e-4)
     assert (r.logprobs[~on] == 0).all() and (r.entropy[~on] == 0).all()
 
 
