@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.metadata
 import inspect
 import os
 import re
@@ -123,6 +124,7 @@ def build_parser(commands: dict = COMMANDS, flags_for: set[str] | None = None) -
     class: that import pulls in torch, about two seconds that `rlhf --help` need not wait."""
     parser = argparse.ArgumentParser(prog="rlhf", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rlhf-lab {installed_version()}")
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, (module, cls_name, entry, help_line) in commands.items():
@@ -135,6 +137,13 @@ def build_parser(commands: dict = COMMANDS, flags_for: set[str] | None = None) -
             add_config_flags(cmd, getattr(importlib.import_module(module), cls_name))
         cmd.set_defaults(_target=(module, cls_name, entry))
     return parser
+
+
+def installed_version() -> str:
+    try:
+        return importlib.metadata.version("rlhf-lab")
+    except importlib.metadata.PackageNotFoundError:   # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def named_command(argv: list[str]) -> str | None:

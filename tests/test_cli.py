@@ -16,6 +16,13 @@ def test_help_lists_every_stage(capsys):
         assert command in out
 
 
+def test_version_names_the_installed_package(capsys):
+    from importlib.metadata import version
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out.strip() == f"rlhf-lab {version('rlhf-lab')}"
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["lab", "--help"]])
 def test_help_of_the_command_list_does_not_wait_for_torch(argv):
     script = ("import sys\nfrom rlhf_lab import cli\ntry:\n    cli.main(sys.argv[1:])\n"
