@@ -270,7 +270,8 @@ def with_eos(r: Rollout) -> Rollout:
     cut = ~r.ended                                                                  # (B,)
     column = torch.full_like(r.tokens[:, :1], r.eos)                                # padding where not cut
     return replace(r, tokens=torch.cat([r.tokens, column], 1), mask=torch.cat([r.mask, cut[:, None]], 1),
-                   response_mask=torch.cat([r.response_mask, cut[:, None]], 1))
+                   response_mask=torch.cat([r.response_mask, cut[:, None]], 1),
+                   logprobs=None, entropy=None)            # the appended EOS was not sampled
 
 
 @torch.no_grad()
