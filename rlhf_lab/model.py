@@ -212,7 +212,8 @@ def token_logprobs(model: CausalLM, tokens: Tensor, mask: Tensor, start: int) ->
     """log p(x_t | x_<t) and the entropy of p(· | x_<t), for positions t ≥ start.
 
     tokens, mask (B, T) → logprobs, entropy (B, T - start). PPO needs these for the
-    policy, the old policy and the frozen reference on exactly the same tokens.
+    policy in its update and for the frozen reference on exactly the same tokens; its old
+    log-probs are generate's, by this same definition.
     """
     hidden = model.trunk(tokens, positions_from_mask(mask), mask, outputs_from=start - 1)  # (B, T-start+1, D)
     logp_all, logprobs = next_token_logprobs(model, hidden, tokens, start)
