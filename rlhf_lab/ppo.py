@@ -57,7 +57,7 @@ class PPOConfig:
                                      # too long for the context): "error" | "skip" | "truncate" (cuts the
                                      # prompt's oldest bytes)
     iterations: int = 40             # rollout + update rounds
-    batch_size: int = 64             # episodes (prompt, response) per iteration
+    batch_size: int = 64             # episodes (prompt, response) per iteration (per rank under torchrun)
     minibatch_size: int = 32         # episodes per gradient step
     ppo_epochs: int = 4              # passes over each batch (InstructGPT: 4)
     lr: float = 1e-4                 # AdamW lr; InstructGPT's 1.5e-5 is for 1.3B-175B models
@@ -266,11 +266,18 @@ def with_eos(r: Rollout) -> Rollout:
     """r with EOS after each response cut at the length limit: the reward model read every
     answer in training, normalisation and evaluation so (reward.encode_responses), and pools
     at that EOS. generate leaves the context one column for it. The cut itself costs the
-    score eos_penalty (D3)."""
-    cut = ~r.ended                                                                  # (B,)
-    column = torch.full_like(r.tokens[:, :1], r.eos)                                # padding where not cut
-    return replace(r, tokens=torch.cat([r.tokens, column], 1), mask=torch.cat([r.mask, cut[:, None]], 1),
-                   response_mask=torch.cat([r.response_mask, cut[:, None]], 1),
+    score eos_penalty (D3). The EOS goes right after each cut answer, not after the batch's
+    longest one: the likelihood read-out scores it from the column before it, which must be
+    the answer's last token, not padding (rows differ in their limit where long prompts
+    leave less room)."""
+    cut = (~r.ended).nonzero().squeeze(-1)                                          # (c,) rows cut off
+    end = r.response_mask.sum(-1)[cut]                                              # (c,) their lengths
+    grow = lambda t, fill: torch.cat([t, torch.full_like(t[:, :1], fill)], 1)      # one more column
+    tokens, mask, response_mask = grow(r.tokens, r.eos), grow(r.mask, False), grow(r.response_mask, False)
+    tokens[cut, r.prompt_len + end] = r.eos
+    mask[cut, r.prompt_len + end] = True
+    response_mask[cut, end] = True
+    return replace(r, tokens=tokens, mask=mask, response_mask=response_mask,
                    logprobs=None, entropy=None)            # the appended EOS was not sampled
 
 
@@ -473,7 +480,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     if start:   # β and the baseline are a function of the logged history
         last = run.history()[-1]
         kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
-        kl_ctl.update(last["ppo/kl"], cfg.batch_size)
+        kl_ctl.update(last["ppo/kl"], iteration_episodes(cfg))
     with autocast(device, cfg.precision):
         last = ppo_loop(cfg, run, (prompts, demonstrations), judge, (policy, reference, value_model, reward_fn),
                         optimizer, kl_ctl, start, baseline, device)
@@ -531,7 +538,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
         baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * stats["ppo/score"]
         stats.update({"ppo/kl_coef": kl_ctl.value, "ppo/baseline": baseline,
                       "ms_per_iteration": 1000 * (time.perf_counter() - tick)})
-        kl_ctl.update(stats["ppo/kl"], cfg.batch_size)
+        kl_ctl.update(stats["ppo/kl"], iteration_episodes(cfg))
         run.log(it + 1, stats)
         bar.update()
         if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
@@ -543,6 +550,12 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
         tick = time.perf_counter()
     bar.close()
     return r
+
+
+def iteration_episodes(cfg: PPOConfig) -> int:
+    """Episodes of one iteration over all ranks: under torchrun each rank samples batch_size
+    of its own (D15), and the adaptive β moves per episode (D8), as TRL counts them."""
+    return cfg.batch_size * distributed.world_size()
 
 
 def trained_modules(policy: CausalLM, value_model: RewardModel | None) -> dict[str, nn.Module]:

@@ -138,14 +138,22 @@ def test_ppo_scores_a_cut_off_answer_as_evaluation_does_with_eos_appended():
     tiny = GPTConfig(context_len=96, width=32, n_layers=2, n_heads=2, ffn=64)
     reward_model = RewardModel(MiniGPT(tiny), likelihood_weight=1.0).eval()
     prompts = ["Hi?", "What is the capital of France?", "2+2?"]
-    responses = ["It is Paris", "Four, I thi", "Yes, yes, y"]
+    responses = ["It is Paris", "Four", "Yes, yes, y"]       # "Four": cut by a tighter limit than the others
     prompt_tokens, prompt_mask = encode_prompts(BYTES, prompts, "cpu")           # left-padded (B, P)
-    answer = torch.tensor([list(t.encode()) for t in responses])                 # (B, 11), no EOS: cut at the limit
-    r = Rollout(prompts, responses, torch.cat([prompt_tokens, answer], 1),
-                torch.cat([prompt_mask, torch.ones_like(answer, dtype=torch.bool)], 1),
-                torch.ones_like(answer, dtype=torch.bool), prompt_tokens.shape[1], BYTES.eos)
+    answer, answer_mask = BYTES.right_pad([list(t.encode()) for t in responses])  # (B, 11), no EOS: cut
+    r = Rollout(prompts, responses, torch.cat([prompt_tokens, answer], 1), torch.cat([prompt_mask, answer_mask], 1),
+                answer_mask, prompt_tokens.shape[1], BYTES.eos)
     assert not r.ended.any()
     with torch.no_grad():
         in_ppo = model_reward(reward_model)(r)
         in_eval = score_texts(reward_model.score, BYTES, prompts, responses, "cpu")    # re-encoded with EOS
     assert torch.allclose(in_ppo, in_eval, atol=1e-5)
+
+
+def test_adaptive_kl_counts_the_episodes_of_every_rank(monkeypatch):
+    from rlhf_lab import distributed
+    from rlhf_lab.ppo import PPOConfig, iteration_episodes
+    cfg = PPOConfig(batch_size=64)
+    assert iteration_episodes(cfg) == 64
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)   # torchrun: each rank samples its own 64
+    assert iteration_episodes(cfg) == 256
