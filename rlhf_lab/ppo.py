@@ -122,11 +122,13 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
-def masked_whiten(x: Tensor, mask: Tensor) -> Tensor:
-    """D5: x to mean 0, std 1 over masked entries; reward scale is arbitrary."""
+def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
+    """D5: x to std 1 over masked entries, and to mean 0 unless shift_mean is False (as
+    TRL's masked_whiten); reward scale is arbitrary."""
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)
-    return ((x - mean) * torch.rsqrt(var + 1e-8)) * mask
+    centred = x - mean if shift_mean else x
+    return (centred * torch.rsqrt(var + 1e-8)) * mask
 
 
 def shaped_rewards(scores: Tensor, logprobs: Tensor, ref_logprobs: Tensor, response_mask: Tensor,
@@ -298,8 +300,8 @@ def score_batch(reference: CausalLM, value_model: RewardModel | None, reward_fn:
     else:
         advantages = reward_baseline_advantages(rewards, baseline, r.response_mask)
     returns = None if values is None else advantages + values                           # D6: before whitening
-    if cfg.whiten_advantages:
-        advantages = masked_whiten(advantages, r.response_mask)
+    if cfg.whiten_advantages:   # D13: the running baseline is that estimator's centre; the batch mean would cancel it
+        advantages = masked_whiten(advantages, r.response_mask, shift_mean=cfg.advantage != "baseline")
     return Batch(r, old_logprobs, ref_logprobs, values, scores, kl, entropy, advantages, returns)
 
 
@@ -535,7 +537,8 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
         stats = {**batch_stats(batch, world),
                  **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations)}
         stats = distributed.all_mean(stats)   # D15: so β and the baseline agree on every rank
-        baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * stats["ppo/score"]
+        baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * (   # D13: of the total reward
+            stats["ppo/score"] - kl_ctl.value * stats["ppo/kl"])
         stats.update({"ppo/kl_coef": kl_ctl.value, "ppo/baseline": baseline,
                       "ms_per_iteration": 1000 * (time.perf_counter() - tick)})
         kl_ctl.update(stats["ppo/kl"], iteration_episodes(cfg))

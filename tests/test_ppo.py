@@ -157,3 +157,20 @@ def test_adaptive_kl_counts_the_episodes_of_every_rank(monkeypatch):
     assert iteration_episodes(cfg) == 64
     monkeypatch.setattr(distributed, "world_size", lambda: 4)   # torchrun: each rank samples its own 64
     assert iteration_episodes(cfg) == 256
+
+
+def test_whitening_keeps_the_running_baseline_of_the_textbook_estimator():
+    from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
+    from rlhf_lab.ppo import PPOConfig, score_batch
+    from rlhf_lab.rollout import rollout
+    torch.manual_seed(0)
+    policy = MiniGPT(GPTConfig(context_len=64, width=32, n_layers=1, n_heads=2, ffn=64)).eval()
+    r = rollout(policy, ["Hi?", "2+2?", "Name a colour."], SamplingConfig(max_new_tokens=8),
+                torch.Generator().manual_seed(0))
+    cfg = PPOConfig(advantage="baseline", batch_size=3, minibatch_size=3, eos_penalty=0.0)
+    scores = lambda rollout: torch.tensor([1.0, 2.0, 4.0])
+    below, above = (score_batch(policy, None, scores, r, cfg, 0.0, baseline).advantages for baseline in (0.0, 5.0))
+    on = r.response_mask
+    assert (below[on] > 0).all() and (above[on] < 0).all()   # every score beats 0 and misses 5: the baseline decides
+    with_gae_whitening = masked_whiten(below, on.float())
+    assert not (with_gae_whitening[on] > 0).all()             # re-centring on the batch mean would have cancelled it
