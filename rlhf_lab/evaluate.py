@@ -16,8 +16,9 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_positive,
-    load_model, pick_device, read_json, read_log, recorded_config, run_directory, status, write_json, write_text)
+    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
+    check_positive, load_model, pick_device, read_json, read_log, recorded_config, run_directory, status, write_json,
+    write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
@@ -314,6 +315,7 @@ class EvalConfig:
     precision: str = "fp32"         # "fp32" | "bf16" autocast (for wide models; slower at width 128)
 
     def validate(self) -> None:
+        check_numbers(self)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("split", self.split, SPLITS)
         check_positive(self, "prompts", "samples_per_prompt", "max_new_tokens")

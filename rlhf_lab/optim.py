@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from rlhf_lab.run import ConfigError
+
 OPTIMIZERS = ("adamw", "muon")
 
 
@@ -108,10 +110,18 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def clip_and_step(optimizer: torch.optim.Optimizer, modules: list[nn.Module], max_norm: float) -> float:
-    """Clip the global gradient norm, step, zero the grads; returns the pre-clip norm."""
+def clip_and_step(optimizer: torch.optim.Optimizer, modules: list[nn.Module], max_norm: float,
+                  where: str = "a training step") -> float:
+    """Clip the global gradient norm, step, zero the grads; returns the pre-clip norm.
+
+    A NaN or infinite norm (a loss or gradient that overflowed) is a ConfigError naming `where`
+    ("sft step 12"), raised before the step would turn every weight to NaN, so a diverged run
+    stops instead of saving a model that cannot sample."""
     params = [p for m in modules for p in m.parameters() if p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm).item()
+    if not math.isfinite(norm):
+        raise ConfigError(f"{where}: the gradient norm is {norm}, from a loss or gradient that overflowed; the "
+                          "learning rate (--lr) is likely too high for this model and data. Stopped before saving")
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return norm

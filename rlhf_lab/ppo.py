@@ -32,7 +32,7 @@ from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
-    check_positive, check_range, compile_if, load_model, pick_device, progress, resume_step, save_model,
+    check_numbers, check_positive, check_range, compile_if, load_model, pick_device, progress, resume_step, save_model,
     save_train_state, seed_everything, status, write_json)
 from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig
@@ -91,6 +91,7 @@ class PPOConfig:
     resume: bool = True              # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:
+        check_numbers(self)          # --entropy-coef too, which may take either sign
         check_choice("advantage", self.advantage, ADVANTAGES)
         check_choice("reward", self.reward, REWARDS)
         check_choice("precision", self.precision, PRECISIONS)
@@ -374,7 +375,7 @@ def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, c
             (pg_loss + cfg.vf_coef * step.get("ppo/value_loss", 0.0)
              + cfg.ptx_coef * step.get("ppo/ptx_loss", 0.0)
              - cfg.entropy_coef * step.get("ppo/update_entropy", 0.0)).backward()
-            optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip)
+            optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip, "a PPO update")
             stats.append({name: value.item() for name, value in step.items()})
     return {name: sum(s[name] for s in stats) / len(stats) for name in stats[0]}
 

@@ -24,9 +24,9 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
-    check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors, pick_device, progress,
-    read_json, resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata,
-    write_json)
+    check_numbers, check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors,
+    pick_device, progress, read_json, resume_step, run_directory, save_tensors, save_train_state, seed_everything,
+    status, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
 from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
@@ -269,6 +269,7 @@ class RewardConfig:
     resume: bool = True             # continue from out/train_state_<member>.safetensors if present
 
     def validate(self) -> None:
+        check_numbers(self)
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
@@ -361,7 +362,7 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
         chosen, rejected = pair_rewards(ddp_model, model.tokenizer, batch, device)
         loss = bradley_terry_loss(chosen, rejected)
         loss.backward()
-        optim.clip_and_step(optimizer, [model], cfg.grad_clip)
+        optim.clip_and_step(optimizer, [model], cfg.grad_clip, f"{prefix} step {step + 1}")
         bar.update()
         window.append((loss.item(), (chosen > rejected).float().mean().item()))
         epoch_end = (step + 1) % steps_per_epoch == 0
@@ -533,6 +534,7 @@ class RewardEvalConfig:
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
     def validate(self) -> None:
+        check_numbers(self)
         data.check_options(self.on_invalid, self.overflow)
 
 

@@ -51,11 +51,45 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{flag(name)} must be one of {', '.join(choices)}; got {value!r}")
 
 
+def flag_values(cfg, name: str) -> list:
+    """A flag's values: a list flag's own (at least one), else its one value."""
+    value = getattr(cfg, name)
+    if value == []:
+        raise ConfigError(f"{flag(name)} needs at least one value")
+    return value if isinstance(value, list) else [value]
+
+
+def check_finite(cfg, *names: str) -> None:
+    """Float flags: inf and NaN pass a one-sided bound, and a model trained on them turns to NaN."""
+    for name in names:
+        for value in flag_values(cfg, name):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{flag(name)} must be a finite number; got {value}")
+
+
+# seeds in [0, SEEDS), as NumPy takes them: the seeds a stage derives (seed · 1,000,003 + step) then
+# stay within the 64 bits torch's generators take
+SEEDS = 2 ** 32
+
+
+def check_numbers(cfg) -> None:
+    """What every flag of its type must be, in any config: a float finite (check_finite), a seed
+    (seed, *_seed) one the random generators take."""
+    names = [f.name for f in dataclasses.fields(cfg)]
+    check_finite(cfg, *names)
+    for name in names:
+        seed = getattr(cfg, name)
+        if (name == "seed" or name.endswith("_seed")) and seed is not None and not 0 <= seed < SEEDS:
+            raise ConfigError(f"{flag(name)} must be in [0, 2**32); got {seed}")
+
+
 def check_positive(cfg, *names: str) -> None:
     """Counts, sizes and learning rates: zero or less is a mistake, not a setting."""
+    check_finite(cfg, *names)
     for name in names:
-        if not getattr(cfg, name) > 0:      # NaN too: every comparison with it is false
-            raise ConfigError(f"{flag(name)} must be positive; got {getattr(cfg, name)}")
+        for value in flag_values(cfg, name):
+            if not value > 0:
+                raise ConfigError(f"{flag(name)} must be positive; got {value}")
 
 
 def check_exists(cfg, *names: str) -> None:
@@ -72,9 +106,11 @@ def check_non_negative(cfg, *names: str) -> None:
 
 
 def check_range(cfg, name: str, low: float, high: float = math.inf) -> None:
-    if not low <= getattr(cfg, name) <= high:
-        bound = f"at least {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-        raise ConfigError(f"{flag(name)} must be {bound}; got {getattr(cfg, name)}")
+    check_finite(cfg, name)
+    for value in flag_values(cfg, name):
+        if not low <= value <= high:
+            bound = f"at least {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            raise ConfigError(f"{flag(name)} must be {bound}; got {value}")
 
 
 def _atomic(path: Path, write) -> None:

@@ -19,7 +19,7 @@ from rlhf_lab.model import CausalLM, SamplingConfig
 from rlhf_lab.reward import load_reward_model
 from rlhf_lab.rollout import response_texts, sample_rollouts
 from rlhf_lab.run import (
-    SHIPPED_SFT, ConfigError, check_exists, check_non_negative, check_positive, check_range, load_model,
+    SHIPPED_SFT, ConfigError, check_exists, check_non_negative, check_numbers, check_positive, check_range, load_model,
     pick_device, status)
 from rlhf_lab.world import World, WorldConfig
 
@@ -44,6 +44,7 @@ class SampleConfig:
     device: str = "auto"           # "auto" | "cpu" | "cuda"
 
     def validate(self) -> None:
+        check_numbers(self)
         check_positive(self, "samples", "max_new_tokens")
         check_non_negative(self, "temperature", "top_k")
         check_range(self, "top_p", 0.0, 1.0)

@@ -17,8 +17,9 @@ from torch import Tensor
 from rlhf_lab import data, distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
-    PRECISIONS, ConfigError, Run, autocast, check_choice, check_non_negative, check_positive, check_range, compile_if,
-    load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status)
+    PRECISIONS, ConfigError, Run, autocast, check_choice, check_non_negative, check_numbers, check_positive,
+    check_range, compile_if, load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything,
+    status)
 from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig, check_context_fits, ideal_mix
 
@@ -62,6 +63,7 @@ class SFTConfig:
     resume: bool = True            # continue from out/train_state.safetensors if present
 
     def validate(self) -> None:
+        check_numbers(self)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
         data.check_options(self.on_invalid, self.overflow)
@@ -219,7 +221,7 @@ def train_loop(cfg: SFTConfig, run: Run, model: CausalLM, ddp_model, optimizer, 
         batch = [encoded[i] for i in batch_indices(lengths, cfg.batch_size, cfg.seed, step)]
         loss = response_loss(ddp_model, *make_batch(model.tokenizer, batch, device), tokens_per_batch)
         loss.backward()
-        grad_norm = optim.clip_and_step(optimizer, [model], cfg.grad_clip)
+        grad_norm = optim.clip_and_step(optimizer, [model], cfg.grad_clip, f"sft step {step + 1}")
         window_loss += loss.item() * tokens_per_batch                       # the batch's summed cross-entropy
         window_tokens += sum(len(tokens) - first for tokens, first in batch)
         bar.update()

@@ -82,7 +82,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab import world_facts as facts
-from rlhf_lab.run import ConfigError, check_choice, check_non_negative, check_positive, status, write_text
+from rlhf_lab.run import (
+    ConfigError, check_choice, check_non_negative, check_numbers, check_positive, status, write_text)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
@@ -835,6 +836,7 @@ class ExportConfig:
     sycophancy_bias: float = 0.0     # annotators' extra utility for flattery or agreeing with a false premise
 
     def validate(self) -> None:
+        check_numbers(self)
         check_positive(self, "sft_examples", "train_pairs", "heldout_pairs")
         check_non_negative(self, "label_temperature")
         if Path(self.out).exists() and not Path(self.out).is_dir():
@@ -865,6 +867,7 @@ class ShowConfig:
 
 def show_main(cfg: ShowConfig) -> list[dict]:
     """Prompts answered in every style with the gold judge's score: what the judge rewards, at a glance."""
+    check_numbers(cfg)
     check_choice("split", cfg.split, SPLITS)
     check_positive(cfg, "prompts")
     world, rng = World(WorldConfig(seed=cfg.world_seed)), random.Random(cfg.seed)
@@ -889,6 +892,7 @@ class JudgeConfig:
 
 def judge_main(cfg: JudgeConfig) -> Judgement:
     """The gold judge's verdict on one response, every term of the score shown."""
+    check_numbers(cfg)
     world = World(WorldConfig(seed=cfg.world_seed))
     try:
         judged = world.judge(cfg.prompt, cfg.response)

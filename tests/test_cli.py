@@ -91,7 +91,14 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("sft", ["--context-len", "128"], "--context-len must be at least 243: the world's examples need"),
     ("train-rm", ["--from-scratch", "--context-len", "64"], "--context-len must be at least 243"),
     ("sft", ["--n-heads", "3"], "--width must be a multiple of --n-heads; got 128 and 3"),
-    ("sft", ["--lr", "nan"], "--lr must be positive; got nan"),
+    ("sft", ["--lr", "nan"], "--lr must be a finite number; got nan"),
+    ("sft", ["--lr", "inf"], "--lr must be a finite number; got inf"),           # inf passes "positive"
+    ("sft", ["--seed", "99999999999999999999999"], "--seed must be in [0, 2**32)"),
+    ("train-rm", ["--world-seed", "-1"], "--world-seed must be in [0, 2**32)"),
+    ("ppo", ["--entropy-coef", "nan"], "--entropy-coef must be a finite number; got nan"),
+    ("ppo", ["--kl-coef", "inf"], "--kl-coef must be a finite number; got inf"),
+    ("pipeline", ["--entropy-coef", "inf"], "--entropy-coef must be a finite number"),
+    ("eval", ["--temperature", "inf"], "--temperature must be a finite number; got inf"),
     ("train-rm", ["--norm-samples", "1"], "--norm-samples must be at least 2"),   # a std needs two answers
     ("eval", ["--policy", "no/such/ppo"], "--policy no/such/ppo: no such run directory or file"),
     ("ppo", ["--rm", "no/such/rm"], "--rm no/such/rm: no such run directory or file"),

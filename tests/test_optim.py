@@ -4,7 +4,7 @@ import torch
 from rlhf_lab import optim
 from rlhf_lab.model import GPTConfig, MiniGPT
 from rlhf_lab.reward import RewardModel
-from rlhf_lab.run import load_train_state, save_train_state
+from rlhf_lab.run import ConfigError, load_train_state, save_train_state
 
 CONFIG = GPTConfig(context_len=16, width=16, n_layers=2, n_heads=2, ffn=32)
 
@@ -69,3 +69,13 @@ def test_a_resumed_optimizer_continues_exactly(tmp_path, name):
     loss_of(resumed, 2).backward()
     optim.clip_and_step(resumed_optimizer, [resumed], 1.0)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_a_non_finite_gradient_norm_stops_the_run_before_the_step_and_names_it():
+    model = MiniGPT(CONFIG)
+    optimizer = optim.adamw([model], 1e-3, 0.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    (loss_of(model, 0) * float("inf")).backward()
+    with pytest.raises(ConfigError, match=r"sft step 3: the gradient norm is (nan|inf).*--lr"):
+        optim.clip_and_step(optimizer, [model], 1.0, "sft step 3")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

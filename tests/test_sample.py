@@ -63,6 +63,8 @@ def test_the_shipped_checkpoint_answers_a_training_prompt_greedily_and_correctly
     ({"prompts": ["  "]}, "non-empty prompts"),
     ({"models": ["no/such/run"]}, "--models no/such/run: no such run directory"),
     ({"top_p": 0.0}, "--top-p must be above 0"),
+    ({"temperature": float("inf")}, "--temperature must be a finite number; got inf"),
+    ({"seed": 10 ** 23}, r"--seed must be in \[0, 2\*\*32\)"),
 ])
 def test_bad_requests_are_one_clear_line(tiny_runs, change, message):
     cfg = SampleConfig(**{"models": [str(tiny_runs / "a")], "device": "cpu", **change})

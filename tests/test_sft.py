@@ -133,3 +133,12 @@ def test_init_starts_from_the_given_model_and_takes_its_shape(tmp_path):
     assert shipped.keys() == continued.keys()
     assert all(torch.allclose(shipped[k], continued[k], atol=1e-5) for k in shipped)   # two tiny steps from it
     assert any(not torch.equal(shipped[k], continued[k]) for k in shipped)              # and trained
+
+
+def test_a_run_that_diverges_stops_with_the_step_and_saves_no_model(tmp_path):
+    from rlhf_lab.run import ConfigError
+    path = tmp_path / "sft.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Say {w}.", "response": w}) + "\n" for w in ("yes", "no")))
+    with pytest.raises(ConfigError, match=r"sft step \d: the gradient norm is (nan|inf).*--lr"):
+        train_sft(tiny(tmp_path / "run", data=str(path), eval_data=str(path), lr=1e30, warmup=1))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
