@@ -467,7 +467,7 @@ def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEns
     for i in range(int(meta["members"])):
         member = RewardModel(empty_model(meta), meta["pooling"],
                              float(meta.get("likelihood_weight", 0.0)))
-        load_state(member, {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")})
+        load_state(member, {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{i}.")}, path)
         members.append(member.to(device))
     return members[0] if len(members) == 1 else RewardEnsemble(members, float(meta["std_coef"])).to(device)
 

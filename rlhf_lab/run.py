@@ -370,7 +370,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM
         raise ConfigError(f"{path} records no model architecture (a train state, or another program's file); "
                           "expected a run directory or its model.safetensors")
     model = empty_model(meta)
-    model.load_state_dict(load_tensors(path))
+    load_state(model, load_tensors(path), path)
     return model.to(device)
 
 
@@ -398,15 +398,26 @@ def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
     save_tensors(path, tensors, {"step": str(step), "seconds": f"{seconds:.2f}"})
 
 
-def load_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     """module.load_state_dict(state), where a buffer added to the module since the state was
-    saved (a reward model's calibration temperature) keeps its default; a missing parameter is
-    still an error. Non-persistent buffers (Llama's rotary frequencies) are in no state dict."""
+    saved (a reward model's calibration temperature) keeps its default. Non-persistent buffers
+    (Llama's rotary frequencies) are in no state dict. A ConfigError names `path`, the file the
+    state came from, when its tensors do not fit the module (a tensor missing, unexpected or of
+    another shape) or hold NaN or inf, which only a run that diverged saves: such a model would
+    sample garbage or fail deep in the sampler."""
     buffers = {key for key, _ in module.named_buffers()}
     for key, value in module.state_dict().items():
         if key in buffers:
             state.setdefault(key, value)
-    module.load_state_dict(state)
+    broken = sorted(key for key, value in state.items() if value.is_floating_point() and not value.isfinite().all())
+    if broken:
+        raise ConfigError(f"{path}: NaN or infinite weights ({', '.join(broken[:3])}{', ...' * (len(broken) > 3)}), "
+                          "saved by a run that diverged; train it again with a lower --lr")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:        # torch lists each mismatch on its own line
+        mismatches = "; ".join(line.strip().rstrip(". ") for line in str(e).splitlines()[1:])
+        raise ConfigError(f"{path}: its tensors do not fit the model it describes ({mismatches})") from None
 
 
 def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> int:
@@ -414,7 +425,7 @@ def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
     tensors = load_tensors(path)
     for name, m in modules.items():
         prefix = f"{name}."
-        load_state(m, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        load_state(m, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, path)
     opt_state = optimizer.state_dict()
     params = [p for group in opt_state["param_groups"] for p in group["params"]]
     for i, p in enumerate(params):

@@ -358,3 +358,27 @@ def test_the_final_table_gives_each_record_of_records_a_row_and_prints_an_empty_
     assert text.splitlines() == ["== run", "loss                0.500", "mix                 a 0.250",
                                  "data_files.f.jsonl  rows_loaded 3, rows_skipped none",
                                  "data_files.g.jsonl  none"]
+
+
+def test_a_checkpoint_missing_a_tensor_or_holding_nan_weights_is_one_clear_line_naming_the_file(tmp_path, capsys):
+    import torch
+    from reference import TINY
+    from rlhf_lab.model import MiniGPT
+    from rlhf_lab.reward import RewardModel, save_reward_model
+    from rlhf_lab.run import architecture, save_model, save_tensors
+    torch.manual_seed(0)
+    model = MiniGPT(TINY)
+    weights = model.state_dict()
+    del weights["ln_final.weight"]
+    save_tensors(tmp_path / "cut" / "model.safetensors", weights, architecture(model))
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    save_model(tmp_path / "nan" / "model.safetensors", model)
+    save_reward_model(tmp_path / "nan_rm" / "model.safetensors", [RewardModel(model)], 0.0)
+    cases = [(["sample", "--models", str(tmp_path / "cut")], 'Missing key(s) in state_dict: "ln_final.weight"'),
+             (["sample", "--models", str(tmp_path / "nan")], "NaN or infinite weights (token_embedding.weight)"),
+             (["eval-rm", "--rm", str(tmp_path / "nan_rm"), "--out", str(tmp_path / "e")], "a run that diverged")]
+    for argv, message in cases:
+        assert cli.main([*argv, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"rlhf: error: {tmp_path / argv[2]}") and message in err
