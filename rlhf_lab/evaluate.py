@@ -17,8 +17,8 @@ from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
-    check_positive, load_model, pick_device, read_json, read_log, recorded_config, run_directory, status, write_json,
-    write_text)
+    check_out, check_positive, load_model, pick_device, read_json, read_log, recorded_config, run_directory, status,
+    write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
@@ -480,8 +480,8 @@ def markdown_report(metrics: dict, samples: list) -> str:
 
 def main(cfg: EvalConfig) -> dict:
     cfg = cfg.with_policy_defaults()
+    out = check_out(cfg.out or run_directory(cfg.policy) / "eval", "a directory")
     metrics, samples = compare(cfg)
-    out = Path(cfg.out or run_directory(cfg.policy) / "eval")
     write_json(out / "config.json", recorded_config("eval", cfg))
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples))

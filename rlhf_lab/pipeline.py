@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sample, sft
 from rlhf_lab.run import (
-    SHIPPED_SFT, ConfigError, check_choice, check_exists, read_json, recorded_config, status, write_json, write_text)
+    SHIPPED_SFT, ConfigError, check_choice, check_exists, check_out, pick_device, read_json, recorded_config, status,
+    write_json, write_text)
 
 PRESETS = ("default", "tiny")
 
@@ -88,6 +89,8 @@ def main(cfg: PipelineConfig) -> dict:
     for stage in (sft_cfg, rm_cfg, ppo_cfg, eval_cfg):   # a bad value stops now, not after SFT's minutes
         stage.validate()
     check_exists(cfg, *(name for name in ("init", "sft") if getattr(cfg, name)))   # and a missing model
+    check_out(cfg.out)                                                              # and a file for --out
+    pick_device(cfg.device)                                                         # and a missing GPU
     write_json(Path(cfg.out) / "config.json", recorded_config("pipeline", cfg))   # each stage's own is in its directory
     if trains_sft(cfg):
         sft.main(sft_cfg)

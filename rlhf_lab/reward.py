@@ -24,7 +24,7 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
-    check_numbers, check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors,
+    check_numbers, check_out, check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors,
     pick_device, progress, read_json, resume_step, run_directory, save_tensors, save_train_state, seed_everything,
     status, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
@@ -553,6 +553,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     cfg.validate()
     device = pick_device(cfg.device)
     check_exists(cfg, "rm")
+    out = check_out(cfg.out or run_directory(cfg.rm) / "eval", "a directory")
     model = load_reward_model(cfg.rm, device)
     trained = training_config(cfg.rm)
     trained = replace(trained, world_seed=trained.world_seed if cfg.world_seed is None else cfg.world_seed)
@@ -563,7 +564,6 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
                                         cfg.on_invalid, cfg.overflow, files)[0]}
     else:
         heldout = world_heldout(trained, world)
-    out = Path(cfg.out or run_directory(cfg.rm) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     per = cfg.per if cfg.data else ""     # the world's pairs carry no such keys
     metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),

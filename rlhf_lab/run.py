@@ -99,6 +99,18 @@ def check_exists(cfg, *names: str) -> None:
             raise ConfigError(f"{flag(name)} {getattr(cfg, name)}: no such run directory or file")
 
 
+def check_out(out: str | Path, needed: str = "a run directory") -> Path:
+    """--out as a path to write into, checked before any work: a file there, or a file on the way
+    to it, would fail the first write with a bare OSError, after minutes of training or sampling."""
+    path = Path(out)
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking == path:
+        raise ConfigError(f"--out {path} is a file; {needed} is needed")
+    if blocking is not None:
+        raise ConfigError(f"--out {path}: {blocking} is a file, so {needed} cannot be made inside it")
+    return path
+
+
 def check_non_negative(cfg, *names: str) -> None:
     """Weights, penalties and decay: a negative one would reward what it is meant to curb."""
     for name in names:
@@ -259,9 +271,7 @@ class Run:
     """
 
     def __init__(self, out: str | Path, stage: str, cfg, data_files: dict[str, dict] | None = None) -> None:
-        self.path = Path(out)
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"--out {self.path} is a file; a run directory is needed")
+        self.path = check_out(out)
         self.path.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.started = time.perf_counter()

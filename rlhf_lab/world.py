@@ -83,7 +83,7 @@ from pathlib import Path
 
 from rlhf_lab import world_facts as facts
 from rlhf_lab.run import (
-    ConfigError, check_choice, check_non_negative, check_numbers, check_positive, status, write_text)
+    ConfigError, check_choice, check_non_negative, check_numbers, check_out, check_positive, status, write_text)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
@@ -839,8 +839,7 @@ class ExportConfig:
         check_numbers(self)
         check_positive(self, "sft_examples", "train_pairs", "heldout_pairs")
         check_non_negative(self, "label_temperature")
-        if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise ConfigError(f"--out {self.out} is a file; a directory is needed")
+        check_out(self.out, "a directory")
 
 
 def annotated_world(cfg) -> World:

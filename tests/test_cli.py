@@ -382,3 +382,24 @@ def test_a_checkpoint_missing_a_tensor_or_holding_nan_weights_is_one_clear_line_
         assert cli.main([*argv, "--device", "cpu"]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"rlhf: error: {tmp_path / argv[2]}") and message in err
+
+
+@pytest.mark.parametrize("argv", [["eval", "--device", "cpu"], ["eval-rm", "--rm", ".", "--device", "cpu"],
+                                  ["pipeline", "--device", "cpu"], ["world", "export"]])
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_out_that_is_a_file_or_lies_inside_one_is_refused_before_any_work(tmp_path, capsys, monkeypatch, argv,
+                                                                             inside):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "sub" if inside else tmp_path / "afile"
+    assert cli.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"--out {out}: {tmp_path / 'afile'} is a file" if inside else f"--out {out} is a file;") in err
+    assert "Errno" not in err
+
+
+def test_pipeline_without_the_asked_for_gpu_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert cli.main(["pipeline", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    assert "--device cuda: no CUDA device here" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
