@@ -109,3 +109,28 @@ def test_the_alignment_tax_finding_names_each_runs_tax_and_weighs_the_win_gap_ag
     assert "PPO-ptx 0.022 of its greedy answers wrong (+0.000" in text
     assert "within two standard errors of the difference (0.050)" in text          # gap 0.040
     assert "a gap beyond" in alignment_tax.finding(sft, plain, ptx[:3] + [0.6] + ptx[4:])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pooling", "--seeds", "0"], "--seeds must be positive; got 0"),
+    (["calibration", "--pairs", "0"], "--pairs must be positive; got 0"),
+    (["length-hack", "--betas", "0", "nan"], "--betas must be a finite number; got nan"),
+    (["multi-objective", "--helpful-weight", "5"], "--helpful-weight must be in [0, 1]; got 5.0"),
+    (["multi-objective", "--length-bias", "inf"], "--length-bias must be a finite number; got inf"),
+    (["kl-sweep", "--betas", "0.02", "-1"], "--betas must be at least 0; got -1.0"),
+    (["overoptimization", "--prompts", "0"], "--prompts must be positive; got 0"),
+    (["overoptimization", "--proxy-pairs", "500", "0"], "--proxy-pairs must be positive; got 0"),
+    (["overoptimization", "--max-n", "0"], "--max-n must be positive; got 0"),
+    (["overoptimization", "--max-n", "48"], "--max-n must be a power of 2; got 48"),
+    (["ensemble", "--members", "1"], "--members must be at least 2; got 1"),
+    (["advantage", "--rloo-k", "3"], "--rloo-k must divide the 64 episodes of a PPO batch; got 3"),
+    (["oracle", "--iterations", "0"], "--iterations must be positive; got 0"),
+    (["annotator-bias", "--strength", "inf"], "--strength must be a finite number; got inf"),
+    (["alignment-tax", "--ptx-coef", "0"], "--ptx-coef must be positive; got 0.0"),
+    (["temperature", "--temperatures", "0", "nan"], "--temperatures must be a finite number; got nan"),
+])
+def test_a_bad_value_is_refused_by_its_own_flag_before_any_work(tmp_path, capsys, argv, message):
+    from rlhf_lab import cli
+    assert cli.main(["lab", *argv, "--out", str(tmp_path / "lab"), "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "lab").exists()

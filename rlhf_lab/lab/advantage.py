@@ -15,7 +15,7 @@ from pathlib import Path
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
 from rlhf_lab.ppo import train_ppo
-from rlhf_lab.run import read_json
+from rlhf_lab.run import ConfigError, check_out, check_positive, check_range, read_json
 
 
 @dataclass
@@ -27,6 +27,14 @@ class AdvantageConfig:
     quick: bool = False              # a small version (tests, CI)
     device: str = "auto"             # "auto" | "cpu" | "cuda"
 
+    def validate(self) -> None:
+        check_out(self.out)
+        check_positive(self, "rm_pairs", "iterations")
+        check_range(self, "rloo_k", 2)
+        batch = lab_ppo(self.iterations, self.quick, self.device).batch_size
+        if batch % self.rloo_k:
+            raise ConfigError(f"--rloo-k must divide the {batch} episodes of a PPO batch; got {self.rloo_k}")
+
 
 def estimators(cfg: AdvantageConfig) -> dict[str, dict]:
     """Each estimator's PPOConfig overrides."""
@@ -35,6 +43,7 @@ def estimators(cfg: AdvantageConfig) -> dict[str, dict]:
 
 
 def main(cfg: AdvantageConfig) -> dict:
+    cfg.validate()
     out = Path(cfg.out)
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))

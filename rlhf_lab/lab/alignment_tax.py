@@ -16,7 +16,7 @@ from pathlib import Path
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
 from rlhf_lab.ppo import train_ppo
-from rlhf_lab.run import ConfigError, read_json
+from rlhf_lab.run import check_out, check_positive, read_json
 
 TEMPERATURES = {"greedy": 0.0, "sampled": 1.0}
 
@@ -30,10 +30,13 @@ class AlignmentTaxConfig:
     quick: bool = False                   # a small version (tests, CI)
     device: str = "auto"                  # "auto" | "cpu" | "cuda"
 
+    def validate(self) -> None:
+        check_out(self.out)
+        check_positive(self, "rm_pairs", "iterations", "ptx_coef")    # γ = 0 would run plain PPO twice
+
 
 def main(cfg: AlignmentTaxConfig) -> dict:
-    if not cfg.ptx_coef > 0:
-        raise ConfigError(f"--ptx-coef must be positive: it is the PPO-ptx run's γ; got {cfg.ptx_coef}")
+    cfg.validate()
     out = Path(cfg.out)
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))

@@ -12,14 +12,14 @@ errors; every member learns the same annotators' taste, which the ensemble does 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
 from rlhf_lab.ppo import train_ppo
-from rlhf_lab.run import ConfigError, check_choice, read_json
+from rlhf_lab.run import (
+    ConfigError, check_choice, check_non_negative, check_numbers, check_out, check_positive, read_json)
 
 TRAIT_STYLE = {"format": "formatted", "hedging": "hedging", "sycophancy": "sycophantic"}  # bias → style it pays
 
@@ -38,14 +38,15 @@ class AnnotatorBiasConfig:
     quick: bool = False                    # a small version (tests, CI)
     device: str = "auto"                   # "auto" | "cpu" | "cuda"
 
-
-def check(cfg: AnnotatorBiasConfig) -> None:
-    if not cfg.biases:
-        raise ConfigError(f"--biases needs at least one of {', '.join(TRAIT_STYLE)}")
-    for bias in cfg.biases:
-        check_choice("biases", bias, tuple(TRAIT_STYLE))
-    if not math.isfinite(cfg.strength):
-        raise ConfigError(f"--strength must be a finite number, got {cfg.strength}")
+    def validate(self) -> None:
+        check_numbers(self)
+        check_out(self.out)
+        if not self.biases:
+            raise ConfigError(f"--biases needs at least one of {', '.join(TRAIT_STYLE)}")
+        for bias in self.biases:
+            check_choice("biases", bias, tuple(TRAIT_STYLE))
+        check_positive(self, "rm_pairs", "ensemble", "iterations")
+        check_non_negative(self, "ensemble_std_coef")
 
 
 def measure(cfg: AnnotatorBiasConfig, bias: str) -> tuple[Path, list, dict]:
@@ -65,7 +66,7 @@ def measure(cfg: AnnotatorBiasConfig, bias: str) -> tuple[Path, list, dict]:
 
 
 def main(cfg: AnnotatorBiasConfig) -> dict:
-    check(cfg)
+    cfg.validate()
     out = Path(cfg.out)
     report = Report("Annotator biases: format gaming, hedging and sycophancy learned from preferences", out)
     runs, rows = {}, []

@@ -14,7 +14,7 @@ import torch
 from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, pyplot
 from rlhf_lab.lab.report import Report
 from rlhf_lab.reward import RewardConfig, load_pairs, load_reward_model, score_pairs, train_reward
-from rlhf_lab.run import pick_device
+from rlhf_lab.run import check_out, check_positive, pick_device
 from rlhf_lab.world import annotated_world
 
 
@@ -24,6 +24,10 @@ class CalibrationConfig:
     pairs: int = 28000                 # training pairs of the reward model
     quick: bool = False                # a small version (tests, CI)
     device: str = "auto"               # "auto" | "cpu" | "cuda"
+
+    def validate(self) -> None:
+        check_out(self.out)
+        check_positive(self, "pairs")
 
 
 def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -42,6 +46,7 @@ def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tenso
 
 
 def main(cfg: CalibrationConfig) -> dict:
+    cfg.validate()
     scored = measure(cfg)
     report = Report("Reward-model calibration: seen versus unseen pairs", Path(cfg.out))
     plt = pyplot()

@@ -12,6 +12,7 @@ from pathlib import Path
 from rlhf_lab.lab.overoptimization import (OveroptimizationConfig, describe_peak, measure, peak_reach, sft_samples,
                                           write_report)
 from rlhf_lab.lab.report import Report
+from rlhf_lab.run import check_non_negative, check_out, check_positive, check_range
 
 
 @dataclass
@@ -24,8 +25,15 @@ class EnsembleConfig:
     quick: bool = False             # a small version (tests, CI)
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
+    def validate(self) -> None:
+        check_out(self.out)
+        check_range(self, "members", 2)      # one member is the single proxy it is compared with
+        check_non_negative(self, "std_coef")
+        check_positive(self, "proxy_pairs", "iterations")
+
 
 def main(cfg: EnsembleConfig) -> dict:
+    cfg.validate()
     base = OveroptimizationConfig(out=cfg.out, proxy_pairs=[cfg.proxy_pairs], iterations=cfg.iterations,
                                   quick=cfg.quick, device=cfg.device)
     pool = sft_samples(base)                                 # both proxies pick from the same answers

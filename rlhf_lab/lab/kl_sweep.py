@@ -12,7 +12,7 @@ from pathlib import Path
 from rlhf_lab.evaluate import plot_runs
 from rlhf_lab.lab.report import Report, lab_ppo, world_reward_model
 from rlhf_lab.ppo import train_ppo
-from rlhf_lab.run import read_json, read_log
+from rlhf_lab.run import check_out, check_positive, check_range, read_json, read_log
 
 
 @dataclass
@@ -24,8 +24,14 @@ class KLSweepConfig:
     quick: bool = False                            # a small version (tests, CI)
     device: str = "auto"                           # "auto" | "cpu" | "cuda"
 
+    def validate(self) -> None:
+        check_out(self.out)
+        check_range(self, "betas", 0.0)
+        check_positive(self, "rm_pairs", "iterations")
+
 
 def main(cfg: KLSweepConfig) -> dict:
+    cfg.validate()
     out = Path(cfg.out)
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))

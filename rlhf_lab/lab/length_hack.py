@@ -15,7 +15,7 @@ from rlhf_lab.evaluate import plot_runs
 from rlhf_lab.lab.report import Report, lab_ppo
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.rollout import Rollout
-from rlhf_lab.run import read_json
+from rlhf_lab.run import check_out, check_positive, check_range, read_json
 
 
 def length_reward(r: Rollout) -> torch.Tensor:
@@ -31,6 +31,11 @@ class LengthHackConfig:
     quick: bool = False                             # a small version (tests, CI)
     device: str = "auto"                            # "auto" | "cpu" | "cuda"
 
+    def validate(self) -> None:
+        check_out(self.out)
+        check_range(self, "betas", 0.0)
+        check_positive(self, "iterations")
+
 
 def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
     """The last iteration's first responses, kept by train_ppo in samples.json."""
@@ -38,6 +43,7 @@ def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
 
 
 def main(cfg: LengthHackConfig) -> dict:
+    cfg.validate()
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, eos_penalty=0.0)
     runs = {}
     for beta in cfg.betas:

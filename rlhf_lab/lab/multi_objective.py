@@ -18,7 +18,8 @@ from rlhf_lab.model import SamplingConfig
 from rlhf_lab.ppo import RewardFn, model_reward, train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
 from rlhf_lab.rollout import Rollout, sample_texts
-from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_json, read_log
+from rlhf_lab.run import (
+    SHIPPED_SFT, check_numbers, check_out, check_positive, check_range, load_model, pick_device, read_json, read_log)
 from rlhf_lab.world import STYLES, World
 
 
@@ -31,6 +32,12 @@ class MultiObjectiveConfig:
     iterations: int = 30                   # PPO iterations per run (full run: under 10 min on 2 cores)
     quick: bool = False                    # a small version (tests, CI)
     device: str = "auto"                   # "auto" | "cpu" | "cuda"
+
+    def validate(self) -> None:
+        check_numbers(self)
+        check_out(self.out)
+        check_range(self, "helpful_weight", 0.0, 1.0)
+        check_positive(self, "rm_pairs", "iterations")
 
 
 def concision_reward(sft_lengths: list[int]) -> RewardFn:
@@ -49,6 +56,7 @@ def mixture(parts: list[tuple[float, RewardFn]]) -> RewardFn:
 
 
 def main(cfg: MultiObjectiveConfig) -> dict:
+    cfg.validate()
     out, device = Path(cfg.out), pick_device(cfg.device)
     rm_cfg = RewardConfig(out=str(out / "rm_length_biased"), length_bias=cfg.length_bias, device=cfg.device,
                           resume=False, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick

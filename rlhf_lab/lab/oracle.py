@@ -14,7 +14,7 @@ from pathlib import Path
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
 from rlhf_lab.ppo import train_ppo
-from rlhf_lab.run import read_json
+from rlhf_lab.run import check_out, check_positive, read_json
 
 SPLITS = {"held-out": "heldout_prompt", "training": "train"}
 
@@ -27,8 +27,13 @@ class OracleConfig:
     quick: bool = False            # a small version (tests, CI)
     device: str = "auto"           # "auto" | "cpu" | "cuda"
 
+    def validate(self) -> None:
+        check_out(self.out)
+        check_positive(self, "rm_pairs", "iterations")
+
 
 def main(cfg: OracleConfig) -> dict:
+    cfg.validate()
     out = Path(cfg.out)
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))

@@ -25,7 +25,8 @@ from rlhf_lab.model import SamplingConfig
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model
 from rlhf_lab.rollout import sample_texts
-from rlhf_lab.run import SHIPPED_SFT, load_model, pick_device, read_log
+from rlhf_lab.run import (
+    SHIPPED_SFT, ConfigError, check_non_negative, check_out, check_positive, load_model, pick_device, read_log)
 from rlhf_lab.world import World
 
 
@@ -41,6 +42,13 @@ class OveroptimizationConfig:
     ensemble_std_coef: float = 1.0                        # conservative ensemble: mean − k·std
     quick: bool = False                                   # a small version (tests, CI)
     device: str = "auto"                                  # "auto" | "cpu" | "cuda"
+
+    def validate(self) -> None:
+        check_out(self.out)
+        check_positive(self, "proxy_pairs", "max_n", "prompts", "iterations", "ensemble")
+        check_non_negative(self, "kl_coef", "ensemble_std_coef")
+        if self.max_n & (self.max_n - 1):    # best_of_n splits each prompt's max_n answers into groups of n = 2^k
+            raise ConfigError(f"--max-n must be a power of 2; got {self.max_n}")
 
 
 def bon_kl(n: int) -> float:
@@ -197,4 +205,5 @@ def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy 
 
 
 def main(cfg: OveroptimizationConfig) -> dict:
+    cfg.validate()
     return write_report(measure(cfg), Path(cfg.out), "Reward over-optimization (after Gao et al. 2022)")

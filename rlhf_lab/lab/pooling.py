@@ -13,6 +13,7 @@ from pathlib import Path
 from rlhf_lab.evaluate import pyplot
 from rlhf_lab.lab.report import Report
 from rlhf_lab.reward import RewardConfig, train_reward
+from rlhf_lab.run import check_out, check_positive
 
 SPLITS = ("heldout_prompt", "heldout_template", "heldout_fact")
 KEYS = [f"{s}_gold_accuracy" for s in SPLITS]
@@ -27,6 +28,10 @@ class PoolingConfig:
     epochs: int = 1                 # epochs per model (full run: under 10 min on 2 cores)
     quick: bool = False             # a small version (tests, CI)
     device: str = "auto"            # "auto" | "cpu" | "cuda"
+
+    def validate(self) -> None:
+        check_out(self.out)
+        check_positive(self, "seeds", "pairs", "epochs")
 
 
 def run(cfg: PoolingConfig) -> dict:
@@ -70,6 +75,7 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(cfg: PoolingConfig) -> dict:
+    cfg.validate()
     summary = summarise(run(cfg))
     report = Report("Reward-model pooling: last token versus mean", Path(cfg.out), summary)
     plot(summary, report.out / "pooling.png")

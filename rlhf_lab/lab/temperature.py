@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, pipeline
 from rlhf_lab.lab.report import Report
-from rlhf_lab.run import ConfigError
+from rlhf_lab.run import ConfigError, check_out, check_positive, check_range
 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -27,6 +27,11 @@ class TemperatureConfig:
     samples_per_prompt: int = 4           # answers per held-out prompt at each temperature above 0 (--quick: 1)
     quick: bool = False                   # a small version (tests, CI); without --run's pipeline, a tiny one first
     device: str = "auto"                  # "auto" | "cpu" | "cuda"
+
+    def validate(self) -> None:
+        check_out(self.out)
+        check_range(self, "temperatures", 0.0)
+        check_positive(self, "samples_per_prompt")
 
 
 def pipeline_run(cfg: TemperatureConfig) -> Path:
@@ -87,8 +92,7 @@ def finding(results: dict[float, dict]) -> str:
 
 
 def main(cfg: TemperatureConfig) -> dict:
-    if not cfg.temperatures or min(cfg.temperatures) < 0:
-        raise ConfigError(f"--temperatures must be one or more values ≥ 0; got {cfg.temperatures}")
+    cfg.validate()
     out = Path(cfg.out)
     run = pipeline_run(cfg)
     results = {t: compare_at(cfg, run, t) for t in sorted(set(cfg.temperatures))}
