@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ class DataError(ValueError):
     def __init__(self, path: Path | str, line: int, message: str, kind: str | None = None):
         super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
         self.path, self.line, self.reason = str(path), line, message
-        self.kind = kind or message.split(":")[0]        # what a skip report counts it under
+        # what a skip report counts it under: the message without its detail, which follows a colon or
+        # stands in parentheses ("expected a JSON object, got array (JSONL: one object per line)")
+        self.kind = kind or re.split(r": | \(", message, maxsplit=1)[0]
 
 
 @dataclass
@@ -86,8 +89,9 @@ class LoadReport:
 
 
 def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw bytes) of each non-blank line of a .jsonl or .jsonl.gz file; a UTF-8
-    byte-order mark, which some editors write at the start, is dropped."""
+    """(line number, raw bytes) of each non-blank line of a .jsonl or .jsonl.gz file, without its
+    line ending (which JSON would parse as part of the row, so a row cut short would be reported at
+    column 1 of the next line); a UTF-8 byte-order mark, which some editors write at the start, is dropped."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -98,7 +102,7 @@ def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
     try:
         with opener(path, "rb") as f:
             for number, raw in enumerate(f, start=1):
-                raw = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
+                raw = (raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).rstrip(b"\r\n")
                 if raw.strip():
                     yield number, raw
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:   # a .gz name on other bytes, or a cut-off file

@@ -42,6 +42,7 @@ def test_shared_prefix_cut_keeps_answers_whole():
     (row(prompt="Q", chosen=None, rejected="b"), '"chosen" must be a string, got null'),
     ('{"prompt": "Q\\ud800", "chosen": "a", "rejected": "b"}', "lone UTF-16 surrogate"),
     (row(prompt="Q", chosen="a", rejected="b", group=[1, 2]), '"group" must be a string or a number, got array'),
+    ('{"prompt": "Q", "chosen": "a", "rejected": "b"', "malformed JSON: Expecting ',' delimiter (column 47)"),
     ("[1, 2]", "expected a JSON object, got array (JSONL: one object per line)"),
     (b'{"prompt": "\xff", "chosen": "a", "rejected": "b"}\n', "invalid UTF-8"),
     (row(prompt="Q" * 300, chosen="a", rejected="b"), "longer than the context"),
@@ -80,9 +81,10 @@ def test_skip_counts_and_reports_instead_of_dropping_silently(tmp_path, capsys):
 def test_skipped_rows_are_counted_by_kind_not_by_detail(tmp_path):
     path = write(tmp_path / "utf8.jsonl", [row(prompt="ok", chosen="a", rejected="b"),
                                            b'{"prompt": "\xff", "chosen": "a", "rejected": "b"}\n',
-                                           b'{"prompt": "Q", "chosen": "ab\xff", "rejected": "b"}\n'])
+                                           b'{"prompt": "Q", "chosen": "ab\xff", "rejected": "b"}\n',
+                                           "[1, 2]", "[3]"])
     _, report = load(path, "preference", BYTES, 256, on_invalid="skip")
-    assert report.skipped == {"invalid UTF-8": 2}
+    assert report.skipped == {"invalid UTF-8": 2, "expected a JSON object, got array": 2}   # not cut at "(JSONL:"
 
 
 def test_truncate_drops_the_oldest_prompt_bytes(tmp_path):
