@@ -189,6 +189,9 @@ def parse_prompt(row: dict, path, line: int) -> Prompt:
 
 
 def parse_preference(row: dict, path, line: int) -> PreferencePair:
+    if "chosen" in row and "preferred" in row:
+        raise DataError(path, line, 'both "chosen" and "preferred": which answer is the preferred one is ambiguous; '
+                        "keep one of the two keys")
     keys = _pick(row, [("prompt", "chosen", "rejected"), ("prompt", "preferred", "rejected"),
                        ("chosen", "rejected")], path, line)
     texts = [_text(row, k, path, line) for k in keys]
@@ -205,8 +208,9 @@ def parse_preference(row: dict, path, line: int) -> PreferencePair:
     meta = {k: v for k, v in row.items() if k not in keys}
     group = meta.get("group")
     if group is not None and (isinstance(group, bool) or not isinstance(group, (str, int))):
-        raise DataError(path, line, f'"group" must be a string or a number, got {json_type(group)} (pairs that '
-                        "share one are one prompt's ranked answers)")
+        got = f"the number {group}" if isinstance(group, float) else json_type(group)
+        raise DataError(path, line, f'"group" must be a string or an integer, got {got} (pairs that share one are '
+                        "one prompt's ranked answers)", kind='"group" not a string or an integer')
     return PreferencePair(*texts, meta=meta)
 
 

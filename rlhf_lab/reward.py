@@ -203,12 +203,13 @@ def pair_rewards(score_fn, tok: Tokenizer, pairs: list[data.PreferencePair], dev
 
 
 def group_pairs(pairs: list[data.PreferencePair]) -> list[list[data.PreferencePair]]:
-    """Pairs of one ranked prompt (meta "group") stay together; any other pair is its own group.
-    InstructGPT trains a prompt's comparisons as one batch element: shuffled apart, each answer
-    would be seen K-1 times per epoch, and the reward model overfits."""
+    """Pairs of one ranked prompt (meta "group") stay together; any other pair (a null group too)
+    is its own group. InstructGPT trains a prompt's comparisons as one batch element: shuffled
+    apart, each answer would be seen K-1 times per epoch, and the reward model overfits."""
     groups: dict = {}
     for i, pair in enumerate(pairs):
-        groups.setdefault(pair.meta.get("group", ("row", i)), []).append(pair)
+        group = pair.meta.get("group")
+        groups.setdefault(("row", i) if group is None else group, []).append(pair)
     return list(groups.values())
 
 
@@ -494,6 +495,9 @@ def train_reward(cfg: RewardConfig) -> dict:
     # steps from the whole set, not the shard: under torchrun shards differ by one group, and
     # a rank with one step more would wait forever in DDP's gradient all-reduce
     steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))
+    if any(pair.meta.get("group") is not None for pair in train):   # one group for a whole file: one giant batch
+        status(f"train-rm: {len(train)} pairs in {len(all_groups)} groups by their \"group\" key; a step takes "
+               f"{cfg.batch_size} groups (--batch-size) with all their pairs: {steps_per_epoch} step(s) per epoch")
     prompts = normalisation_prompts(train, sft_policy, cfg.sft)   # before minutes of training
     members = []
     with autocast(device, cfg.precision):

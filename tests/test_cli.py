@@ -146,12 +146,14 @@ def test_a_data_path_that_is_no_jsonl_file_is_one_clear_line(tmp_path, capsys, k
 
 def test_train_rm_on_a_file_without_a_held_out_file_reports_what_it_can(tmp_path, capsys):
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no, no"}) + "\n"
-                             for i in range(4)))
+    pairs.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no, no", "group": i // 3})
+                             + "\n" for i in range(4)))
     code = cli.main(["train-rm", "--data", str(pairs), "--out", str(tmp_path / "rm"), "--batch-size", "2",
                      "--epochs", "1", "--norm-samples", "4", "--device", "cpu", "--heldout-share", "0"])
     assert code == 0
-    assert "no held-out set: --eval-data FILE or --heldout-share" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no held-out set: --eval-data FILE or --heldout-share" in out
+    assert '4 pairs in 2 groups by their "group" key; a step takes 2 groups (--batch-size)' in out
     metrics = json.loads((tmp_path / "rm" / "metrics.json").read_text())
     assert "train_accuracy" in metrics and metrics["textbook_pairs_correct"] in range(7)
     assert "heldout_accuracy" not in metrics

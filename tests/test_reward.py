@@ -115,8 +115,9 @@ def test_ranked_pairs_score_each_answer_once_and_match_scoring_alone():
 def test_pairs_of_one_ranked_prompt_stay_in_one_group():
     ranked = [PreferencePair("Q", f"a{i}", f"b{i}", meta={"group": i // 3}) for i in range(6)]
     loose = [PreferencePair("Q", "x", "y"), PreferencePair("Q", "x", "y")]
+    loose += [PreferencePair("Q", "x", "y", meta={"group": None}) for _ in range(2)]    # a null group is none
     groups = group_pairs(ranked + loose)
-    assert [len(g) for g in groups] == [3, 3, 1, 1]
+    assert [len(g) for g in groups] == [3, 3, 1, 1, 1, 1]
     assert groups[0] == ranked[:3]
 
 
