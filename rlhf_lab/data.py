@@ -4,6 +4,7 @@ Accepted rows:
   SFT          {"prompt", "response"} | {"prompt", "completion"} | {"question", "answer"}
                | any preference row below (its chosen answer is the response)
   prompts      {"prompt", ...}                          (PPO's prompts; other keys are ignored)
+               | any preference row below (its prompt)
   preferences  {"prompt", "chosen", "rejected"}        (the common form)
                {"prompt", "preferred", "rejected"}     (the textbook's)
                {"chosen", "rejected"}                  full texts sharing a prompt prefix
@@ -185,6 +186,9 @@ def parse_sft(row: dict, path, line: int) -> SFTExample:
 
 
 def parse_prompt(row: dict, path, line: int) -> Prompt:
+    """A prompt row, or any preference row's prompt (an HH full-text pair's: the prefix both texts share)."""
+    if "prompt" not in row and ("chosen" in row or "preferred" in row):
+        return Prompt(parse_preference(row, path, line).prompt)
     return Prompt(*(_text(row, k, path, line) for k in _pick(row, [("prompt",)], path, line)))
 
 

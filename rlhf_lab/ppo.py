@@ -50,8 +50,9 @@ class PPOConfig:
     rm: str = "runs/rm"              # `rlhf train-rm` run directory (reward and value init)
     reward: str = "model"            # "model": the --rm reward model | "gold": the world's judge, an oracle (D18)
     world_seed: int = 0              # the world whose training prompts are used
-    prompts: str = ""                # JSONL of prompts ("prompt" key: world export's prompts_train.jsonl, HH
-                                     # files); empty → the world's training prompts, the only ones gold can judge
+    prompts: str = ""                # JSONL of prompts: a "prompt" key (world export's prompts_train.jsonl), or any
+                                     # preference row's prompt (HH full texts: their shared prefix); empty → the
+                                     # world's training prompts, the only ones gold can judge
     on_invalid: str = "error"        # bad --prompts / --ptx-data rows: "error" | "skip" (counted, reported)
     overflow: str = "error"          # --prompts rows too long for the context and an answer (--ptx-data rows:
                                      # too long for the context): "error" | "skip" | "truncate" (cuts the

@@ -124,3 +124,12 @@ def test_a_byte_order_mark_is_read_past_and_an_empty_file_is_named_without_a_lin
     with pytest.raises(DataError) as error:
         load(write(tmp_path / "empty.jsonl", []), "sft", BYTES, 256)
     assert str(error.value) == f"{tmp_path / 'empty.jsonl'}: no usable rows"
+
+
+def test_ppo_prompts_come_from_any_preference_row_too(tmp_path):
+    path = write(tmp_path / "prefs.jsonl", [row(prompt="Q?", id=1), row(prompt="R?", chosen="yes", rejected="no"),
+                                            row(prompt="S?", preferred="sure", rejected="nah"),
+                                            row(chosen="\n\nHuman: T?\n\nAssistant: ok",
+                                                rejected="\n\nHuman: T?\n\nAssistant: no")])
+    prompts, _ = load(path, "prompt", BYTES, 256)
+    assert [p.prompt for p in prompts] == ["Q?", "R?", "S?", "\n\nHuman: T?\n\nAssistant:"]
