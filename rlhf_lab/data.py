@@ -264,6 +264,9 @@ def split_heldout(rows: list, share: float, path: str) -> tuple[list, list]:
     cut = max(share, min(r.heldout_key for r in rows))
     held = [r for r in rows if r.heldout_key <= cut]
     kept = [r for r in rows if r.heldout_key > cut]
+    if not kept and len({r.heldout_key for r in rows}) == 1:    # no share is small enough
+        raise ConfigError(f"{path}: its {len(rows)} usable row(s) all have one prompt, which any held-out set takes "
+                          "whole, leaving nothing to train on; give --eval-data")
     if not kept:
         raise ConfigError(f"{path}: holding out {share:g} of its {len(rows)} usable row(s) by prompt leaves "
                           "nothing to train on; give --eval-data or a smaller --heldout-share")

@@ -33,7 +33,8 @@ class SFTConfig:
     eval_data: str = ""            # JSONL for the eval loss; empty → the world's held-out prompts, or with
                                    # --data the --heldout-share of its prompts, which are then not trained on
     heldout_share: float = 0.1     # with --data and no --eval-data: share of the file's prompts held out (fixed
-                                   # by a hash of each prompt: train-rm holds out the same ones as validation pairs)
+                                   # by a hash of each prompt: train-rm holds out the same ones as validation pairs);
+                                   # at least one prompt, 0 included, so that there is an eval loss
     world_seed: int = 0            # the world's facts, splits and phrasings
     ideal_share: float = 0.30      # world SFT mix: ideal share, the rest split over 6 failure styles
     examples: int = 96000          # world SFT examples drawn (each seen twice; fewer overfit, docs/sft.md)

@@ -118,8 +118,12 @@ def test_a_file_without_eval_data_holds_out_a_share_of_its_prompts_the_same_in_e
     assert [p.prompt for p in split_heldout(pairs, 0.1, "f.jsonl")[1]] == [r.prompt for r in held]
     few = [sft(f"Q{i}?") for i in range(4)]                  # none of whose keys falls below 0.01
     assert [r.prompt for r in split_heldout(few, 0.01, "f.jsonl")[1]] == [min(few, key=lambda r: r.heldout_key).prompt]
-    with pytest.raises(ConfigError, match="leaves nothing to train on"):
-        split_heldout(rows[:1], 0.1, "f.jsonl")
+    with pytest.raises(ConfigError, match="holding out 1 of its 1001 usable row.s. by prompt leaves nothing to train "
+                                          "on; give --eval-data or a smaller --heldout-share"):
+        split_heldout(rows, 1.0, "f.jsonl")
+    with pytest.raises(ConfigError, match="all have one prompt, which any held-out set takes whole, leaving nothing to "
+                                          "train on; give --eval-data$"):      # no smaller share would help
+        split_heldout(rows[:1], 0.0, "f.jsonl")
 
 
 def test_init_starts_from_the_given_model_and_takes_its_shape(tmp_path):
