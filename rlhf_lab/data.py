@@ -71,6 +71,7 @@ class PreferencePair:
     rejected: str
     meta: dict = field(default_factory=dict)   # extra keys of the row (style, gold, subset, ...)
     heldout_key: float = field(default=0.0, compare=False, repr=False)
+    line: int = field(default=0, compare=False, repr=False)   # its line in the file it came from (0: none)
 
 
 @dataclass
@@ -215,7 +216,17 @@ def parse_preference(row: dict, path, line: int) -> PreferencePair:
         got = f"the number {group}" if isinstance(group, float) else json_type(group)
         raise DataError(path, line, f'"group" must be a string or an integer, got {got} (pairs that share one are '
                         "one prompt's ranked answers)", kind='"group" not a string or an integer')
-    return PreferencePair(*texts, meta=meta)
+    return PreferencePair(*texts, meta=meta, line=line)
+
+
+def count_with_value(pairs: list[PreferencePair], key: str, path) -> int:
+    """How many pairs' rows give `key` a value (null is none), for figures per value of it:
+    DataError at the first row whose value is an array or object, which names no group."""
+    for pair in pairs:
+        if isinstance(pair.meta.get(key), (list, dict)):
+            raise DataError(path, pair.line, f'"{key}" must be a string, a number or a boolean to group rows by '
+                            f"(--per), got {json_type(pair.meta[key])}")
+    return sum(pair.meta.get(key) is not None for pair in pairs)
 
 
 def fit_prompt(tok: Tokenizer, prompt: str, responses: list[str], context_len: int, overflow: str) -> str | None:

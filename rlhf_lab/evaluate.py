@@ -6,6 +6,7 @@ from the world's gold judge, never eyeballed.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -193,11 +194,12 @@ def accuracy_per(key: str, pairs: list, chosen: Tensor, rejected: Tensor) -> dic
     """Pairs, accuracy, the better length rule's accuracy and the paired gain over it, for each
     value of the rows' `key` (LLMBar's subsets, TruthfulQA's categories): a file that pools
     sources of different difficulty is read per source, as its curators ask. Rows without the
-    key count in the headline figures only; no row with it: {}."""
+    key, or with null, count in the headline figures only; no row with it: {}. Values are
+    scalars (data.count_with_value), named as value_name spells them."""
     rows = defaultdict(list)
     for i, pair in enumerate(pairs):
-        if key in pair.meta:
-            rows[str(pair.meta[key])].append(i)
+        if pair.meta.get(key) is not None:
+            rows[value_name(pair.meta[key])].append(i)
     figures = {}
     for value, index in sorted(rows.items()):
         picked, subset = torch.tensor(index), [pairs[i] for i in index]
@@ -206,6 +208,14 @@ def accuracy_per(key: str, pairs: list, chosen: Tensor, rejected: Tensor) -> dic
                           "length_baseline_accuracy": length_baseline_accuracy(subset),
                           "beyond_length_baseline": gain, "beyond_length_baseline_se": gain_se}
     return figures
+
+
+def value_name(value: str | float | bool) -> str:
+    """A JSON scalar as a group's name: a string as itself, anything else as JSON writes it (true,
+    not Python's True), a whole number once whether written 1 or 1.0."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(int(value) if isinstance(value, float) and value.is_integer() else value)
 
 
 def per_table(key: str, figures: dict[str, dict]) -> str:

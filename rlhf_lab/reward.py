@@ -534,7 +534,9 @@ class RewardEvalConfig:
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
                                     # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
     per: str = "subset"             # a row key of --data (subset, category, ...): the figures per value too, in
-                                    # metrics.json as by_<key>; rows without it are left out there; "": none
+                                    # metrics.json as by_<key>; rows without it, or with null, are left out there,
+                                    # and with no row giving it a value the figures are skipped with a note; values
+                                    # must be strings, numbers or booleans; "": none
     device: str = "auto"            # "auto" | "cpu" | "cuda"
 
     def validate(self) -> None:
@@ -549,6 +551,18 @@ def training_config(rm: str | Path) -> RewardConfig:
         return RewardConfig()
     known = {f.name for f in fields(RewardConfig)}
     return RewardConfig(**{k: v for k, v in read_json(path).items() if k in known})
+
+
+def per_key(cfg: RewardEvalConfig, pairs: list[data.PreferencePair]) -> str:
+    """--per, or "" with a note when no row of --data gives it a value (the default "subset" on
+    `rlhf world export` files, whose rows name their split): a breakdown of nothing would be an
+    empty record in metrics.json that says nothing of why."""
+    if not cfg.per or data.count_with_value(pairs, cfg.per, cfg.data):
+        return cfg.per
+    keys = sorted({key for pair in pairs for key in pair.meta}) or ["none"]
+    status(f'--per {cfg.per}: no row of {cfg.data} gives "{cfg.per}" a value, so there are no figures per value '
+           f"(other keys of its rows: {', '.join(keys)})")
+    return ""
 
 
 def eval_main(cfg: RewardEvalConfig) -> dict:
@@ -568,8 +582,8 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
                                         cfg.on_invalid, cfg.overflow, files)[0]}
     else:
         heldout = world_heldout(trained, world)
+    per = per_key(cfg, heldout["heldout"]) if cfg.data else ""     # the world's pairs carry no such keys
     out.mkdir(parents=True, exist_ok=True)
-    per = cfg.per if cfg.data else ""     # the world's pairs carry no such keys
     metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),
                **({"data_files": files} if files else {})}
     write_json(out / "metrics.json", metrics)

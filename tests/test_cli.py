@@ -235,6 +235,16 @@ def test_eval_rm_gives_the_figures_per_subset_of_a_file_that_pools_sources(tmp_p
     assert {k: v["pairs"] for k, v in by_subset.items()} == {"x": 2, "y": 1}
     assert cli.main(args + ["--per", "kind"]) == 0
     assert "by_kind" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    capsys.readouterr()
+    assert cli.main(args + ["--per", "split"]) == 0              # a key no row has: a note, not an empty record
+    assert ('--per split: no row of {} gives "split" a value, so there are no figures per value (other keys of its '
+            "rows: kind, subset)".format(pairs)) in capsys.readouterr().out
+    assert "by_split" not in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    with pairs.open("a") as f:
+        f.write(json.dumps({"prompt": "Q", "chosen": "c", "rejected": "b", "subset": ["x"]}) + "\n")
+    assert cli.main(args) == 2
+    assert f'{pairs}:4: "subset" must be a string, a number or a boolean to group rows by (--per), got array' in \
+        capsys.readouterr().err
 
 
 def test_a_reward_model_where_a_language_model_belongs_is_one_clear_line(tmp_path, capsys):

@@ -302,6 +302,14 @@ def test_figures_per_subset_read_each_source_apart_with_its_own_length_rule():
     assert accuracy_per("category", pairs, chosen, rejected) == {}
 
 
+def test_figures_per_value_leave_null_out_and_name_values_as_json_does():
+    from rlhf_lab.evaluate import accuracy_per
+    values = [1, 1.0, True, None, "a"]
+    pairs = [PreferencePair("q", "a", "b", meta={"k": v}) for v in values]
+    figures = accuracy_per("k", pairs, torch.ones(5), torch.zeros(5))
+    assert {name: f["pairs"] for name, f in figures.items()} == {"1": 2, "true": 1, "a": 1}
+
+
 def test_temperature_scaling_recovers_how_overconfident_the_margins_are_and_keeps_every_ordering():
     from rlhf_lab.reward import calibration_temperature
     torch.manual_seed(0)
