@@ -70,10 +70,14 @@ class Answer:
     prompt: str
     model: str                # as --models named it
     text: str
-    finished: bool            # ended with EOS within --max-new-tokens
+    cut_by: str | None        # None: ended with EOS; else the limit it was cut at (cut_limit)
     gold: float | None        # the gold judge's score; None: not a prompt of the world
     style: str | None         # the style the judge reads (None: malformed, or not a world prompt)
     reward: float | None      # the reward model's normalised score; None without --rm
+
+    @property
+    def finished(self) -> bool:
+        return self.cut_by is None
 
 
 def checkpoint(path: str) -> str:
@@ -96,6 +100,14 @@ def check_prompts_fit(prompts: list[str], model: CausalLM, name: str) -> None:
                               f"for an answer in the {context}-token context of {name}")
 
 
+def cut_limit(model: CausalLM, prompt: str, max_new_tokens: int) -> str:
+    """What cut an answer to `prompt` that never ended: --max-new-tokens, or the model's context
+    where the prompt leaves less room than that (model.response_room keeps one slot for EOS)."""
+    context = model.config.context_len
+    room = context - len(model.tokenizer.encode_prompt(prompt)) - 1
+    return "--max-new-tokens" if room >= max_new_tokens else f"the end of the model's {context}-token context"
+
+
 def model_answers(cfg: SampleConfig, path: str, world: World, reward_model, device) -> list[Answer]:
     """One model's cfg.samples answers to each prompt, judged and (with a reward model) scored."""
     model = load_model(checkpoint(path), device).eval()
@@ -108,7 +120,8 @@ def model_answers(cfg: SampleConfig, path: str, world: World, reward_model, devi
     answers = []
     for prompt, text, ended, reward in zip(prompts, texts, finished, rewards):
         verdict = world.judge(prompt, text, ended) if world.knows(prompt) else None
-        answers.append(Answer(prompt, path, text, ended, verdict.score if verdict else None,
+        cut_by = None if ended else cut_limit(model, prompt, cfg.max_new_tokens)
+        answers.append(Answer(prompt, path, text, cut_by, verdict.score if verdict else None,
                               verdict.style if verdict else None, reward))
     return answers
 
@@ -134,7 +147,7 @@ def describe(answer: Answer) -> str:
     if answer.reward is not None:
         parts.append(f"reward {answer.reward:+.2f}")
     if not answer.finished:
-        parts.append("cut at --max-new-tokens")
+        parts.append(f"cut at {answer.cut_by}")
     return " · ".join(parts)
 
 

@@ -87,3 +87,14 @@ def test_the_command_prints_each_prompt_with_its_answers(tiny_runs, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert f"prompt: {FOREIGN}" in out and f"[{tiny_runs / 'a'}]" in out and "no gold score" in out
+
+
+def test_a_cut_answer_names_the_limit_that_cut_it(tiny_runs):
+    import dataclasses
+    from rlhf_lab.sample import describe
+    cfg = SampleConfig(prompts=["x" * 50, FOREIGN], models=[str(tiny_runs / "a")], samples=4, max_new_tokens=8,
+                       device="cpu")            # BOS, 50 bytes and SEP leave 64 - 52 - 1 = 11 tokens: more than 8
+    cut = {a.prompt: describe(a) for a in sample_answers(cfg) if not a.finished}
+    assert cut == {"x" * 50: "cut at --max-new-tokens", FOREIGN: "cut at --max-new-tokens"}
+    long = dataclasses.replace(cfg, prompts=["x" * 58])           # 3 tokens of room: the context cuts first
+    assert {describe(a) for a in sample_answers(long)} == {"cut at the end of the model's 64-token context"}
