@@ -419,11 +419,15 @@ def compare(cfg: EvalConfig) -> tuple[dict, list[tuple[str, str, str]]]:
 def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, str, str]]]:
     from rlhf_lab.reward import load_reward_model
 
-    check_exists(cfg, "policy", "sft", "rm")
+    check_exists(cfg, "policy")
+    # the policy first: a reward model given as --policy would otherwise be reported as a missing --rm,
+    # the default its config leaves (with_policy_defaults)
+    policy = load_model(cfg.policy, device).eval()
+    check_exists(cfg, "sft", "rm")
     world = World(WorldConfig(seed=cfg.world_seed))
     per_prompt = cfg.answers_per_prompt()
     prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(per_prompt)]
-    sft, policy = load_model(cfg.sft, device).eval(), load_model(cfg.policy, device).eval()
+    sft = load_model(cfg.sft, device).eval()
     if sft.tokenizer != policy.tokenizer:     # the KL reads the policy's tokens under the reference
         raise ConfigError(f"--sft {cfg.sft} and --policy {cfg.policy} use different tokenizers: the KL between "
                           "them is not defined; compare a policy with the SFT model it started from")

@@ -415,3 +415,17 @@ def test_pipeline_without_the_asked_for_gpu_writes_nothing(tmp_path, capsys, mon
     assert cli.main(["pipeline", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
     assert "--device cuda: no CUDA device here" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_given_a_reward_model_as_the_policy_says_so_before_looking_for_rm(tmp_path, capsys, monkeypatch):
+    import torch
+    from reference import TINY
+    from rlhf_lab.model import MiniGPT
+    from rlhf_lab.reward import RewardModel, save_reward_model
+    from rlhf_lab.run import SHIPPED_SFT, write_json
+    monkeypatch.chdir(tmp_path)                                  # no runs/rm here, the --rm it would default to
+    torch.manual_seed(0)
+    save_reward_model(tmp_path / "rm" / "model.safetensors", [RewardModel(MiniGPT(TINY))], 0.0)
+    write_json(tmp_path / "rm" / "config.json", {"stage": "train-rm", "sft": SHIPPED_SFT})
+    assert cli.main(["eval", "--policy", "rm", "--device", "cpu"]) == 2
+    assert "rm/model.safetensors holds a reward model; expected a language model" in capsys.readouterr().err
