@@ -286,9 +286,7 @@ class RewardConfig:
                            "ensemble_std_coef")
         if self.from_scratch and not self.data:
             check_context_fits(self.context_len)
-        if not 2 <= self.responses_per_prompt <= len(STYLES):
-            raise ConfigError(f"responses_per_prompt must be in 2..{len(STYLES)} (one answer per style), "
-                              f"got {self.responses_per_prompt}")
+        check_range(self, "responses_per_prompt", 2, len(STYLES))    # one answer per style
 
 
 def pairs_from_rows(rows: list[dict]) -> list[data.PreferencePair]:

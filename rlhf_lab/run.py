@@ -95,6 +95,8 @@ def check_positive(cfg, *names: str) -> None:
 def check_exists(cfg, *names: str) -> None:
     """Input paths: a missing one is named by its flag, since it may be a default the user never typed."""
     for name in names:
+        if not getattr(cfg, name):                  # Path("") is the working directory, which exists
+            raise ConfigError(f"{flag(name)} is empty; give a run directory or file")
         if not Path(getattr(cfg, name)).exists():
             raise ConfigError(f"{flag(name)} {getattr(cfg, name)}: no such run directory or file")
 

@@ -100,6 +100,9 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("pipeline", ["--entropy-coef", "inf"], "--entropy-coef must be a finite number"),
     ("eval", ["--temperature", "inf"], "--temperature must be a finite number; got inf"),
     ("train-rm", ["--norm-samples", "1"], "--norm-samples must be at least 2"),   # a std needs two answers
+    ("train-rm", ["--responses-per-prompt", "1"], "--responses-per-prompt must be in [2, 7]; got 1"),
+    ("train-rm", ["--sft", ""], "--sft is empty; give a run directory or file"),
+    ("ppo", ["--sft", ""], "--sft is empty; give a run directory or file"),
     ("eval", ["--policy", "no/such/ppo"], "--policy no/such/ppo: no such run directory or file"),
     ("ppo", ["--rm", "no/such/rm"], "--rm no/such/rm: no such run directory or file"),
     ("ppo", ["--prompts", "p.jsonl", "--reward", "gold"], "--reward gold judges the world's own prompts"),
