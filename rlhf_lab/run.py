@@ -123,8 +123,13 @@ def check_range(cfg, name: str, low: float, high: float = math.inf) -> None:
     check_finite(cfg, name)
     for value in flag_values(cfg, name):
         if not low <= value <= high:
-            bound = f"at least {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            bound = f"at least {shown(low)}" if high == math.inf else f"in [{shown(low)}, {shown(high)}]"
             raise ConfigError(f"{flag(name)} must be {bound}; got {value}")
+
+
+def shown(bound: float) -> str:
+    """A bound as a message writes it: a count in full (1000000, not 1e+06), a share as 0.5."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def _atomic(path: Path, write) -> None:

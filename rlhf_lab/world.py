@@ -83,7 +83,8 @@ from pathlib import Path
 
 from rlhf_lab import world_facts as facts
 from rlhf_lab.run import (
-    ConfigError, check_choice, check_non_negative, check_numbers, check_out, check_positive, status, write_text)
+    ConfigError, check_choice, check_non_negative, check_numbers, check_out, check_positive, check_range, status,
+    write_text)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
 
 FAMILIES = ("capitals", "arithmetic", "definitions", "units", "name_three", "dates", "opposites", "symbols")
@@ -821,6 +822,11 @@ class World:
 
 # ---------------------------------------------------------------- `rlhf world export`
 
+# rows per exported file, at most: each file's rows are drawn in memory before it is written, at
+# about 4,000 preference pairs a second on one core, so a million is minutes and a few GB already
+MAX_EXPORT_ROWS = 1_000_000
+
+
 @dataclass
 class ExportConfig:
     out: str = "data/world"          # directory the JSONL files are written to
@@ -837,7 +843,8 @@ class ExportConfig:
 
     def validate(self) -> None:
         check_numbers(self)
-        check_positive(self, "sft_examples", "train_pairs", "heldout_pairs")
+        for name in ("sft_examples", "train_pairs", "heldout_pairs"):
+            check_range(self, name, 1, MAX_EXPORT_ROWS)
         check_non_negative(self, "label_temperature")
         check_out(self.out, "a directory")
 

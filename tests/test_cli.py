@@ -322,7 +322,9 @@ def test_world_export_refuses_impossible_sizes_and_a_file_for_its_directory(tmp_
     assert cli.main(["world", "export", "--out", str(tmp_path / "afile")]) == 2
     assert "is a file; a directory is needed" in capsys.readouterr().err
     assert cli.main(["world", "export", "--out", str(tmp_path / "w"), "--sft-examples", "-5"]) == 2
-    assert "--sft-examples must be positive" in capsys.readouterr().err
+    assert "--sft-examples must be in [1, 1000000]; got -5" in capsys.readouterr().err
+    assert cli.main(["world", "export", "--out", str(tmp_path / "w"), "--train-pairs", "1000000000"]) == 2
+    assert "--train-pairs must be in [1, 1000000]; got 1000000000" in capsys.readouterr().err   # not minutes of silence
 
 
 def test_ctrl_c_is_one_line_that_says_how_to_continue(monkeypatch, capsys):
