@@ -429,7 +429,7 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path) ->
     broken = sorted(key for key, value in state.items() if value.is_floating_point() and not value.isfinite().all())
     if broken:
         raise ConfigError(f"{path}: NaN or infinite weights ({', '.join(broken[:3])}{', ...' * (len(broken) > 3)}), "
-                          "saved by a run that diverged; train it again with a lower --lr")
+                          "saved by a run that diverged; train it again (a lower --lr is the usual cure)")
     try:
         module.load_state_dict(state)
     except RuntimeError as e:        # torch lists each mismatch on its own line
