@@ -210,7 +210,7 @@ def test_report_calls_the_gold_judge_itself_perfect_on_every_split(tmp_path):
 def test_more_ranked_answers_than_styles_is_a_config_error():
     from rlhf_lab.reward import RewardConfig
     from rlhf_lab.run import ConfigError
-    with pytest.raises(ConfigError, match="responses_per_prompt"):
+    with pytest.raises(ConfigError, match=r"--responses-per-prompt must be in \[2, 7\]; got 8"):
         RewardConfig(responses_per_prompt=8).validate()
 
 
