@@ -498,9 +498,9 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
         kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
         kl_ctl.update(last["ppo/kl"], iteration_episodes(cfg))
     with autocast(device, cfg.precision):
-        last = ppo_loop(cfg, run, (prompts, demonstrations), judge, (policy, reference, value_model, reward_fn),
-                        optimizer, kl_ctl, start, baseline, device)
-        return finish(run, policy, last)
+        ppo_loop(cfg, run, (prompts, demonstrations), judge, (policy, reference, value_model, reward_fn),
+                 optimizer, kl_ctl, start, baseline, device)
+        return finish(run, policy)
 
 
 def training_prompts(cfg: PPOConfig, world: World, policy: CausalLM) -> tuple[list[str], World | None, dict]:
@@ -532,12 +532,12 @@ def ptx_demonstrations(cfg: PPOConfig, world: World, policy: CausalLM, files: di
 
 
 def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations | None], world: World | None, models,
-             optimizer, kl_ctl: FixedKL, start: int, baseline: float, device) -> Rollout | None:
-    """Iterations start..cfg.iterations; returns the last rollout (None if there was none).
+             optimizer, kl_ctl: FixedKL, start: int, baseline: float, device) -> None:
+    """Iterations start..cfg.iterations, each checkpoint with its iteration's samples.
     inputs: the training prompts and PPO-ptx's demonstrations (None without). world: the gold
     judge of the prompts' answers, None for a --prompts file's."""
     (prompts, demonstrations), (policy, reference, value_model, reward_fn) = inputs, models
-    modules, r = trained_modules(policy, value_model), None
+    modules = trained_modules(policy, value_model)
     actor_critic = distributed.wrap(ActorCritic(policy, value_model))
     prompts = distributed.shard(prompts)
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)   # D11: temperature 1, the log-probs' own π
@@ -562,11 +562,12 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
             judged = f"| gold {stats['ppo/gold']:.2f} | ideal {stats['ppo/style_ideal']:.2f} " if world else ""
             status(f"ppo {it + 1}/{cfg.iterations} | score {stats['ppo/score']:.2f} {judged}| kl {stats['ppo/kl']:.2f} "
                    f"| clipfrac {stats['ppo/clipfrac']:.2f} | {stats['ms_per_iteration']:.0f} ms/it")
-            if distributed.is_main():
+            if distributed.is_main():   # the samples first: a run stopped after its last checkpoint still has them
+                write_json(run.path / "samples.json", [{"prompt": p, "response": t}
+                                                       for p, t in zip(r.prompts, r.responses)])
                 save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1, run.seconds())
         tick = time.perf_counter()
     bar.close()
-    return r
 
 
 def iteration_episodes(cfg: PPOConfig) -> int:
@@ -580,13 +581,12 @@ def trained_modules(policy: CausalLM, value_model: RewardModel | None) -> dict[s
     return {"policy": policy, **({"value": value_model} if value_model is not None else {})}
 
 
-def finish(run: Run, policy: CausalLM, last: Rollout | None) -> dict:
-    """Save the policy, the last batch's samples, curves and the final figures."""
+def finish(run: Run, policy: CausalLM) -> dict:
+    """Save the policy, curves and the final figures (the last batch's samples are the last
+    checkpoint's, samples.json)."""
     if not distributed.is_main():
         return {}
     save_model(run.path / "model.safetensors", policy)
-    if last is not None:
-        write_json(run.path / "samples.json", [{"prompt": p, "response": t} for p, t in zip(last.prompts, last.responses)])
     last = run.history()[-1]
     evaluate.plot_history(run, [k for k in ("ppo/score", "ppo/gold", "ppo/kl", "ppo/response_len", "ppo/style_ideal")
                                 if k in last], "PPO training", "ppo_curves.png")

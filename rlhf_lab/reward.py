@@ -374,9 +374,9 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
             status(f"{prefix} epoch {epoch + 1}/{cfg.epochs} | " + " | ".join(
                 f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if k != "ms_per_step")
                 + f" | {metrics['ms_per_step']:.0f} ms/it")
-            if distributed.is_main():
-                save_train_state(run.path / state, {"model": model}, optimizer, step + 1, run.seconds())
-        run.log(member * total + step + 1, metrics)
+        run.log(member * total + step + 1, metrics)   # before the checkpoint: a resume past it never rewrites it
+        if epoch_end and distributed.is_main():
+            save_train_state(run.path / state, {"model": model}, optimizer, step + 1, run.seconds())
         tick, window = time.perf_counter(), []
     bar.close()
     return model

@@ -467,3 +467,40 @@ def test_an_entropy_penalty_sharpens_the_policy_and_a_bonus_flattens_it(tmp_path
             _, per_token = ppo.by_length(partial(token_logprobs, load_model(out)), fixed)
         entropy[coef] = ppo.masked_mean(per_token, fixed.response_mask).item()
     assert entropy[-1.0] < entropy[0.0] < entropy[1.0]
+
+
+def test_a_ppo_run_stopped_after_its_last_checkpoint_keeps_its_samples(tmp_path, monkeypatch):
+    ppo.train_ppo(tiny_ppo(tmp_path / "full"), reward_fn=starts_with(ord("T")))
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ppo, "finish", stopped)          # killed between the last checkpoint and the final save
+    with pytest.raises(KeyboardInterrupt):
+        ppo.train_ppo(tiny_ppo(tmp_path / "cut"), reward_fn=starts_with(ord("T")))
+    monkeypatch.undo()
+    ppo.train_ppo(tiny_ppo(tmp_path / "cut"), reward_fn=starts_with(ord("T")))   # resumed with no iteration left
+    assert (tmp_path / "cut" / "samples.json").read_text() == (tmp_path / "full" / "samples.json").read_text()
+
+
+def test_a_reward_run_stopped_right_after_a_checkpoint_keeps_that_epochs_log_line(tmp_path, monkeypatch):
+    from rlhf_lab import reward, sft
+    model = dict(width=32, n_layers=1, n_heads=2, ffn=64, device="cpu")
+    sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
+                                eval_samples=2, **model))
+
+    def train():   # 8 groups, 4 steps an epoch; a train state and a log line each epoch
+        reward.train_reward(reward.RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"), pairs=84 * 2,
+                                                batch_size=2, epochs=2, norm_samples=4, heldout_pairs=21,
+                                                device="cpu"))
+    saved = reward.save_train_state
+
+    def save_then_stop(*args, **kwargs):
+        saved(*args, **kwargs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(reward, "save_train_state", save_then_stop)   # killed just after epoch 1's train state
+    with pytest.raises(KeyboardInterrupt):
+        train()
+    monkeypatch.undo()
+    train()
+    log = [json.loads(line)["step"] for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert log == [4, 8]
