@@ -18,8 +18,8 @@ from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
-    check_out, check_positive, load_model, pick_device, read_json, read_log, recorded_config, run_directory, status,
-    write_json, write_text)
+    check_out, check_positive, load_model, pick_device, read_json, read_log, recorded_config, run_directory,
+    save_figure, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
@@ -100,7 +100,7 @@ def plot_runs(runs: dict[str, Path], keys: list[str], path: Path, title: str) ->
         axes[0][0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -163,7 +163,7 @@ def reliability_plot(table: list, path: Path, title: str) -> None:
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -132,15 +132,25 @@ def shown(bound: float) -> str:
     return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
+PARTIAL = ".partial"   # suffix of a file being written; one left behind was cut short by a kill (Run removes it)
+
+
 def _atomic(path: Path, write) -> None:
+    """write(tmp) to a temporary file beside path, flushed to disk, then renamed over path:
+    a kill or a crash leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would hide results from other users
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)                # else a power cut after the rename can leave an empty file
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -157,6 +167,11 @@ def write_json(path: Path, obj: Any) -> None:
 
 def write_text(path: Path, text: str) -> None:
     _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as a PNG, written atomically like every other file of a run."""
+    _atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def read_json(path: Path) -> Any:
@@ -260,12 +275,38 @@ def recorded_config(stage: str, cfg) -> dict:
 
 def read_log(run: str | Path) -> list[dict]:
     """A run directory's step log, metrics.jsonl, one dict per logged step ([] before the first)."""
-    log = Path(run) / "metrics.jsonl"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [json.loads(line) for line in log_lines(Path(run) / "metrics.jsonl")]
 
+
+def log_lines(log: Path) -> list[str]:
+    """The log's lines ([] with no log), less a last line cut short: the log is appended to in
+    place, so a crash or a full disk mid-write can leave half a line, and the steps it
+    recorded are redone from the checkpoint anyway. A broken line before the last is an error."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    for number, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise ConfigError(f"{log}:{number}: not a JSON line; the step log is damaged") from None
+            return lines[:-1]
+    return lines
+
+
+# what a stage writes into its run directory besides plots, which every run rewrites at its end
+STAGE_OUTPUTS = ("metrics.jsonl", "metrics.json", "model.safetensors", "samples.json")
 
 # what a resumed run may change: where its directory is named from, and the device it continues on
 SAME_RUN_ANYWHERE = ("out", "device", "resume")
+
+
+def check_not_an_input(out: Path, cfg) -> None:
+    """--out must not be the directory of an input model (--sft, --rm, --init): the run would
+    replace the model it reads, and a fresh start clears its directory's outputs first."""
+    for name in ("sft", "rm", "init"):
+        given = getattr(cfg, name, "")
+        if given and Path(given).resolve() == out.resolve():
+            raise ConfigError(f"--out {out} is also {flag(name)}: a run must not write over the model it starts from")
 
 
 class Run:
@@ -279,6 +320,7 @@ class Run:
 
     def __init__(self, out: str | Path, stage: str, cfg, data_files: dict[str, dict] | None = None) -> None:
         self.path = check_out(out)
+        check_not_an_input(self.path, cfg)
         self.path.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.started = time.perf_counter()
@@ -297,9 +339,12 @@ class Run:
             if changed:
                 raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
                                   "pass --no-resume to start over or choose another --out")
-        elif distributed.is_main():
-            for stale in states + [self.path / "metrics.jsonl", self.path / "metrics.json"]:
+        elif distributed.is_main():   # what a stage writes is stale: a fresh run killed early must not look finished
+            for stale in states + [self.path / name for name in STAGE_OUTPUTS]:
                 stale.unlink(missing_ok=True)
+        if distributed.is_main():
+            for partial in self.path.glob(f".*{PARTIAL}"):   # cut short by a kill (_atomic)
+                partial.unlink()
         if distributed.is_main() and not self.finished:    # a finished run is left as it is
             write_json(self.path / "config.json", config)
 
@@ -316,8 +361,7 @@ class Run:
         log = self.path / "metrics.jsonl"
         if not log.exists() or not distributed.is_main():
             return
-        keep = [line for line in log.read_text().splitlines()
-                if not after_step < json.loads(line)["step"] <= end_step]
+        keep = [line for line in log_lines(log) if not after_step < json.loads(line)["step"] <= end_step]
         _atomic(log, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
 
     def history(self) -> list[dict]:

@@ -504,3 +504,41 @@ def test_a_reward_run_stopped_right_after_a_checkpoint_keeps_that_epochs_log_lin
     train()
     log = [json.loads(line)["step"] for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
     assert log == [4, 8]
+
+
+def test_a_fresh_start_clears_the_last_runs_outputs_and_any_file_a_kill_cut_short(tmp_path):
+    from rlhf_lab.run import Run
+    from rlhf_lab.sft import SFTConfig
+    for name in ("model.safetensors", "samples.json", "metrics.json", ".model.safetensors.x1y2.partial"):
+        (tmp_path / name).write_text("from the run before")
+    Run(tmp_path, "sft", SFTConfig(out=str(tmp_path), resume=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]   # nothing old passes as this run's
+
+
+def test_a_step_log_cut_mid_line_loses_only_that_line(tmp_path):
+    from rlhf_lab.run import ConfigError, read_log
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')   # a crash mid-append
+    assert read_log(tmp_path) == [{"step": 1, "loss": 2.0}]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "lo\n{"step": 2, "loss": 1.0}\n')
+    with pytest.raises(ConfigError, match=r"metrics.jsonl:1: not a JSON line"):
+        read_log(tmp_path)
+
+
+def test_out_may_not_be_the_model_the_run_starts_from(tmp_path):
+    from rlhf_lab.run import ConfigError, Run
+    from rlhf_lab.reward import RewardConfig
+    with pytest.raises(ConfigError, match="is also --sft"):
+        Run(tmp_path / "sft", "train-rm", RewardConfig(out=str(tmp_path / "sft"), sft=str(tmp_path / "sft")))
+
+
+def test_figures_are_written_whole(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rlhf_lab.run import save_figure
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, tmp_path / "curve.png")
+    plt.close(fig)
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]       # no temporary file left beside it

@@ -14,7 +14,7 @@ import torch
 from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, pyplot
 from rlhf_lab.lab.report import Report
 from rlhf_lab.reward import RewardConfig, load_pairs, load_reward_model, score_pairs, train_reward
-from rlhf_lab.run import check_out, check_positive, pick_device
+from rlhf_lab.run import check_out, check_positive, pick_device, save_figure
 from rlhf_lab.world import annotated_world
 
 
@@ -65,7 +65,7 @@ def main(cfg: CalibrationConfig) -> dict:
     rel.legend(fontsize=7)
     hist.set(xlabel="margin r_c − r_r", ylabel="pairs", title="margins")
     fig.tight_layout()
-    fig.savefig(report.out / "calibration.png", dpi=100)
+    save_figure(fig, report.out / "calibration.png")
     plt.close(fig)
     report.table(["pairs", "accuracy", "ECE", "ECE noise floor", "mean margin", "n"], rows)
     seen = rows[0]

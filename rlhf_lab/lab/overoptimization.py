@@ -26,7 +26,8 @@ from rlhf_lab.ppo import train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model
 from rlhf_lab.rollout import sample_texts
 from rlhf_lab.run import (
-    SHIPPED_SFT, ConfigError, check_non_negative, check_out, check_positive, load_model, pick_device, read_log)
+    SHIPPED_SFT, ConfigError, check_non_negative, check_out, check_positive, load_model, pick_device, read_log,
+    save_figure)
 from rlhf_lab.world import World
 
 
@@ -169,7 +170,7 @@ def plot(results: dict, path: Path, title: str) -> None:
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from rlhf_lab.evaluate import pyplot
 from rlhf_lab.lab.report import Report
 from rlhf_lab.reward import RewardConfig, train_reward
-from rlhf_lab.run import check_out, check_positive
+from rlhf_lab.run import check_out, check_positive, save_figure
 
 SPLITS = ("heldout_prompt", "heldout_template", "heldout_fact")
 KEYS = [f"{s}_gold_accuracy" for s in SPLITS]
@@ -70,7 +70,7 @@ def plot(summary: dict, path: Path) -> None:
     ax.set_ylim(0.5, 1.0)
     ax.legend(title="pooling")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 

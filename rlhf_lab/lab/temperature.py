@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, pipeline
 from rlhf_lab.lab.report import Report
-from rlhf_lab.run import ConfigError, check_out, check_positive, check_range
+from rlhf_lab.run import ConfigError, check_out, check_positive, check_range, save_figure
 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -68,7 +68,7 @@ def plot(results: dict[float, dict], path: Path) -> None:
     wins.axhline(0.5, color="grey", lw=0.8, ls="--")
     wins.set(title="gold win rate, policy over SFT", xlabel="sampling temperature")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
