@@ -493,7 +493,7 @@ def train_reward(cfg: RewardConfig) -> dict:
     # steps from the whole set, not the shard: under torchrun shards differ by one group, and
     # a rank with one step more would wait forever in DDP's gradient all-reduce
     steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))
-    if any(pair.meta.get("group") is not None for pair in train):   # one group for a whole file: one giant batch
+    if cfg.data and any(pair.meta.get("group") is not None for pair in train):   # one group per file: one giant batch
         status(f"train-rm: {len(train)} pairs in {len(all_groups)} groups by their \"group\" key; a step takes "
                f"{cfg.batch_size} groups (--batch-size) with all their pairs: {steps_per_epoch} step(s) per epoch")
     prompts = normalisation_prompts(train, sft_policy, cfg.sft)   # before minutes of training
