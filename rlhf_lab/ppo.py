@@ -449,8 +449,7 @@ def gold_reward(world: World, sft: CausalLM, seed: int) -> RewardFn:
 
 def new_critic(cfg: PPOConfig, reward_model, device) -> RewardModel:
     """D9: the critic starts as the reward model (its first member), a per-token head on its
-    trunk, on the normalised scale PPO's returns are on (normalised_head); under a
-    programmatic reward, from the SFT trunk and a zero head."""
+    trunk; under a programmatic reward, from the SFT trunk and a zero head."""
     value_model = RewardModel(load_model(cfg.sft, device)).to(device)     # per-token head only
     if reward_model is None:
         torch.nn.init.zeros_(value_model.head.weight)
@@ -461,19 +460,8 @@ def new_critic(cfg: PPOConfig, reward_model, device) -> RewardModel:
                           f"model ({cfg.sft}): {critic_init.config} against {value_model.config}; train the "
                           "reward model from this SFT model, or use --advantage baseline or rloo (no critic)")
     value_model.backbone.load_state_dict(critic_init.backbone.state_dict())
-    value_model.head.load_state_dict(normalised_head(critic_init))
+    value_model.head.load_state_dict(critic_init.head.state_dict())
     return value_model
-
-
-def normalised_head(reward_model: RewardModel) -> dict[str, Tensor]:
-    """The reward model's linear head with its calibration temperature T and normalisation
-    (D12) folded in: w·h + b ↦ ((w·h + b)/T − offset)/scale, so the critic's first values are
-    on the score's scale, not the raw head's (on the shipped models: explained variance of the
-    first batch's returns 0.13 against −0.83 for the raw head). The likelihood read-out (R9) has
-    no per-token form and stays out; the offset it shares keeps the values near the scores."""
-    head, temperature, scale = reward_model.head, reward_model.temperature, reward_model.scale
-    return {"weight": head.weight / (temperature * scale),
-            "bias": (head.bias / temperature - reward_model.offset) / scale}
 
 
 def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | None = None) -> dict:

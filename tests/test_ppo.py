@@ -159,25 +159,6 @@ def test_adaptive_kl_counts_the_episodes_of_every_rank(monkeypatch):
     assert iteration_episodes(cfg) == 256
 
 
-def test_the_critic_starts_on_the_normalised_scale_of_the_reward_models_head():
-    import copy
-    from rlhf_lab.model import GPTConfig, MiniGPT
-    from rlhf_lab.ppo import normalised_head
-    from rlhf_lab.reward import RewardModel
-    torch.manual_seed(0)
-    reward_model = RewardModel(MiniGPT(GPTConfig(context_len=32, width=32, n_layers=1, n_heads=2, ffn=64)))
-    torch.nn.init.normal_(reward_model.head.bias)
-    reward_model.offset.fill_(0.3), reward_model.scale.fill_(2.0), reward_model.temperature.fill_(1.5)
-    critic = RewardModel(copy.deepcopy(reward_model.backbone))
-    critic.head.load_state_dict(normalised_head(reward_model))
-    tokens = torch.randint(0, 256, (3, 10))
-    mask = torch.ones_like(tokens, dtype=torch.bool)
-    with torch.no_grad():
-        values = critic.token_scores(tokens, mask)                                   # (3, 10)
-        scores = reward_model.score(tokens, mask, torch.full((3,), 4))             # pooled at the last token
-    assert torch.allclose(values[:, -1], scores, atol=1e-6)
-
-
 def test_whitening_keeps_the_running_baseline_of_the_textbook_estimator():
     from rlhf_lab.model import GPTConfig, MiniGPT, SamplingConfig
     from rlhf_lab.ppo import PPOConfig, score_batch
