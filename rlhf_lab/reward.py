@@ -25,8 +25,8 @@ from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
     check_numbers, check_out, check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors,
-    pick_device, progress, read_json, resume_step, run_directory, save_tensors, save_train_state, seed_everything,
-    status, tensor_metadata, write_json)
+    pick_device, progress, read_json, recorded_config, resume_step, run_directory, save_tensors, save_train_state,
+    seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
 from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
@@ -582,6 +582,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
         heldout = world_heldout(trained, world)
     per = per_key(cfg, heldout["heldout"]) if cfg.data else ""     # the world's pairs carry no such keys
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", recorded_config("eval-rm", cfg))   # which model and pairs these figures are of
     metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),
                **({"data_files": files} if files else {})}
     write_json(out / "metrics.json", metrics)

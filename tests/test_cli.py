@@ -217,6 +217,8 @@ def test_eval_rm_can_skip_bad_rows_of_a_file(tmp_path, capsys):
     assert "1 rows loaded, skipped: 1 \"chosen\" is empty" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["heldout_pairs"] == 1 and (tmp_path / "eval" / "reliability.png").exists()
+    config = json.loads((tmp_path / "eval" / "config.json").read_text())
+    assert (config["stage"], config["rm"], config["data"]) == ("eval-rm", str(tmp_path), str(pairs))
     assert metrics["data_files"] == {str(pairs): {"rows_loaded": 1, "rows_skipped": {'"chosen" is empty': 1},
                                                   "prompts_truncated": 0}}
 
