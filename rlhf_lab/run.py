@@ -274,23 +274,20 @@ def recorded_config(stage: str, cfg) -> dict:
 
 
 def read_log(run: str | Path) -> list[dict]:
-    """A run directory's step log, metrics.jsonl, one dict per logged step ([] before the first)."""
-    return [json.loads(line) for line in log_lines(Path(run) / "metrics.jsonl")]
-
-
-def log_lines(log: Path) -> list[str]:
-    """The log's lines ([] with no log), less a last line cut short: the log is appended to in
-    place, so a crash or a full disk mid-write can leave half a line, and the steps it
-    recorded are redone from the checkpoint anyway. A broken line before the last is an error."""
+    """A run directory's step log, metrics.jsonl, one dict per logged step ([] before the first),
+    less a last line cut short: the log is appended to in place, so a crash or a full disk
+    mid-write can leave half a line, and the steps it recorded are redone from the checkpoint
+    anyway. A broken line before the last is an error."""
+    log = Path(run) / "metrics.jsonl"
     lines = log.read_text().splitlines() if log.exists() else []
+    records = []
     for number, line in enumerate(lines, 1):
         try:
-            json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             if number < len(lines):
                 raise ConfigError(f"{log}:{number}: not a JSON line; the step log is damaged") from None
-            return lines[:-1]
-    return lines
+    return records
 
 
 # what a stage writes into its run directory besides plots, which every run rewrites at its end
@@ -361,8 +358,8 @@ class Run:
         log = self.path / "metrics.jsonl"
         if not log.exists() or not distributed.is_main():
             return
-        keep = [line for line in log_lines(log) if not after_step < json.loads(line)["step"] <= end_step]
-        _atomic(log, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
+        keep = [record for record in read_log(self.path) if not after_step < record["step"] <= end_step]
+        _atomic(log, lambda tmp: Path(tmp).write_text("".join(json.dumps(record) + "\n" for record in keep)))
 
     def history(self) -> list[dict]:
         return read_log(self.path)
