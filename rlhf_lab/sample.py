@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from rlhf_lab.evaluate import proxy_scores
-from rlhf_lab.model import CausalLM, SamplingConfig
+from rlhf_lab.model import CausalLM, SamplingConfig, response_room
 from rlhf_lab.reward import load_reward_model
 from rlhf_lab.rollout import response_texts, sample_rollouts
 from rlhf_lab.run import (
@@ -102,10 +104,11 @@ def check_prompts_fit(prompts: list[str], model: CausalLM, name: str) -> None:
 
 def cut_limit(model: CausalLM, prompt: str, max_new_tokens: int) -> str:
     """What cut an answer to `prompt` that never ended: --max-new-tokens, or the model's context
-    where the prompt leaves less room than that (model.response_room keeps one slot for EOS)."""
+    where the prompt leaves less room than that (generate's own limit, model.response_room)."""
     context = model.config.context_len
-    room = context - len(model.tokenizer.encode_prompt(prompt)) - 1
-    return "--max-new-tokens" if room >= max_new_tokens else f"the end of the model's {context}-token context"
+    prompt_mask = torch.ones(1, len(model.tokenizer.encode_prompt(prompt)), dtype=torch.bool)
+    room = int(response_room(prompt_mask, context, max_new_tokens))
+    return "--max-new-tokens" if room == max_new_tokens else f"the end of the model's {context}-token context"
 
 
 def model_answers(cfg: SampleConfig, path: str, world: World, reward_model, device) -> list[Answer]:
