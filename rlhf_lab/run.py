@@ -3,6 +3,7 @@
 Every stage writes the same layout, and the next stage reads it by path:
 
     out/config.json          the stage's config dataclass, as run
+    out/inputs.json          sha256 of each input model and data file (resume checks them)
     out/metrics.jsonl        one JSON object per logged step
     out/metrics.json         the final figures
     out/model.safetensors    weights (+ the model config in the metadata)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -291,10 +293,55 @@ def read_log(run: str | Path) -> list[dict]:
 
 
 # what a stage writes into its run directory besides plots, which every run rewrites at its end
-STAGE_OUTPUTS = ("metrics.jsonl", "metrics.json", "model.safetensors", "samples.json")
+STAGE_OUTPUTS = ("inputs.json", "metrics.jsonl", "metrics.json", "model.safetensors", "samples.json")
 
 # what a resumed run may change: where its directory is named from, and the device it continues on
 SAME_RUN_ANYWHERE = ("out", "device", "resume")
+
+
+# flags naming a model or data file a stage reads; a resumed run must read the same contents
+INPUT_FLAGS = ("sft", "rm", "init", "data", "eval_data", "prompts", "ptx_data")
+
+
+def input_digests(cfg) -> dict[str, str]:
+    """sha256 of what each given input flag names, so that resume compares contents, not paths:
+    a reward model retrained at the same --rm must not pass as the one a run started with, and a
+    run whose inputs moved (a copied checkout) is still the same run."""
+    return {name: digest(Path(getattr(cfg, name))) for name in INPUT_FLAGS
+            if getattr(cfg, name, "") and Path(getattr(cfg, name)).exists()}
+
+
+def digest(path: Path) -> str:
+    """A file's sha256; a run directory's is its model.safetensors', a Hugging Face directory's
+    that of every file in it (config, weights, tokenizer), by name."""
+    if path.is_file():
+        files = [path]
+    elif is_hf_directory(path):
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    else:
+        files = [path / "model.safetensors"]
+    total = hashlib.sha256()
+    for file in files:
+        if file.exists():
+            with open(file, "rb") as f:
+                total.update(file.name.encode() + b"\0" + hashlib.file_digest(f, "sha256").digest())
+    return total.hexdigest()
+
+
+def changed_flags(path: Path, stage: str, cfg, config: dict, inputs: dict[str, str]) -> list[str]:
+    """The flags of cfg (recorded as `config`, its inputs' digests `inputs`) that a resume of the
+    run in `path` may not change, and did: any but SAME_RUN_ANYWHERE whose value differs from
+    config.json (an input flag counts as unchanged when what it names has the contents
+    inputs.json recorded), and any input whose contents changed under the same path."""
+    old = read_json(path / "config.json") if (path / "config.json").exists() else {}
+    old_inputs = read_json(path / "inputs.json") if (path / "inputs.json").exists() else {}
+    default = recorded_config(stage, type(cfg)())     # what a run from before a flag existed ran with
+    same_contents = {name for name, sha in inputs.items() if old_inputs.get(name) == sha}
+    changed = [k for k in config if k not in SAME_RUN_ANYWHERE and k not in same_contents
+               and old.get(k, default.get(k)) != config[k]]
+    changed += [f"{k}: the contents of {config[k]}" for k, sha in inputs.items()
+                if k not in changed and old_inputs.get(k, sha) != sha]
+    return sorted(changed)
 
 
 def check_not_an_input(out: Path, cfg) -> None:
@@ -324,15 +371,12 @@ class Run:
         self.earlier_seconds = 0.0      # a resumed run's time before it was stopped (resume_step)
         self.data_files = data_files or {}   # what loading each input file kept and skipped (data.load; metrics.json)
         self.device = str(pick_device(getattr(cfg, "device", "auto")))   # config.json may say only "auto"
-        config = recorded_config(stage, cfg)
+        config, inputs = recorded_config(stage, cfg), input_digests(cfg)
         states = list(self.path.glob("train_state*.safetensors"))
         resumed = bool(getattr(cfg, "resume", False) and states)
         self.finished = resumed and (self.path / "metrics.json").exists()   # written last, by finish()
         if resumed:
-            old = read_json(self.path / "config.json") if (self.path / "config.json").exists() else {}
-            default = recorded_config(stage, type(cfg)())     # what a run from before a flag existed ran with
-            changed = sorted(k for k in config
-                             if old.get(k, default.get(k)) != config[k] and k not in SAME_RUN_ANYWHERE)
+            changed = changed_flags(self.path, stage, cfg, config, inputs)
             if changed:
                 raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
                                   "pass --no-resume to start over or choose another --out")
@@ -344,6 +388,8 @@ class Run:
                 partial.unlink()
         if distributed.is_main() and not self.finished:    # a finished run is left as it is
             write_json(self.path / "config.json", config)
+            if inputs:
+                write_json(self.path / "inputs.json", inputs)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Append one step's metrics; the file is opened per call so a kill loses nothing."""

@@ -1,6 +1,7 @@
 """End to end on the assistant world: tiny sizes in CI, full sizes marked slow."""
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -542,3 +543,18 @@ def test_figures_are_written_whole(tmp_path):
     plt.close(fig)
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]       # no temporary file left beside it
+
+
+def test_resume_checks_what_the_inputs_hold_not_where_they_are(tmp_path):
+    from rlhf_lab.run import ConfigError, Run
+    from rlhf_lab.ppo import PPOConfig
+    (tmp_path / "rm").mkdir()
+    (tmp_path / "rm" / "model.safetensors").write_bytes(b"reward model one")
+    cfg = PPOConfig(out=str(tmp_path / "ppo"), rm=str(tmp_path / "rm"))
+    Run(cfg.out, "ppo", cfg)
+    (tmp_path / "ppo" / "train_state.safetensors").write_bytes(b"")     # a killed run's checkpoint
+    (tmp_path / "rm").rename(tmp_path / "moved")                        # the same reward model elsewhere
+    Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))       # resumes
+    (tmp_path / "moved" / "model.safetensors").write_bytes(b"reward model two")   # retrained in place
+    with pytest.raises(ConfigError, match=r"different config \(rm: the contents of .*moved\)"):
+        Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))
