@@ -350,10 +350,12 @@ def demonstration_loss(policy: CausalLM, tokens: Tensor, mask: Tensor, loss_mask
 
 
 def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, cfg: PPOConfig,
-               generator: torch.Generator, demonstrations: Demonstrations | None = None) -> dict[str, float]:
+               generator: torch.Generator, demonstrations: Demonstrations | None = None,
+               where: str = "a PPO update") -> dict[str, float]:
     """cfg.ppo_epochs passes over the batch in shuffled minibatches (D2).
     actor_critic: an ActorCritic, or one wrapped by distributed.wrap. demonstrations: PPO-ptx's
-    (D20), as many drawn per minibatch as it has episodes; None: plain PPO."""
+    (D20), as many drawn per minibatch as it has episodes; None: plain PPO. where: what a
+    diverged step's error names ("ppo iteration 12")."""
     r, stats = batch.rollout, []
     for _ in range(cfg.ppo_epochs):
         for mb in torch.randperm(len(r.prompts), generator=generator).split(cfg.minibatch_size):
@@ -376,7 +378,7 @@ def ppo_update(actor_critic: ActorCritic | nn.Module, optimizer, batch: Batch, c
             (pg_loss + cfg.vf_coef * step.get("ppo/value_loss", 0.0)
              + cfg.ptx_coef * step.get("ppo/ptx_loss", 0.0)
              - cfg.entropy_coef * step.get("ppo/update_entropy", 0.0)).backward()
-            optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip, "a PPO update")
+            optim.clip_and_step(optimizer, [actor_critic], cfg.grad_clip, where)
             stats.append({name: value.item() for name, value in step.items()})
     return {name: sum(s[name] for s in stats) / len(stats) for name in stats[0]}
 
@@ -537,7 +539,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
         r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
         batch = score_batch(reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
         stats = {**batch_stats(batch, world),
-                 **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations)}
+                 **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations, f"ppo iteration {it + 1}")}
         stats = distributed.all_mean(stats)   # D15: so β and the baseline agree on every rank
         baseline = cfg.baseline_decay * baseline + (1 - cfg.baseline_decay) * (   # D13: of the total reward
             stats["ppo/score"] - kl_ctl.value * stats["ppo/kl"])

@@ -558,3 +558,9 @@ def test_resume_checks_what_the_inputs_hold_not_where_they_are(tmp_path):
     (tmp_path / "moved" / "model.safetensors").write_bytes(b"reward model two")   # retrained in place
     with pytest.raises(ConfigError, match=r"different config \(rm: the contents of .*moved\)"):
         Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))
+
+
+def test_a_ppo_run_that_diverges_stops_with_its_iteration_and_saves_no_model(tmp_path):
+    with pytest.raises(ConfigError, match=r"ppo iteration 1: the gradient norm is (nan|inf).*--lr"):
+        ppo.train_ppo(tiny_ppo(tmp_path / "run", lr=1e30), reward_fn=starts_with(ord("T")))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
