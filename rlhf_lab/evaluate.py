@@ -492,6 +492,32 @@ def markdown_report(metrics: dict, samples: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def comparison_plot(metrics: dict, path: Path) -> None:
+    """SFT beside the policy at a glance: the share of each style among their answers, and
+    their mean gold score per task family."""
+    plt = pyplot()
+    families = list(metrics["by_family"])
+    fig, (styles, gold) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for offset, name in ((-0.2, "sft"), (0.2, "policy")):
+        styles.barh([i + offset for i in range(len(STYLES))], [metrics[f"style_mix_{name}"][s] for s in STYLES],
+                    height=0.4, label="SFT" if name == "sft" else "RLHF policy")
+        gold.barh([i + offset for i in range(len(families))],
+                  [metrics["by_family"][f][f"gold_mean_{name}"] for f in families], height=0.4)
+    styles.set_yticks(range(len(STYLES)), STYLES)
+    styles.set_xlabel("share of answers")
+    styles.legend(fontsize=8)
+    gold.set_yticks(range(len(families)), families)
+    gold.set_xlabel("mean gold score")
+    gold.axvline(0, color="k", linewidth=0.5)
+    styles.invert_yaxis()     # the first style (ideal) and family on top
+    gold.invert_yaxis()
+    fig.suptitle(f"SFT versus the RLHF policy: gold win rate {metrics['gold_win_rate_vs_sft']:.3f} "
+                 f"± {metrics['gold_win_rate_se']:.3f} on {metrics['comparisons']} comparisons")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def main(cfg: EvalConfig) -> dict:
     cfg = cfg.with_policy_defaults()
     out = check_out(cfg.out or run_directory(cfg.policy) / "eval", "a directory")
@@ -499,6 +525,7 @@ def main(cfg: EvalConfig) -> dict:
     write_json(out / "config.json", recorded_config("eval", cfg))
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples))
+    comparison_plot(metrics, out / "comparison.png")
     headline = {k: v for k, v in metrics.items() if k != "by_family"}       # the family table is in report.md
-    status(table("SFT versus RLHF policy", headline) + f"\nreport: {out / 'report.md'}")
+    status(table("SFT versus RLHF policy", headline) + f"\nreport: {out / 'report.md'}, plot: {out / 'comparison.png'}")
     return metrics

@@ -134,6 +134,7 @@ def test_tiny_pipeline_writes_every_stage_and_raises_the_proxy_reward(tiny_pipel
     assert json.loads((out / "config.json").read_text())["preset"] == "tiny"
     assert json.loads((out / "rm" / "metrics.json").read_text())["device"] == "cpu"     # the device it ran on
     assert (out / "report.md").read_text().startswith("# SFT versus the RLHF policy")
+    assert (out / "eval" / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["proxy_mean_policy"] > summary["proxy_mean_sft"]
     assert summary["kl_to_ref"] > 0
 
