@@ -94,8 +94,8 @@ def field_comments(cls) -> dict[str, str]:
 
 def shown_default(default) -> str:
     """A flag's default as --help shows it: the shipped checkpoint by name, not by install path."""
-    from rlhf_lab.run import SHIPPED_SFT
-    return "the shipped SFT checkpoint" if default == SHIPPED_SFT else "empty" if default == "" else str(default)
+    from rlhf_lab.run import SHIPPED
+    return "shipped (the SFT checkpoint in the package)" if default == SHIPPED else "empty" if default == "" else str(default)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:

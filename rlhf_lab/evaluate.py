@@ -17,7 +17,7 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
+    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
     check_out, check_positive, load_model, pick_device, read_json, read_log, recorded_config, run_directory,
     save_figure, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
@@ -338,7 +338,7 @@ class EvalConfig:
             return self
         config = run_directory(self.policy) / "config.json"
         recorded = read_json(config) if config.exists() else {}
-        return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED_SFT,
+        return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED,
                        rm=self.rm or recorded.get("rm") or "runs/rm")
 
     def answers_per_prompt(self) -> int:

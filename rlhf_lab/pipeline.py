@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab import evaluate, ppo, reward, sample, sft
+from rlhf_lab import evaluate, ppo, reward, sft
 from rlhf_lab.run import (
-    SHIPPED_SFT, ConfigError, check_choice, check_exists, check_out, pick_device, read_json, recorded_config, status,
+    SHIPPED, ConfigError, check_choice, check_exists, check_out, pick_device, read_json, recorded_config, status,
     write_json, write_text)
 
 PRESETS = ("default", "tiny")
@@ -44,7 +44,7 @@ def stage_configs(cfg: PipelineConfig):
     out = Path(cfg.out)
     common = dict(seed=cfg.seed, world_seed=cfg.world_seed, device=cfg.device, precision=cfg.precision,
                   compile=cfg.compile, resume=cfg.resume)
-    sft_dir = cfg.sft or (str(out / "sft") if trains_sft(cfg) else SHIPPED_SFT)
+    sft_dir = cfg.sft or (str(out / "sft") if trains_sft(cfg) else SHIPPED)
     stages = (sft.SFTConfig(out=str(out / "sft"), init=cfg.init, **common),
               reward.RewardConfig(out=str(out / "rm"), sft=sft_dir, **common),
               ppo.PPOConfig(out=str(out / "ppo"), sft=sft_dir, rm=str(out / "rm"), kl_coef=cfg.kl_coef,
@@ -107,6 +107,6 @@ def main(cfg: PipelineConfig) -> dict:
            f"± {eval_metrics['gold_win_rate_se']:.3f}, "
            f"gold {eval_metrics['gold_mean_sft']:.3f} → {eval_metrics['gold_mean_policy']:.3f}\n"
            f"report: {Path(cfg.out) / 'report.md'}\n"
-           f"answers to prompts of your own: rlhf sample --models {sample.name_of(ppo_cfg.sft)} {ppo_cfg.out} "
+           f"answers to prompts of your own: rlhf sample --models {ppo_cfg.sft} {ppo_cfg.out} "
            f"--rm {rm_cfg.out}")
     return summary

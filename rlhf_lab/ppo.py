@@ -31,7 +31,7 @@ from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
+    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
     check_numbers, check_positive, check_range, compile_if, load_model, pick_device, progress, resume_step, save_model,
     save_train_state, seed_everything, status, write_json)
 from rlhf_lab.tokenizer import Tokenizer
@@ -46,7 +46,7 @@ RewardFn = Callable[[Rollout], Tensor]   # a rollout of B responses → (B,) sco
 @dataclass
 class PPOConfig:
     out: str = "runs/ppo"            # run directory
-    sft: str = SHIPPED_SFT           # SFT run directory: policy init and frozen reference
+    sft: str = SHIPPED               # SFT run directory: policy init and frozen reference
     rm: str = "runs/rm"              # `rlhf train-rm` run directory (reward and value init)
     reward: str = "model"            # "model": the --rm reward model | "gold": the world's judge, an oracle (D18)
     world_seed: int = 0              # the world whose training prompts are used

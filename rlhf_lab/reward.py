@@ -23,7 +23,7 @@ from rlhf_lab import data, distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, next_token_logprobs, positions_from_mask
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED_SFT, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
+    PRECISIONS, SHIPPED, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
     check_numbers, check_out, check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors,
     pick_device, progress, read_json, recorded_config, resume_step, run_directory, save_tensors, save_train_state,
     seed_everything, status, tensor_metadata, write_json)
@@ -229,7 +229,7 @@ def score_pairs(model: RewardModel | RewardEnsemble, pairs: list[data.Preference
 @dataclass
 class RewardConfig:
     out: str = "runs/rm"            # run directory
-    sft: str = SHIPPED_SFT          # SFT run directory: trunk init and normalisation samples
+    sft: str = SHIPPED              # SFT run directory: trunk init and normalisation samples
     from_scratch: bool = False      # random trunk instead of the SFT one (context_len applies)
     context_len: int = 256          # context of a from-scratch trunk
     data: str = ""                  # preference JSONL; empty → the assistant world

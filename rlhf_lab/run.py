@@ -38,6 +38,14 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, compile_blocks
 from rlhf_lab.tokenizer import BYTES
 
 SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rlhf sft` with defaults
+# how flags and config.json name that checkpoint: a run directory recording it stays valid when
+# copied to another machine or used by another install of the package
+SHIPPED = "shipped"
+
+
+def model_path(path: str | Path) -> Path:
+    """A model flag's path, with "shipped" standing for the shipped SFT checkpoint."""
+    return Path(SHIPPED_SFT) if str(path) == SHIPPED else Path(path)
 
 
 class ConfigError(ValueError):
@@ -99,7 +107,7 @@ def check_exists(cfg, *names: str) -> None:
     for name in names:
         if not getattr(cfg, name):                  # Path("") is the working directory, which exists
             raise ConfigError(f"{flag(name)} is empty; give a run directory or file")
-        if not Path(getattr(cfg, name)).exists():
+        if not model_path(getattr(cfg, name)).exists():
             raise ConfigError(f"{flag(name)} {getattr(cfg, name)}: no such run directory or file")
 
 
@@ -307,8 +315,8 @@ def input_digests(cfg) -> dict[str, str]:
     """sha256 of what each given input flag names, so that resume compares contents, not paths:
     a reward model retrained at the same --rm must not pass as the one a run started with, and a
     run whose inputs moved (a copied checkout) is still the same run."""
-    return {name: digest(Path(getattr(cfg, name))) for name in INPUT_FLAGS
-            if getattr(cfg, name, "") and Path(getattr(cfg, name)).exists()}
+    return {name: digest(model_path(getattr(cfg, name))) for name in INPUT_FLAGS
+            if getattr(cfg, name, "") and model_path(getattr(cfg, name)).exists()}
 
 
 def digest(path: Path) -> str:
@@ -349,7 +357,7 @@ def check_not_an_input(out: Path, cfg) -> None:
     replace the model it reads, and a fresh start clears its directory's outputs first."""
     for name in ("sft", "rm", "init"):
         given = getattr(cfg, name, "")
-        if given and Path(given).resolve() == out.resolve():
+        if given and model_path(given).resolve() == out.resolve():
             raise ConfigError(f"--out {out} is also {flag(name)}: a run must not write over the model it starts from")
 
 
@@ -456,8 +464,9 @@ def save_model(path: Path, model: nn.Module, extra: dict[str, str] | None = None
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> CausalLM:
     """A MiniGPT from a model.safetensors file or a run directory holding one, or an
-    HFCausalLM from a Hugging Face `save_pretrained` directory (config.json with a model_type)."""
-    path = Path(path)
+    HFCausalLM from a Hugging Face `save_pretrained` directory (config.json with a model_type);
+    "shipped" is the shipped SFT checkpoint."""
+    path = model_path(path)
     if is_hf_directory(path):
         from rlhf_lab import hf   # transformers is imported only by those who load an HF model
         return hf.from_pretrained(path, device)

@@ -12,7 +12,6 @@ when given, scores every answer, which is how to see what it would pay PPO for.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -21,13 +20,12 @@ from rlhf_lab.model import CausalLM, SamplingConfig, response_room
 from rlhf_lab.reward import load_reward_model
 from rlhf_lab.rollout import response_texts, sample_rollouts
 from rlhf_lab.run import (
-    SHIPPED_SFT, ConfigError, check_exists, check_non_negative, check_numbers, check_positive, check_range, load_model,
-    pick_device, status)
+    SHIPPED, ConfigError, check_exists, check_non_negative, check_numbers, check_positive, check_range, load_model,
+    model_path, pick_device, status)
 from rlhf_lab.world import World, WorldConfig
 
 HELDOUT_EXAMPLES = ("Which city is the capital of Paraguay?", "Explain erosion in one sentence.")  # the default
 # world's held-out prompts: its facts were trained on, these phrasings were not
-SHIPPED = "shipped"   # how --models names the SFT checkpoint that ships inside the package
 
 
 @dataclass
@@ -57,7 +55,7 @@ class SampleConfig:
         if not self.models:
             raise ConfigError("--models: give one or more run directories")
         for path in self.models:
-            if not Path(checkpoint(path)).exists():
+            if not model_path(path).exists():
                 raise ConfigError(f"--models {path}: no such run directory or file")
         if self.rm:
             check_exists(self, "rm")
@@ -82,15 +80,6 @@ class Answer:
         return self.cut_by is None
 
 
-def checkpoint(path: str) -> str:
-    return SHIPPED_SFT if path == SHIPPED else path
-
-
-def name_of(path: str) -> str:
-    """How --models names a checkpoint path: the shipped one as "shipped"."""
-    return SHIPPED if path == SHIPPED_SFT else path
-
-
 def check_prompts_fit(prompts: list[str], model: CausalLM, name: str) -> None:
     """Room for one answer token and EOS after each prompt: generate needs it (model.response_room),
     and so does a reward model, which pools over the answer."""
@@ -113,7 +102,7 @@ def cut_limit(model: CausalLM, prompt: str, max_new_tokens: int) -> str:
 
 def model_answers(cfg: SampleConfig, path: str, world: World, reward_model, device) -> list[Answer]:
     """One model's cfg.samples answers to each prompt, judged and (with a reward model) scored."""
-    model = load_model(checkpoint(path), device).eval()
+    model = load_model(path, device).eval()
     check_prompts_fit(cfg.prompts, model, path)
     prompts = [p for p in cfg.prompts for _ in range(cfg.samples)]
     rollouts = sample_rollouts(model, prompts, cfg.sampling(), seed=cfg.seed)

@@ -36,7 +36,7 @@ def test_flags_come_from_the_dataclass_with_their_comments(capsys):
         cli.main(["ppo", "--help"])
     out = capsys.readouterr().out
     assert "--kl-coef" in out and "InstructGPT" in out and "(default: 0.1)" in out
-    assert "(default: the shipped SFT checkpoint)" in " ".join(out.split())       # not its install path
+    assert "(default: shipped (the SFT checkpoint in the package))" in " ".join(out.split())       # not its install path
 
 
 def test_a_comment_line_below_a_field_continues_its_help_and_a_stated_default_is_not_repeated():
@@ -341,14 +341,14 @@ def test_ctrl_c_is_one_line_that_says_how_to_continue(monkeypatch, capsys):
 
 def test_eval_compares_the_policy_with_the_sft_model_and_reward_model_it_was_trained_with(tmp_path):
     from rlhf_lab.evaluate import EvalConfig
-    from rlhf_lab.run import SHIPPED_SFT, write_json
+    from rlhf_lab.run import SHIPPED, write_json
     write_json(tmp_path / "ppo" / "config.json", {"stage": "ppo", "sft": "my/sft", "rm": "my/rm"})
     recorded = EvalConfig(policy=str(tmp_path / "ppo")).with_policy_defaults()
     assert (recorded.sft, recorded.rm) == ("my/sft", "my/rm")
     given = EvalConfig(policy=str(tmp_path / "ppo"), sft="other/sft").with_policy_defaults()
     assert (given.sft, given.rm) == ("other/sft", "my/rm")
     unrecorded = EvalConfig(policy=str(tmp_path / "elsewhere")).with_policy_defaults()
-    assert (unrecorded.sft, unrecorded.rm) == (SHIPPED_SFT, "runs/rm")
+    assert (unrecorded.sft, unrecorded.rm) == (SHIPPED, "runs/rm")
 
 
 def test_world_show_answers_each_prompt_in_every_style_with_ideal_on_top(capsys):

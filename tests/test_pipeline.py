@@ -2,6 +2,7 @@
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -559,6 +560,14 @@ def test_resume_checks_what_the_inputs_hold_not_where_they_are(tmp_path):
     (tmp_path / "moved" / "model.safetensors").write_bytes(b"reward model two")   # retrained in place
     with pytest.raises(ConfigError, match=r"different config \(rm: the contents of .*moved\)"):
         Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))
+
+
+def test_a_run_from_the_shipped_checkpoint_records_it_by_name(tmp_path):
+    from rlhf_lab.run import SHIPPED, Run, digest
+    Run(tmp_path, "ppo", ppo.PPOConfig(out=str(tmp_path)))
+    assert json.loads((tmp_path / "config.json").read_text())["sft"] == SHIPPED       # not this install's path
+    assert json.loads((tmp_path / "inputs.json").read_text())["sft"] == digest(Path(SHIPPED_SFT))
+    assert load_model(SHIPPED).config == load_model(SHIPPED_SFT).config
 
 
 def test_a_ppo_run_that_diverges_stops_with_its_iteration_and_saves_no_model(tmp_path):

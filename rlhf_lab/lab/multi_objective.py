@@ -19,7 +19,7 @@ from rlhf_lab.ppo import RewardFn, model_reward, train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
 from rlhf_lab.rollout import Rollout, sample_texts
 from rlhf_lab.run import (
-    SHIPPED_SFT, check_numbers, check_out, check_positive, check_range, load_model, pick_device, read_json, read_log)
+    SHIPPED, check_numbers, check_out, check_positive, check_range, load_model, pick_device, read_json, read_log)
 from rlhf_lab.world import STYLES, World
 
 
@@ -64,7 +64,7 @@ def main(cfg: MultiObjectiveConfig) -> dict:
     rm_metrics = train_reward(rm_cfg)
     helpful = model_reward(load_reward_model(rm_cfg.out, device).eval())
     prompts = World().prompts("train")[:64 if cfg.quick else 256]
-    lengths = [len(t.encode()) for t in sample_texts(load_model(SHIPPED_SFT, device), prompts, SamplingConfig())]
+    lengths = [len(t.encode()) for t in sample_texts(load_model(SHIPPED, device), prompts, SamplingConfig())]
     rewards = {"helpful only": helpful,
                f"{cfg.helpful_weight}·helpful + {1 - cfg.helpful_weight:.1f}·concise":
                    mixture([(cfg.helpful_weight, helpful), (1 - cfg.helpful_weight, concision_reward(lengths))])}

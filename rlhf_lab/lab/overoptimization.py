@@ -26,7 +26,7 @@ from rlhf_lab.ppo import train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model
 from rlhf_lab.rollout import sample_texts
 from rlhf_lab.run import (
-    SHIPPED_SFT, ConfigError, check_non_negative, check_out, check_positive, load_model, pick_device, read_log,
+    SHIPPED, ConfigError, check_non_negative, check_out, check_positive, load_model, pick_device, read_log,
     save_figure)
 from rlhf_lab.world import World
 
@@ -128,7 +128,7 @@ def sft_samples(cfg: OveroptimizationConfig) -> tuple[list[str], list[list[str]]
     max_n, n_prompts = (16, 8) if cfg.quick else (cfg.max_n, cfg.prompts)
     prompts = World().prompts("heldout_prompt")[:n_prompts]
     repeated = [p for p in prompts for _ in range(max_n)]
-    flat = sample_texts(load_model(SHIPPED_SFT, pick_device(cfg.device)), repeated, SamplingConfig(), seed=0)
+    flat = sample_texts(load_model(SHIPPED, pick_device(cfg.device)), repeated, SamplingConfig(), seed=0)
     return prompts, [flat[i * max_n:(i + 1) * max_n] for i in range(len(prompts))]
 
 
