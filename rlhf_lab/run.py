@@ -347,7 +347,7 @@ def changed_flags(path: Path, stage: str, cfg, config: dict, inputs: dict[str, s
     same_contents = {name for name, sha in inputs.items() if old_inputs.get(name) == sha}
     changed = [k for k in config if k not in SAME_RUN_ANYWHERE and k not in same_contents
                and old.get(k, default.get(k)) != config[k]]
-    changed += [f"{k}: the contents of {config[k]}" for k, sha in inputs.items()
+    changed += [f"{k}: {config[k]} changed since the run began" for k, sha in inputs.items()
                 if k not in changed and old_inputs.get(k, sha) != sha]
     return sorted(changed)
 

@@ -558,7 +558,7 @@ def test_resume_checks_what_the_inputs_hold_not_where_they_are(tmp_path):
     (tmp_path / "rm").rename(tmp_path / "moved")                        # the same reward model elsewhere
     Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))       # resumes
     (tmp_path / "moved" / "model.safetensors").write_bytes(b"reward model two")   # retrained in place
-    with pytest.raises(ConfigError, match=r"different config \(rm: the contents of .*moved\)"):
+    with pytest.raises(ConfigError, match=r"different config \(rm: .*moved changed since the run began\)"):
         Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))
 
 
