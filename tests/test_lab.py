@@ -31,6 +31,8 @@ def test_fits_recover_the_functional_forms():
     (annotator_bias, annotator_bias.AnnotatorBiasConfig), (alignment_tax, alignment_tax.AlignmentTaxConfig)])
 def test_quick_experiment_writes_report_and_plot(tmp_path, module, config):
     figures = module.main(config(out=str(tmp_path), quick=True, device="cpu"))
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    assert recorded["stage"] == "lab " + module.__name__.split(".")[-1].replace("_", "-") and recorded["quick"]
     reports = list(tmp_path.rglob("report.md"))
     assert reports and "Finding:" in "".join(r.read_text() for r in reports)
     assert list(tmp_path.glob("*.png")) or list(tmp_path.rglob("*.png"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import ConfigError, check_out, check_positive, check_range, read_json
 
@@ -43,8 +43,7 @@ def estimators(cfg: AdvantageConfig) -> dict[str, dict]:
 
 
 def main(cfg: AdvantageConfig) -> dict:
-    cfg.validate()
-    out = Path(cfg.out)
+    out = start(cfg, "lab advantage")
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
     judging = lab_judging(rm, cfg.quick, cfg.device)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import check_out, check_positive, read_json
 
@@ -36,8 +36,7 @@ class AlignmentTaxConfig:
 
 
 def main(cfg: AlignmentTaxConfig) -> dict:
-    cfg.validate()
-    out = Path(cfg.out)
+    out = start(cfg, "lab alignment-tax")
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
     judging = lab_judging(rm, cfg.quick, cfg.device)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import (
     ConfigError, check_choice, check_non_negative, check_numbers, check_out, check_positive, read_json)
@@ -66,8 +66,7 @@ def measure(cfg: AnnotatorBiasConfig, bias: str) -> tuple[Path, list, dict]:
 
 
 def main(cfg: AnnotatorBiasConfig) -> dict:
-    cfg.validate()
-    out = Path(cfg.out)
+    out = start(cfg, "lab annotator-bias")
     report = Report("Annotator biases: format gaming, hedging and sycophancy learned from preferences", out)
     runs, rows = {}, []
     for bias in cfg.biases:

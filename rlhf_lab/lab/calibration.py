@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, pyplot
-from rlhf_lab.lab.report import Report
+from rlhf_lab.lab.report import Report, start
 from rlhf_lab.reward import RewardConfig, load_pairs, load_reward_model, score_pairs, train_reward
 from rlhf_lab.run import check_out, check_positive, pick_device, save_figure
 from rlhf_lab.world import annotated_world
@@ -46,7 +46,7 @@ def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tenso
 
 
 def main(cfg: CalibrationConfig) -> dict:
-    cfg.validate()
+    start(cfg, "lab calibration")
     scored = measure(cfg)
     report = Report("Reward-model calibration: seen versus unseen pairs", Path(cfg.out))
     plt = pyplot()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rlhf_lab.lab.overoptimization import (OveroptimizationConfig, describe_peak, measure, peak_reach, sft_samples,
                                           write_report)
-from rlhf_lab.lab.report import Report
+from rlhf_lab.lab.report import Report, start
 from rlhf_lab.run import check_non_negative, check_out, check_positive, check_range
 
 
@@ -33,7 +33,7 @@ class EnsembleConfig:
 
 
 def main(cfg: EnsembleConfig) -> dict:
-    cfg.validate()
+    start(cfg, "lab ensemble")
     base = OveroptimizationConfig(out=cfg.out, proxy_pairs=[cfg.proxy_pairs], iterations=cfg.iterations,
                                   quick=cfg.quick, device=cfg.device)
     pool = sft_samples(base)                                 # both proxies pick from the same answers

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, lab_ppo, world_reward_model
+from rlhf_lab.lab.report import Report, lab_ppo, start, world_reward_model
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import check_out, check_positive, check_range, read_json, read_log
 
@@ -31,8 +31,7 @@ class KLSweepConfig:
 
 
 def main(cfg: KLSweepConfig) -> dict:
-    cfg.validate()
-    out = Path(cfg.out)
+    out = start(cfg, "lab kl-sweep")
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
     betas = sorted(cfg.betas)                      # the finding reads the lowest and highest β off the ends

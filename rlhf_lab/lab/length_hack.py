@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, lab_ppo
+from rlhf_lab.lab.report import Report, lab_ppo, start
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.rollout import Rollout
 from rlhf_lab.run import check_out, check_positive, check_range, read_json
@@ -43,7 +43,7 @@ def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
 
 
 def main(cfg: LengthHackConfig) -> dict:
-    cfg.validate()
+    start(cfg, "lab length-hack")
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, eos_penalty=0.0)
     runs = {}
     for beta in cfg.betas:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, lab_ppo
+from rlhf_lab.lab.report import Report, lab_ppo, start
 from rlhf_lab.model import SamplingConfig
 from rlhf_lab.ppo import RewardFn, model_reward, train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
@@ -56,7 +56,7 @@ def mixture(parts: list[tuple[float, RewardFn]]) -> RewardFn:
 
 
 def main(cfg: MultiObjectiveConfig) -> dict:
-    cfg.validate()
+    start(cfg, "lab multi-objective")
     out, device = Path(cfg.out), pick_device(cfg.device)
     rm_cfg = RewardConfig(out=str(out / "rm_length_biased"), length_bias=cfg.length_bias, device=cfg.device,
                           resume=False, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick

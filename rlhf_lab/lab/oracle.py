@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, world_reward_model
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.run import check_out, check_positive, read_json
 
@@ -33,8 +33,7 @@ class OracleConfig:
 
 
 def main(cfg: OracleConfig) -> dict:
-    cfg.validate()
-    out = Path(cfg.out)
+    out = start(cfg, "lab oracle")
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
     # as many training prompts as the held-out split has (137), so both columns carry the same noise

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from rlhf_lab.evaluate import proxy_scores, pyplot
-from rlhf_lab.lab.report import Report, lab_ppo, reward_model_once
+from rlhf_lab.lab.report import Report, lab_ppo, reward_model_once, start
 from rlhf_lab.model import SamplingConfig
 from rlhf_lab.ppo import train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model
@@ -206,5 +206,5 @@ def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy 
 
 
 def main(cfg: OveroptimizationConfig) -> dict:
-    cfg.validate()
+    start(cfg, "lab overoptimization")
     return write_report(measure(cfg), Path(cfg.out), "Reward over-optimization (after Gao et al. 2022)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_lab.evaluate import pyplot
-from rlhf_lab.lab.report import Report
+from rlhf_lab.lab.report import Report, start
 from rlhf_lab.reward import RewardConfig, train_reward
 from rlhf_lab.run import check_out, check_positive, save_figure
 
@@ -75,7 +75,7 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(cfg: PoolingConfig) -> dict:
-    cfg.validate()
+    start(cfg, "lab pooling")
     summary = summarise(run(cfg))
     report = Report("Reward-model pooling: last token versus mean", Path(cfg.out), summary)
     plot(summary, report.out / "pooling.png")

@@ -35,6 +35,15 @@ class Report:
         return self.figures
 
 
+def start(cfg, name: str) -> Path:
+    """An experiment's directory, once its flags are valid, with the config.json every run
+    directory has (`name`: the command, "lab pooling"); each of its runs keeps its own."""
+    cfg.validate()
+    out = Path(cfg.out)
+    write_json(out / "config.json", recorded_config(name, cfg))
+    return out
+
+
 def reward_model_once(cfg) -> Path:
     """cfg.out's reward model (a RewardConfig): trained now, unless a finished run made with
     this very config is there already (a lab rerun, or one at other settings, retrains)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lab import evaluate, pipeline
-from rlhf_lab.lab.report import Report
+from rlhf_lab.lab.report import Report, start
 from rlhf_lab.run import ConfigError, check_out, check_positive, check_range, save_figure
 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -92,8 +92,7 @@ def finding(results: dict[float, dict]) -> str:
 
 
 def main(cfg: TemperatureConfig) -> dict:
-    cfg.validate()
-    out = Path(cfg.out)
+    out = start(cfg, "lab temperature")
     run = pipeline_run(cfg)
     results = {t: compare_at(cfg, run, t) for t in sorted(set(cfg.temperatures))}
     report = Report("Sampling temperature: SFT against the RLHF policy", out)
