@@ -1,17 +1,31 @@
-"""torchrun / DistributedDataParallel: two CPU ranks (gloo) through every training stage."""
+"""torchrun / DistributedDataParallel: two CPU ranks (gloo) through every training stage, launched
+by torchrun and by Hugging Face accelerate (which starts the same torch.distributed processes)."""
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    # --multi_gpu is accelerate's multi-process launcher; on a machine without a GPU its ranks run on the CPU
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no"],
+}
 
-def test_two_ranks_keep_equal_weights_and_rank0_alone_writes_the_run(tmp_path):
+
+@pytest.mark.parametrize("launcher", [
+    "torchrun",
+    pytest.param("accelerate", marks=pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
+                                                        reason="accelerate is not installed (pip install -e .[hf])"))])
+def test_two_ranks_keep_equal_weights_and_rank0_alone_writes_the_run(tmp_path, launcher):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(WORKER), str(tmp_path)],
+    result = subprocess.run([sys.executable, *LAUNCHERS[launcher], str(WORKER), str(tmp_path)],
                             capture_output=True, text=True, env=env, timeout=600)
     errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("W"))
     assert result.returncode == 0, result.stdout[-2000:] + errors[-6000:]
