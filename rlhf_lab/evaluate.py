@@ -18,8 +18,8 @@ from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
-    check_out, check_positive, load_model, pick_device, read_json, read_log, recorded_config, run_directory,
-    save_figure, status, write_json, write_text)
+    check_out, check_positive, input_digests, load_model, pick_device, read_json, read_log, recorded_config,
+    run_directory, save_figure, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
@@ -522,10 +522,12 @@ def main(cfg: EvalConfig) -> dict:
     cfg = cfg.with_policy_defaults()
     out = check_out(cfg.out or run_directory(cfg.policy) / "eval", "a directory")
     metrics, samples = compare(cfg)
-    write_json(out / "config.json", recorded_config("eval", cfg))
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples))
     comparison_plot(metrics, out / "comparison.png")
+    # what the figures are of, last: a directory whose config and inputs match holds their figures
+    write_json(out / "config.json", recorded_config("eval", cfg))
+    write_json(out / "inputs.json", input_digests(cfg))
     headline = {k: v for k, v in metrics.items() if k != "by_family"}       # the family table is in report.md
     status(table("SFT versus RLHF policy", headline) + f"\nreport: {out / 'report.md'}, plot: {out / 'comparison.png'}")
     return metrics

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sft
 from rlhf_lab.run import (
-    SHIPPED, ConfigError, check_choice, check_exists, check_out, pick_device, read_json, recorded_config, status,
-    write_json, write_text)
+    SHIPPED, ConfigError, changed_flags, check_choice, check_exists, check_out, input_digests, pick_device, read_json,
+    recorded_config, status, write_json, write_text)
 
 PRESETS = ("default", "tiny")
 
@@ -67,14 +67,14 @@ def trains_sft(cfg: PipelineConfig) -> bool:
 
 
 def judged(cfg: evaluate.EvalConfig) -> dict:
-    """The eval stage's metrics: those on disk where they judged this policy, with this config,
-    after its weights were last written (a rerun of a finished pipeline), else a new eval."""
-    out, weights = Path(cfg.out), Path(cfg.policy) / "model.safetensors"
-    files = (out / "config.json", out / "metrics.json", out / "report.md")
-    if (all(f.exists() for f in files) and read_json(files[0]) == recorded_config("eval", cfg)
-            and files[1].stat().st_mtime_ns >= weights.stat().st_mtime_ns):
+    """The eval stage's metrics: those on disk where they judged these very models (by their
+    contents, inputs.json) with this config (a rerun of a finished pipeline), else a new eval."""
+    out = Path(cfg.out)
+    files = [out / name for name in ("metrics.json", "report.md", "config.json", "inputs.json")]
+    if all(f.exists() for f in files) and not changed_flags(out, "eval", cfg, recorded_config("eval", cfg),
+                                                             input_digests(cfg)):
         status(f"eval: {out} already judged this policy; pass --no-resume to judge it again")
-        return read_json(files[1])
+        return read_json(files[0])
     return evaluate.main(cfg)
 
 

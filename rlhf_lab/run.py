@@ -307,16 +307,17 @@ STAGE_OUTPUTS = ("inputs.json", "metrics.jsonl", "metrics.json", "model.safetens
 SAME_RUN_ANYWHERE = ("out", "device", "resume")
 
 
-# flags naming a model or data file a stage reads; a resumed run must read the same contents
-INPUT_FLAGS = ("sft", "rm", "init", "data", "eval_data", "prompts", "ptx_data")
+# flags naming a model or data file a stage reads (where they are strings: eval's --prompts is a
+# count); a resumed run must read the same contents
+INPUT_FLAGS = ("sft", "rm", "init", "policy", "data", "eval_data", "prompts", "ptx_data")
 
 
 def input_digests(cfg) -> dict[str, str]:
     """sha256 of what each given input flag names, so that resume compares contents, not paths:
     a reward model retrained at the same --rm must not pass as the one a run started with, and a
     run whose inputs moved (a copied checkout) is still the same run."""
-    return {name: digest(model_path(getattr(cfg, name))) for name in INPUT_FLAGS
-            if getattr(cfg, name, "") and model_path(getattr(cfg, name)).exists()}
+    paths = {name: getattr(cfg, name) for name in INPUT_FLAGS if isinstance(getattr(cfg, name, None), str)}
+    return {name: digest(model_path(path)) for name, path in paths.items() if path and model_path(path).exists()}
 
 
 def digest(path: Path) -> str:

@@ -152,6 +152,28 @@ def test_a_finished_pipeline_run_again_leaves_every_stage_and_its_eval_as_they_a
     assert cli.main(hint.split() + ["--max-new-tokens", "8", "--device", "cpu"]) == 0    # the hint runs as printed
 
 
+def test_a_finished_pipeline_moved_elsewhere_is_still_finished(tiny_pipeline, tmp_path, capsys):
+    import shutil
+    out, summary = tiny_pipeline
+    moved = shutil.copytree(out, tmp_path / "moved")      # every stage's inputs now lie under another path
+    assert pipeline.main(pipeline.PipelineConfig(out=str(moved), preset="tiny", device="cpu")) == summary
+    said = capsys.readouterr().out
+    assert all(f"{moved / stage} already" in said for stage in ("rm", "ppo", "eval"))
+
+
+def test_a_pipelines_eval_is_judged_again_once_the_policy_changed(tiny_pipeline, tmp_path):
+    import shutil
+    from rlhf_lab.run import changed_flags, input_digests, recorded_config
+    moved = shutil.copytree(tiny_pipeline[0], tmp_path / "moved")
+    cfg = pipeline.stage_configs(pipeline.PipelineConfig(out=str(moved), preset="tiny", device="cpu"))[3]
+
+    def changed():
+        return changed_flags(moved / "eval", "eval", cfg, recorded_config("eval", cfg), input_digests(cfg))
+    assert changed() == []                                                   # pipeline.judged reuses it
+    (moved / "ppo" / "model.safetensors").write_bytes(b"another policy")
+    assert changed() == ["policy"]                       # another path, and no longer the same contents
+
+
 def test_tiny_pipeline_trades_visible_flaws_for_the_ideal_style(tiny_pipeline):
     """What the reward model knows, PPO learns even at tiny sizes: padding, hedging, markdown,
     repetition and flattery give way to the ideal. Gold itself moves by less than its sampling
