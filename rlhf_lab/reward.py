@@ -236,9 +236,10 @@ class RewardConfig:
     eval_data: str = ""             # held-out pairs JSONL; empty → the world's held-out splits, or with --data
                                     # its --heldout-share of prompts, which are then not trained on
     heldout_share: float = 0.1      # with --data and no --eval-data: share of the file's prompts held out as
-                                    # validation pairs (by a hash of each prompt, as rlhf sft does); 0: none
-    calibrate: bool = False         # R10: temperature scaling of σ(r_c − r_r) on those validation pairs (needs
-                                    # --data, --heldout-share > 0 and no --eval-data)
+                                    # validation pairs (by a hash of each prompt, as rlhf sft does); 0: none.
+                                    # On the world, with --calibrate: the share of its training prompts held out
+    calibrate: bool = False         # R10: temperature scaling of σ(r_c − r_r) on validation pairs held out from the
+                                    # training data (needs --heldout-share > 0 and no --eval-data)
     world_seed: int = 0             # the world's facts, splits and phrasings
     pairs: int = 28000              # world training pairs (about: whole ranked prompts)
     responses_per_prompt: int = 7   # K: world answers ranked per prompt, giving K(K-1)/2 pairs
@@ -277,10 +278,10 @@ class RewardConfig:
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "grad_clip")
         check_range(self, "heldout_share", 0.0, 1.0)
-        if self.calibrate and not (self.data and self.heldout_share and not self.eval_data):
-            raise ConfigError("--calibrate fits a temperature on a --data file's validation pairs: it needs --data "
-                              "with --heldout-share > 0 and no --eval-data (fitting on the file it is judged on "
-                              "would tune on it)")
+        if self.calibrate and (self.eval_data or not self.heldout_share):
+            raise ConfigError("--calibrate fits a temperature on validation pairs held out from the training data "
+                              "(the world's or --data's): it needs --heldout-share > 0 and no --eval-data (fitting "
+                              "on the file it is judged on would tune on it)")
         check_range(self, "norm_samples", 2)    # a standard deviation needs two answers
         check_non_negative(self, "label_temperature", "likelihood_weight", "warmup", "weight_decay",
                            "ensemble_std_coef")
@@ -319,9 +320,23 @@ def load_pairs(cfg: RewardConfig, world: World, tok: Tokenizer, context_len: int
         heldout = {"heldout": validation}
     elif cfg.data:
         heldout = {}
+    elif cfg.calibrate:     # R10 on the world: validation pairs from training prompts it then does not train on
+        for pair in train:
+            pair.heldout_key = data.heldout_key(pair.prompt)
+        train, validation = data.split_heldout(train, cfg.heldout_share, "the world's training pairs")
+        heldout = {**world_heldout(cfg, world), VALIDATION: validation}
     else:
         heldout = world_heldout(cfg, world)
     return train, heldout, files
+
+
+VALIDATION = "validation"   # the world's R10 validation set among the held-out sets (a file's is its "heldout")
+
+
+def validation_pairs(heldout: dict[str, list]) -> list[data.PreferencePair]:
+    """What --calibrate fits on: the world's validation pairs, or a file's held-out share (which
+    its figures are then also on)."""
+    return heldout[VALIDATION] if VALIDATION in heldout else heldout["heldout"]
 
 
 def new_reward_model(cfg: RewardConfig, device) -> RewardModel:
@@ -502,7 +517,7 @@ def train_reward(cfg: RewardConfig) -> dict:
         for member in range(cfg.ensemble):
             model = train_member(cfg, run, member, groups, steps_per_epoch, heldout, device)
             if cfg.calibrate:
-                fit_temperature(model, heldout["heldout"], device)
+                fit_temperature(model, validation_pairs(heldout), device)
             normalise(model, prompts, sft_policy, cfg.norm_samples, cfg.seed + member, device)
             members.append(model)
         if not distributed.is_main():
@@ -511,7 +526,8 @@ def train_reward(cfg: RewardConfig) -> dict:
         metrics = evaluate.reward_report(members[0] if cfg.ensemble == 1 else
                                          RewardEnsemble(members, cfg.ensemble_std_coef),
                                          train, heldout, world if not cfg.data else None, run.path, device)
-        if cfg.calibrate:   # R10; the validation pairs' ECE below is then fitted, not measured
+        if cfg.calibrate:   # R10; a file's validation pairs' ECE below is then fitted, not measured (the world's
+                            # held-out splits are not the pairs it fits on)
             metrics["calibration_temperature"] = sum(m.temperature.item() for m in members) / len(members)
     evaluate.plot_history(run, [k for k in run.history()[-1] if k.endswith(("loss", "accuracy"))],
                           "reward model training", "rm_training.png")

@@ -260,6 +260,22 @@ def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path):
         assert evaluated[key] == pytest.approx(trained[key]), key
 
 
+def test_calibrating_on_the_world_holds_out_whole_training_prompts_and_fits_on_them(tmp_path):
+    from rlhf_lab import sft
+    from rlhf_lab.reward import RewardConfig, load_pairs, train_reward
+    from rlhf_lab.world import World
+    cfg = RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"), calibrate=True, pairs=840,
+                       batch_size=4, epochs=1, norm_samples=4, heldout_pairs=40, device="cpu")
+    train, heldout, _ = load_pairs(cfg, World(), BYTES, 256)
+    assert list(heldout) == ["heldout_prompt", "heldout_template", "heldout_fact", "validation"]   # headline first
+    assert not {p.prompt for p in heldout["validation"]} & {p.prompt for p in train}
+    assert len(heldout["validation"]) % 21 == 0 and 0 < len(heldout["validation"]) < len(train) / 3   # whole rankings
+    sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
+                                eval_samples=2, width=32, n_layers=1, n_heads=2, ffn=64, device="cpu"))
+    metrics = train_reward(cfg)
+    assert metrics["calibration_temperature"] != 1.0 and "validation_gold_accuracy" in metrics
+
+
 def test_a_file_without_eval_data_gives_the_reward_model_the_prompts_sft_held_out(tmp_path):
     """SFT on a preference file's chosen answers, then a reward model on its pairs: neither trains
     on the prompts the other holds out, so the reward model's validation pairs are unseen by both."""
@@ -324,11 +340,13 @@ def test_temperature_scaling_recovers_how_overconfident_the_margins_are_and_keep
     assert torch.allclose(model(tokens, mask, start), before / 2)
 
 
-def test_calibrate_needs_validation_pairs_of_a_file_not_the_file_it_is_judged_on():
+def test_calibrate_needs_validation_pairs_of_its_training_data_not_the_file_it_is_judged_on():
     from rlhf_lab.reward import RewardConfig
     from rlhf_lab.run import ConfigError
     RewardConfig(data="a.jsonl", calibrate=True).validate()
-    for bad in (dict(), dict(data="a.jsonl", eval_data="b.jsonl"), dict(data="a.jsonl", heldout_share=0.0)):
+    RewardConfig(calibrate=True).validate()                  # the world's training prompts
+    for bad in (dict(heldout_share=0.0), dict(data="a.jsonl", eval_data="b.jsonl"),
+                dict(data="a.jsonl", heldout_share=0.0)):
         with pytest.raises(ConfigError, match="--calibrate fits a temperature"):
             RewardConfig(calibrate=True, **bad).validate()
 
