@@ -43,9 +43,19 @@ SHIPPED_SFT = str(Path(__file__).parent / "checkpoints" / "sft")   # made by `rl
 SHIPPED = "shipped"
 
 
+# flags that name a language model, where "shipped" stands for that checkpoint
+MODEL_FLAGS = ("sft", "init", "policy")
+
+
 def model_path(path: str | Path) -> Path:
     """A model flag's path, with "shipped" standing for the shipped SFT checkpoint."""
     return Path(SHIPPED_SFT) if str(path) == SHIPPED else Path(path)
+
+
+def flag_path(name: str, value: str) -> Path:
+    """The path a path flag names: model_path for the model flags, the value itself for others
+    (--rm shipped or --data shipped is a file of that name)."""
+    return model_path(value) if name in MODEL_FLAGS else Path(value)
 
 
 class ConfigError(ValueError):
@@ -107,7 +117,7 @@ def check_exists(cfg, *names: str) -> None:
     for name in names:
         if not getattr(cfg, name):                  # Path("") is the working directory, which exists
             raise ConfigError(f"{flag(name)} is empty; give a run directory or file")
-        if not model_path(getattr(cfg, name)).exists():
+        if not flag_path(name, getattr(cfg, name)).exists():
             raise ConfigError(f"{flag(name)} {getattr(cfg, name)}: no such run directory or file")
 
 
@@ -312,41 +322,55 @@ SAME_RUN_ANYWHERE = ("out", "device", "resume")
 INPUT_FLAGS = ("sft", "rm", "init", "policy", "data", "eval_data", "prompts", "ptx_data")
 
 
-def input_digests(cfg) -> dict[str, str]:
+def input_digests(cfg, unread: tuple[str, ...] = ()) -> dict[str, str]:
     """sha256 of what each given input flag names, so that resume compares contents, not paths:
     a reward model retrained at the same --rm must not pass as the one a run started with, and a
-    run whose inputs moved (a copied checkout) is still the same run."""
-    paths = {name: getattr(cfg, name) for name in INPUT_FLAGS if isinstance(getattr(cfg, name, None), str)}
-    return {name: digest(model_path(path)) for name, path in paths.items() if path and model_path(path).exists()}
+    run whose inputs moved (a copied checkout) is still the same run. unread: input flags this
+    run does not read (PPO's --rm under the gold judge)."""
+    paths = {name: flag_path(name, getattr(cfg, name)) for name in INPUT_FLAGS
+             if name not in unread and isinstance(getattr(cfg, name, None), str) and getattr(cfg, name)}
+    digests = {name: digest(path) for name, path in paths.items() if path.exists()}
+    return {name: sha for name, sha in digests.items() if sha}
 
 
 def digest(path: Path) -> str:
-    """A file's sha256; a run directory's is its model.safetensors', a Hugging Face directory's
-    that of every file in it (config, weights, tokenizer), by name."""
+    """A file's sha256, whatever its name; a run directory's is its model.safetensors', a Hugging
+    Face directory's that of every file in it (config, weights, tokenizer), by name. "" where
+    there is no such file (a run directory not yet finished)."""
     if path.is_file():
-        files = [path]
-    elif is_hf_directory(path):
-        files = sorted(p for p in path.iterdir() if p.is_file())
-    else:
-        files = [path / "model.safetensors"]
+        return file_sha256(path)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if is_hf_directory(path) else \
+        [p for p in [path / "model.safetensors"] if p.exists()]
+    if not files:
+        return ""
     total = hashlib.sha256()
     for file in files:
-        if file.exists():
-            with open(file, "rb") as f:
-                total.update(file.name.encode() + b"\0" + hashlib.file_digest(f, "sha256").digest())
+        total.update(file.name.encode() + b"\0" + bytes.fromhex(file_sha256(file)))
     return total.hexdigest()
 
 
-def changed_flags(path: Path, stage: str, cfg, config: dict, inputs: dict[str, str]) -> list[str]:
+def file_sha256(path: Path) -> str:
+    total = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            total.update(block)
+    return total.hexdigest()
+
+
+def changed_flags(path: Path, stage: str, cfg, config: dict, inputs: dict[str, str],
+                  anywhere: tuple[str, ...] = SAME_RUN_ANYWHERE) -> list[str]:
     """The flags of cfg (recorded as `config`, its inputs' digests `inputs`) that a resume of the
-    run in `path` may not change, and did: any but SAME_RUN_ANYWHERE whose value differs from
+    run in `path` may not change, and did: any but `anywhere` whose value differs from
     config.json (an input flag counts as unchanged when what it names has the contents
-    inputs.json recorded), and any input whose contents changed under the same path."""
+    inputs.json recorded, or, for a run that recorded none, when both name the same path), and
+    any input whose contents changed under the same path."""
     old = read_json(path / "config.json") if (path / "config.json").exists() else {}
     old_inputs = read_json(path / "inputs.json") if (path / "inputs.json").exists() else {}
     default = recorded_config(stage, type(cfg)())     # what a run from before a flag existed ran with
     same_contents = {name for name, sha in inputs.items() if old_inputs.get(name) == sha}
-    changed = [k for k in config if k not in SAME_RUN_ANYWHERE and k not in same_contents
+    same_path = {name for name in MODEL_FLAGS if isinstance(old.get(name), str) and old[name] and config.get(name)
+                 and model_path(old[name]).resolve() == model_path(config[name]).resolve()}   # the install path
+    changed = [k for k in config if k not in anywhere and k not in same_contents | same_path
                and old.get(k, default.get(k)) != config[k]]
     changed += [f"{k}: {config[k]} changed since the run began" for k, sha in inputs.items()
                 if k not in changed and old_inputs.get(k, sha) != sha]
@@ -358,7 +382,7 @@ def check_not_an_input(out: Path, cfg) -> None:
     replace the model it reads, and a fresh start clears its directory's outputs first."""
     for name in ("sft", "rm", "init"):
         given = getattr(cfg, name, "")
-        if given and model_path(given).resolve() == out.resolve():
+        if given and flag_path(name, given).resolve() == out.resolve():
             raise ConfigError(f"--out {out} is also {flag(name)}: a run must not write over the model it starts from")
 
 
@@ -367,11 +391,13 @@ class Run:
 
     With cfg.resume and a train state present, the directory is continued (its
     config must match), or left as it is if it already finished (`finished`); otherwise
-    it starts afresh and stale logs are removed.
+    it starts afresh and stale logs are removed. inputs.json records the digests of the
+    input files (input_digests; unread: input flags the run does not read).
     Under torchrun every rank reads the directory and rank 0 alone writes it.
     """
 
-    def __init__(self, out: str | Path, stage: str, cfg, data_files: dict[str, dict] | None = None) -> None:
+    def __init__(self, out: str | Path, stage: str, cfg, data_files: dict[str, dict] | None = None,
+                 unread: tuple[str, ...] = ()) -> None:
         self.path = check_out(out)
         check_not_an_input(self.path, cfg)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -380,7 +406,7 @@ class Run:
         self.earlier_seconds = 0.0      # a resumed run's time before it was stopped (resume_step)
         self.data_files = data_files or {}   # what loading each input file kept and skipped (data.load; metrics.json)
         self.device = str(pick_device(getattr(cfg, "device", "auto")))   # config.json may say only "auto"
-        config, inputs = recorded_config(stage, cfg), input_digests(cfg)
+        config, inputs = recorded_config(stage, cfg), input_digests(cfg, unread)
         states = list(self.path.glob("train_state*.safetensors"))
         resumed = bool(getattr(cfg, "resume", False) and states)
         self.finished = resumed and (self.path / "metrics.json").exists()   # written last, by finish()

@@ -584,6 +584,32 @@ def test_resume_checks_what_the_inputs_hold_not_where_they_are(tmp_path):
         Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))
 
 
+def test_a_run_that_recorded_the_shipped_checkpoint_by_its_install_path_still_resumes(tmp_path):
+    from rlhf_lab.run import Run
+    Run(tmp_path, "ppo", replace(ppo.PPOConfig(out=str(tmp_path)), sft=SHIPPED_SFT))   # as runs before the name did
+    (tmp_path / "inputs.json").unlink()
+    (tmp_path / "train_state.safetensors").write_bytes(b"")
+    Run(tmp_path, "ppo", ppo.PPOConfig(out=str(tmp_path)))                             # --sft shipped, the default
+
+
+def test_digests_name_contents_and_only_of_what_exists(tmp_path):
+    from rlhf_lab.run import digest, flag_path, input_digests
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    (tmp_path / "b.jsonl").write_text("{}\n")
+    assert digest(tmp_path / "a.jsonl") == digest(tmp_path / "b.jsonl")        # a renamed file is the same input
+    (tmp_path / "unfinished").mkdir()                                            # a run directory with no model yet
+    assert input_digests(ppo.PPOConfig(rm=str(tmp_path / "unfinished"), prompts=str(tmp_path / "a.jsonl"))) == {
+        "sft": digest(Path(SHIPPED_SFT)), "prompts": digest(tmp_path / "a.jsonl")}
+    assert flag_path("rm", "shipped") == Path("shipped") and flag_path("sft", "shipped") == Path(SHIPPED_SFT)
+
+
+def test_ppo_against_a_given_reward_records_no_reward_model(tmp_path):
+    (tmp_path / "rm").mkdir()
+    (tmp_path / "rm" / "model.safetensors").write_bytes(b"a reward model this run never reads")
+    ppo.train_ppo(tiny_ppo(tmp_path / "run", rm=str(tmp_path / "rm")), reward_fn=starts_with(ord("T")))
+    assert list(json.loads((tmp_path / "run" / "inputs.json").read_text())) == ["sft"]
+
+
 def test_a_run_from_the_shipped_checkpoint_records_it_by_name(tmp_path):
     from rlhf_lab.run import SHIPPED, Run, digest
     Run(tmp_path, "ppo", ppo.PPOConfig(out=str(tmp_path)))
