@@ -473,10 +473,11 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     distributed.init(device)
     seed_everything(cfg.seed)
     world = world or World(WorldConfig(seed=cfg.world_seed))
+    unread = () if reward_fn is None and cfg.reward == "model" else ("rm",)       # the gold judge, or a given reward
     policy, reference, value_model, reward_fn = build_models(cfg, device, reward_fn, world)  # a bad path stops here
     prompts, judge, files = training_prompts(cfg, world, policy)                               # a bad file too
     demonstrations = ptx_demonstrations(cfg, world, policy, files)
-    run = Run(cfg.out, "ppo", cfg, files)
+    run = Run(cfg.out, "ppo", cfg, files, unread)
     if run.finished:
         return run.finished_metrics()
     modules = trained_modules(policy, value_model)
