@@ -522,6 +522,8 @@ def main(cfg: EvalConfig) -> dict:
     cfg = cfg.with_policy_defaults()
     out = check_out(cfg.out or run_directory(cfg.policy) / "eval", "a directory")
     metrics, samples = compare(cfg)
+    for stale in ("config.json", "inputs.json"):   # until the new figures are all written, they name none
+        (out / stale).unlink(missing_ok=True)
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples))
     comparison_plot(metrics, out / "comparison.png")

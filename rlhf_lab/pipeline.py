@@ -68,11 +68,12 @@ def trains_sft(cfg: PipelineConfig) -> bool:
 
 def judged(cfg: evaluate.EvalConfig) -> dict:
     """The eval stage's metrics: those on disk where they judged these very models (by their
-    contents, inputs.json) with this config (a rerun of a finished pipeline), else a new eval."""
+    contents, inputs.json) with this config, on the same device (a rerun of a finished pipeline),
+    else a new eval."""
     out = Path(cfg.out)
     files = [out / name for name in ("metrics.json", "report.md", "config.json", "inputs.json")]
     if all(f.exists() for f in files) and not changed_flags(out, "eval", cfg, recorded_config("eval", cfg),
-                                                             input_digests(cfg)):
+                                                             input_digests(cfg), anywhere=("out", "resume")):
         status(f"eval: {out} already judged this policy; pass --no-resume to judge it again")
         return read_json(files[0])
     return evaluate.main(cfg)
