@@ -11,12 +11,15 @@ import pytest
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
-LAUNCHERS = {
-    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
-    # --multi_gpu is accelerate's multi-process launcher; on a machine without a GPU its ranks run on the CPU
-    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no"],
-}
+def launcher_args(launcher: str, tmp_path: Path) -> list[str]:
+    if launcher == "torchrun":
+        return ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    # --multi_gpu is accelerate's multi-process launcher; on a machine without a GPU its ranks run on the CPU.
+    # A config file of its own, so a user's default one (GPU ids, machines) does not apply; port 0: a free one
+    config = tmp_path / "accelerate.yaml"
+    config.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\n")
+    return ["-m", "accelerate.commands.launch", "--config_file", str(config), "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
 
 
 @pytest.mark.parametrize("launcher", [
@@ -25,7 +28,7 @@ LAUNCHERS = {
                                                         reason="accelerate is not installed (pip install -e .[hf])"))])
 def test_two_ranks_keep_equal_weights_and_rank0_alone_writes_the_run(tmp_path, launcher):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, *LAUNCHERS[launcher], str(WORKER), str(tmp_path)],
+    result = subprocess.run([sys.executable, *launcher_args(launcher, tmp_path), str(WORKER), str(tmp_path)],
                             capture_output=True, text=True, env=env, timeout=600)
     errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("W"))
     assert result.returncode == 0, result.stdout[-2000:] + errors[-6000:]
