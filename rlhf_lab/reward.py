@@ -291,9 +291,10 @@ class RewardConfig:
 
 
 def pairs_from_rows(rows: list[dict]) -> list[data.PreferencePair]:
+    """The world's pairs, each with its prompt's heldout_key as data.load gives a file's rows."""
     keys = ("prompt", "chosen", "rejected")
-    return [data.PreferencePair(*(r[k] for k in keys), meta={k: v for k, v in r.items() if k not in keys})
-            for r in rows]
+    return [data.PreferencePair(*(r[k] for k in keys), meta={k: v for k, v in r.items() if k not in keys},
+                                heldout_key=data.heldout_key(r["prompt"])) for r in rows]
 
 
 def world_heldout(cfg: RewardConfig, world: World) -> dict[str, list]:
@@ -321,8 +322,6 @@ def load_pairs(cfg: RewardConfig, world: World, tok: Tokenizer, context_len: int
     elif cfg.data:
         heldout = {}
     elif cfg.calibrate:     # R10 on the world: validation pairs from training prompts it then does not train on
-        for pair in train:
-            pair.heldout_key = data.heldout_key(pair.prompt)
         train, validation = data.split_heldout(train, cfg.heldout_share, "the world's training pairs")
         heldout = {**world_heldout(cfg, world), VALIDATION: validation}
     else:
