@@ -136,3 +136,24 @@ def test_a_bad_value_is_refused_by_its_own_flag_before_any_work(tmp_path, capsys
     assert cli.main(["lab", *argv, "--out", str(tmp_path / "lab"), "--device", "cpu"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "lab").exists()
+
+
+def test_a_lab_rerun_with_its_flags_keeps_finished_runs_and_resumes_a_killed_one(tmp_path, capsys):
+    from dataclasses import replace
+    cfg = kl_sweep.KLSweepConfig(out=str(tmp_path), betas=[0.001, 0.5], quick=True, device="cpu")
+    first = kl_sweep.main(cfg)
+    rm_log = (tmp_path / "rm" / "metrics.json").stat().st_mtime_ns
+    (tmp_path / "beta_0.5" / "metrics.json").unlink()     # killed after its last checkpoint, before it finished
+    capsys.readouterr()
+    again = kl_sweep.main(cfg)
+    said = capsys.readouterr().out
+    assert "holds a run with these flags" in said
+    assert f"{tmp_path / 'beta_0.001'} already finished" in said and f"{tmp_path / 'rm'} already finished" in said
+    assert f"resumed from {tmp_path / 'beta_0.5' / 'train_state.safetensors'} at step 3" in said
+    assert {k: v["gold"] for k, v in again.items()} == {k: v["gold"] for k, v in first.items()}
+
+    other = kl_sweep.main(replace(cfg, betas=[0.001]))   # other flags: the PPO run starts over, the same reward model stays
+    said = capsys.readouterr().out
+    assert "already finished" not in said and "holds a run" not in said
+    assert (tmp_path / "rm" / "metrics.json").stat().st_mtime_ns == rm_log
+    assert other["β=0.001"]["gold"] == first["β=0.001"]["gold"]   # the same seed retrains it to the same numbers

@@ -31,7 +31,7 @@ class AdvantageConfig:
         check_out(self.out)
         check_positive(self, "rm_pairs", "iterations")
         check_range(self, "rloo_k", 2)
-        batch = lab_ppo(self.iterations, self.quick, self.device).batch_size
+        batch = lab_ppo(self.iterations, self.quick, self.device, False).batch_size
         if batch % self.rloo_k:
             raise ConfigError(f"--rloo-k must divide the {batch} episodes of a PPO batch; got {self.rloo_k}")
 
@@ -43,9 +43,9 @@ def estimators(cfg: AdvantageConfig) -> dict[str, dict]:
 
 
 def main(cfg: AdvantageConfig) -> dict:
-    out = start(cfg, "lab advantage")
-    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
-    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
+    out, resume = start(cfg, "lab advantage")
+    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device, resume)
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, rm=str(rm))
     judging = lab_judging(rm, cfg.quick, cfg.device)
     runs, rows, report = {}, [], Report("Advantage estimators: a critic, a running mean, a prompt's other answers", out)
     for i, (label, overrides) in enumerate(estimators(cfg).items()):

@@ -36,9 +36,9 @@ class AlignmentTaxConfig:
 
 
 def main(cfg: AlignmentTaxConfig) -> dict:
-    out = start(cfg, "lab alignment-tax")
-    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
-    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
+    out, resume = start(cfg, "lab alignment-tax")
+    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device, resume)
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, rm=str(rm))
     judging = lab_judging(rm, cfg.quick, cfg.device)
     runs, report = {}, Report("The alignment tax: plain PPO against PPO-ptx", out)
     for label, coef in (("PPO", 0.0), (f"PPO-ptx, γ = {cfg.ptx_coef:g}", cfg.ptx_coef)):

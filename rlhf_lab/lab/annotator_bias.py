@@ -49,14 +49,15 @@ class AnnotatorBiasConfig:
         check_non_negative(self, "ensemble_std_coef")
 
 
-def measure(cfg: AnnotatorBiasConfig, bias: str) -> tuple[Path, list, dict]:
+def measure(cfg: AnnotatorBiasConfig, bias: str, resume: bool) -> tuple[Path, list, dict]:
     """A reward model from annotators with this bias, PPO against it, and the policy judged against
-    SFT on held-out prompts: the PPO run, its row of the report's table, and its figures."""
-    rm = world_reward_model(Path(cfg.out), cfg.rm_pairs, cfg.quick, cfg.device, f"rm_{bias}",
+    SFT on held-out prompts: the PPO run, its row of the report's table, and its figures (resume:
+    report.start's verdict)."""
+    rm = world_reward_model(Path(cfg.out), cfg.rm_pairs, cfg.quick, cfg.device, resume, f"rm_{bias}",
                             ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef,
                             **{f"{bias}_bias": cfg.strength})
     run = Path(cfg.out) / f"ppo_{bias}"
-    train_ppo(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device), rm=str(rm), out=str(run)))
+    train_ppo(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume), rm=str(rm), out=str(run)))
     judged = compare(replace(lab_judging(rm, cfg.quick, cfg.device), policy=str(run)))[0]
     rm_metrics, style = read_json(rm / "metrics.json"), TRAIT_STYLE[bias]
     row = [bias, rm_metrics["heldout_gold_accuracy"], judged["style_mix_sft"][style], judged["style_mix_policy"][style],
@@ -66,11 +67,11 @@ def measure(cfg: AnnotatorBiasConfig, bias: str) -> tuple[Path, list, dict]:
 
 
 def main(cfg: AnnotatorBiasConfig) -> dict:
-    out = start(cfg, "lab annotator-bias")
+    out, resume = start(cfg, "lab annotator-bias")
     report = Report("Annotator biases: format gaming, hedging and sycophancy learned from preferences", out)
     runs, rows = {}, []
     for bias in cfg.biases:
-        runs[bias], row, report.figures[bias] = measure(cfg, bias)
+        runs[bias], row, report.figures[bias] = measure(cfg, bias, resume)
         rows.append(row)
     plot_runs(runs, ["ppo/score", "ppo/gold"] + [f"ppo/style_{TRAIT_STYLE[b]}" for b in cfg.biases],
               out / "annotator_bias.png", f"PPO against reward models from biased annotators (+{cfg.strength})")

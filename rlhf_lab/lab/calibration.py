@@ -30,12 +30,13 @@ class CalibrationConfig:
         check_positive(self, "pairs")
 
 
-def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Train a reward model, then score seen and unseen pairs: name → (chosen, rejected)."""
+def measure(cfg: CalibrationConfig, resume: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Train a reward model (resume: report.start's verdict), then score seen and unseen pairs:
+    name → (chosen, rejected)."""
     rm_cfg = RewardConfig(out=str(Path(cfg.out) / "rm"), pairs=256 if cfg.quick else cfg.pairs,
                           epochs=1 if cfg.quick else 2, norm_samples=64 if cfg.quick else 256,
                           heldout_pairs=100 if cfg.quick else RewardConfig.heldout_pairs,
-                          device=cfg.device, resume=False)
+                          device=cfg.device, resume=resume)
     train_reward(rm_cfg)
     device = pick_device(cfg.device)
     model = load_reward_model(rm_cfg.out, device)
@@ -46,8 +47,8 @@ def measure(cfg: CalibrationConfig) -> dict[str, tuple[torch.Tensor, torch.Tenso
 
 
 def main(cfg: CalibrationConfig) -> dict:
-    start(cfg, "lab calibration")
-    scored = measure(cfg)
+    _, resume = start(cfg, "lab calibration")
+    scored = measure(cfg, resume)
     report = Report("Reward-model calibration: seen versus unseen pairs", Path(cfg.out))
     plt = pyplot()
     fig, (rel, hist) = plt.subplots(1, 2, figsize=(9, 3.8))

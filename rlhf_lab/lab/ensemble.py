@@ -33,13 +33,13 @@ class EnsembleConfig:
 
 
 def main(cfg: EnsembleConfig) -> dict:
-    start(cfg, "lab ensemble")
+    _, resume = start(cfg, "lab ensemble")
     base = OveroptimizationConfig(out=cfg.out, proxy_pairs=[cfg.proxy_pairs], iterations=cfg.iterations,
                                   quick=cfg.quick, device=cfg.device)
     pool = sft_samples(base)                                 # both proxies pick from the same answers
-    single = measure(base, pool)
+    single = measure(base, resume, pool)
     members = 2 if cfg.quick else cfg.members
-    ensemble = measure(replace(base, ensemble=members, ensemble_std_coef=cfg.std_coef), pool)
+    ensemble = measure(replace(base, ensemble=members, ensemble_std_coef=cfg.std_coef), resume, pool)
     results = {"1 model": next(iter(single.values())), f"{members} models": next(iter(ensemble.values()))}
     figures = write_report(results, Path(cfg.out), f"Over-optimization: one proxy versus a {members}-model ensemble",
                            proxy_name="{}", by_size=False)

@@ -31,9 +31,9 @@ class KLSweepConfig:
 
 
 def main(cfg: KLSweepConfig) -> dict:
-    out = start(cfg, "lab kl-sweep")
-    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
-    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
+    out, resume = start(cfg, "lab kl-sweep")
+    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device, resume)
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, rm=str(rm))
     betas = sorted(cfg.betas)                      # the finding reads the lowest and highest β off the ends
     runs = {f"β={b}": out / f"beta_{b}" for b in betas}
     for beta, (label, run) in zip(betas, runs.items()):

@@ -43,8 +43,8 @@ def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
 
 
 def main(cfg: LengthHackConfig) -> dict:
-    start(cfg, "lab length-hack")
-    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, eos_penalty=0.0)
+    _, resume = start(cfg, "lab length-hack")
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, eos_penalty=0.0)
     runs = {}
     for beta in cfg.betas:
         runs[f"β={beta}"] = Path(cfg.out) / f"beta_{beta}"

@@ -56,10 +56,10 @@ def mixture(parts: list[tuple[float, RewardFn]]) -> RewardFn:
 
 
 def main(cfg: MultiObjectiveConfig) -> dict:
-    start(cfg, "lab multi-objective")
+    _, resume = start(cfg, "lab multi-objective")
     out, device = Path(cfg.out), pick_device(cfg.device)
     rm_cfg = RewardConfig(out=str(out / "rm_length_biased"), length_bias=cfg.length_bias, device=cfg.device,
-                          resume=False, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick
+                          resume=resume, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick
                                            else dict(pairs=cfg.rm_pairs)))
     rm_metrics = train_reward(rm_cfg)
     helpful = model_reward(load_reward_model(rm_cfg.out, device).eval())
@@ -68,7 +68,7 @@ def main(cfg: MultiObjectiveConfig) -> dict:
     rewards = {"helpful only": helpful,
                f"{cfg.helpful_weight}·helpful + {1 - cfg.helpful_weight:.1f}·concise":
                    mixture([(cfg.helpful_weight, helpful), (1 - cfg.helpful_weight, concision_reward(lengths))])}
-    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device)
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume)
     runs = {label: out / f"ppo_{i}" for i, label in enumerate(rewards)}
     for label, fn in rewards.items():
         train_ppo(replace(base, out=str(runs[label])), reward_fn=fn)

@@ -33,9 +33,9 @@ class OracleConfig:
 
 
 def main(cfg: OracleConfig) -> dict:
-    out = start(cfg, "lab oracle")
-    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device)
-    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, rm=str(rm))
+    out, resume = start(cfg, "lab oracle")
+    rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device, resume)
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, rm=str(rm))
     # as many training prompts as the held-out split has (137), so both columns carry the same noise
     judging = lab_judging(rm, cfg.quick, cfg.device, prompts=137)
     runs, rows, report = {}, [], Report("PPO against a learned reward model and against the gold judge", out)

@@ -57,13 +57,13 @@ def bon_kl(n: int) -> float:
     return math.log(n) - (n - 1) / n
 
 
-def train_proxy(cfg: OveroptimizationConfig, pairs: int) -> Path:
+def train_proxy(cfg: OveroptimizationConfig, pairs: int, resume: bool) -> Path:
     """A proxy reward model from `pairs` gold-labelled pairs (label temperature 0: pure gold)."""
     return reward_model_once(RewardConfig(
         out=str(Path(cfg.out) / f"proxy_{pairs}_k{cfg.ensemble}"), pairs=pairs, label_temperature=0.0,
         ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef, epochs=1 if cfg.quick else 2,
         norm_samples=64 if cfg.quick else 256, heldout_pairs=100 if cfg.quick else 500, device=cfg.device,
-        resume=False))
+        resume=resume))
 
 
 def best_of_n(world: World, proxy, prompts: list[str], samples: list[list[str]], max_n: int, device) -> list[dict]:
@@ -132,8 +132,9 @@ def sft_samples(cfg: OveroptimizationConfig) -> tuple[list[str], list[list[str]]
     return prompts, [flat[i * max_n:(i + 1) * max_n] for i in range(len(prompts))]
 
 
-def measure(cfg: OveroptimizationConfig, pool: tuple[list[str], list[list[str]]] | None = None) -> dict:
-    """Best-of-n and PPO against each proxy; `pool` reuses sft_samples across calls."""
+def measure(cfg: OveroptimizationConfig, resume: bool, pool: tuple[list[str], list[list[str]]] | None = None) -> dict:
+    """Best-of-n and PPO against each proxy (resume: report.start's verdict); `pool` reuses
+    sft_samples across calls."""
     device = pick_device(cfg.device)
     world = World()
     prompts, samples = pool or sft_samples(cfg)
@@ -141,10 +142,11 @@ def measure(cfg: OveroptimizationConfig, pool: tuple[list[str], list[list[str]]]
     results = {}
     sizes = [200 * (i + 1) for i in range(min(2, len(cfg.proxy_pairs)))] if cfg.quick else cfg.proxy_pairs
     for pairs in sizes:
-        proxy_dir = train_proxy(cfg, pairs)
+        proxy_dir = train_proxy(cfg, pairs, resume)
         proxy = load_reward_model(proxy_dir, device).eval()
         run = Path(cfg.out) / f"ppo_{pairs}_k{cfg.ensemble}"
-        train_ppo(lab_ppo(cfg.iterations, cfg.quick, cfg.device, out=str(run), rm=str(proxy_dir), kl_coef=cfg.kl_coef))
+        train_ppo(lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, out=str(run), rm=str(proxy_dir),
+                          kl_coef=cfg.kl_coef))
         bon, rl = best_of_n(world, proxy, prompts, samples, max_n, device), rl_points(run)
         results[pairs] = {"best_of_n": bon, "rl": rl, "fit_bon": fit(bon, "bon"), "fit_rl": fit(rl, "rl")}
     return results
@@ -206,5 +208,5 @@ def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy 
 
 
 def main(cfg: OveroptimizationConfig) -> dict:
-    start(cfg, "lab overoptimization")
-    return write_report(measure(cfg), Path(cfg.out), "Reward over-optimization (after Gao et al. 2022)")
+    _, resume = start(cfg, "lab overoptimization")
+    return write_report(measure(cfg, resume), Path(cfg.out), "Reward over-optimization (after Gao et al. 2022)")

@@ -34,14 +34,14 @@ class PoolingConfig:
         check_positive(self, "seeds", "pairs", "epochs")
 
 
-def run(cfg: PoolingConfig) -> dict:
+def run(cfg: PoolingConfig, resume: bool) -> dict:
     seeds, pairs = (2, 256) if cfg.quick else (cfg.seeds, cfg.pairs)
     results = {}
     for pooling in ("last", "mean"):
         results[pooling] = [train_reward(RewardConfig(
             out=str(Path(cfg.out) / f"{pooling}_seed{seed}"), pooling=pooling, seed=seed, pairs=pairs,
             epochs=cfg.epochs, norm_samples=64 if cfg.quick else 256, heldout_pairs=100 if cfg.quick else 500,
-            device=cfg.device, resume=False))
+            device=cfg.device, resume=resume))
             for seed in range(seeds)]
     return results
 
@@ -75,8 +75,8 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(cfg: PoolingConfig) -> dict:
-    start(cfg, "lab pooling")
-    summary = summarise(run(cfg))
+    _, resume = start(cfg, "lab pooling")
+    summary = summarise(run(cfg, resume))
     report = Report("Reward-model pooling: last token versus mean", Path(cfg.out), summary)
     plot(summary, report.out / "pooling.png")
     rows = [[k.split("/")[1], k.split("/")[0], v["mean"], v["std"], len(v["values"])] for k, v in summary.items()]

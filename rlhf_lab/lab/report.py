@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf_lab.run import read_json, recorded_config, status, write_json, write_text
+from rlhf_lab.run import changed_flags, input_digests, read_json, recorded_config, status, write_json, write_text
 
 
 @dataclass
@@ -35,42 +35,57 @@ class Report:
         return self.figures
 
 
-def start(cfg, name: str) -> Path:
+def start(cfg, name: str) -> tuple[Path, bool]:
     """An experiment's directory, once its flags are valid, with the config.json every run
-    directory has (`name`: the command, "lab pooling"); each of its runs keeps its own."""
+    directory has (`name`: the command, "lab pooling"); each of its runs keeps its own.
+
+    Also whether its runs continue: an experiment rerun with the flags of the one in its
+    directory (killed, or finished) keeps each finished run and resumes a killed one from its
+    last checkpoint, as the stages do, since every run is a function of those flags. With other
+    flags each run starts over, except a reward model made with the same settings
+    (reward_model_once)."""
     cfg.validate()
     out = Path(cfg.out)
-    write_json(out / "config.json", recorded_config(name, cfg))
-    return out
+    recorded = recorded_config(name, cfg)
+    resume = (out / "config.json").exists() and read_json(out / "config.json") == recorded
+    write_json(out / "config.json", recorded)
+    if resume:
+        status(f"{name}: {out} holds a run with these flags: its finished runs are kept and a killed one "
+               "resumes (another --out starts afresh)")
+    return out, resume
 
 
 def reward_model_once(cfg) -> Path:
-    """cfg.out's reward model (a RewardConfig): trained now, unless a finished run made with
-    this very config is there already (a lab rerun, or one at other settings, retrains)."""
+    """cfg.out's reward model (a RewardConfig): with cfg.resume, the run there continued (or kept,
+    if finished); otherwise trained now, unless a finished run made with these very settings
+    and inputs is there already (an experiment rerun at other flags that leave it as it was)."""
     from rlhf_lab.reward import train_reward
     out = Path(cfg.out)
     finished = (out / "metrics.json").exists() and (out / "config.json").exists()
-    if not (finished and read_json(out / "config.json") == recorded_config("train-rm", cfg)):
+    if cfg.resume or not (finished and not changed_flags(out, "train-rm", cfg, recorded_config("train-rm", cfg),
+                                                           input_digests(cfg))):
         train_reward(cfg)
     return out
 
 
-def world_reward_model(out: Path, pairs: int, quick: bool, device: str, name: str = "rm", **settings) -> Path:
+def world_reward_model(out: Path, pairs: int, quick: bool, device: str, resume: bool, name: str = "rm",
+                       **settings) -> Path:
     """out/name: a reward model of the default world on `pairs` training pairs (a small one when
     quick), with RewardConfig `settings` on top, trained once for an experiment that compares
-    PPO runs against it."""
+    PPO runs against it (resume: start's verdict)."""
     from rlhf_lab.reward import RewardConfig
-    return reward_model_once(RewardConfig(out=str(out / name), device=device, resume=False, **settings,
+    return reward_model_once(RewardConfig(out=str(out / name), device=device, resume=resume, **settings,
                                           **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100)
                                              if quick else dict(pairs=pairs))))
 
 
-def lab_ppo(iterations: int, quick: bool, device: str, **settings):
+def lab_ppo(iterations: int, quick: bool, device: str, resume: bool, **settings):
     """An experiment's PPO settings (a PPOConfig): the defaults at `iterations` with `settings`
-    on top, or, when quick, 3 iterations of 16 episodes on the same code path."""
+    on top, or, when quick, 3 iterations of 16 episodes on the same code path (resume: start's
+    verdict)."""
     from rlhf_lab.ppo import PPOConfig
     small = dict(iterations=3, batch_size=16, minibatch_size=16) if quick else {}
-    return PPOConfig(**{"iterations": iterations, "device": device, "resume": False, **settings, **small})
+    return PPOConfig(**{"iterations": iterations, "device": device, "resume": resume, **settings, **small})
 
 
 def lab_judging(rm: Path, quick: bool, device: str, **settings):

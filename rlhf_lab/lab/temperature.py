@@ -92,7 +92,7 @@ def finding(results: dict[float, dict]) -> str:
 
 
 def main(cfg: TemperatureConfig) -> dict:
-    out = start(cfg, "lab temperature")
+    out, _ = start(cfg, "lab temperature")   # the pipeline it reads resumes by itself
     run = pipeline_run(cfg)
     results = {t: compare_at(cfg, run, t) for t in sorted(set(cfg.temperatures))}
     report = Report("Sampling temperature: SFT against the RLHF policy", out)
