@@ -30,10 +30,12 @@ Gold judge, for any prompt the world generated and any response text:
                   "yes"). Correct means:
                     capitals, opposites, symbols: the last answer word of the family the
                       response names (words of the prompt aside) is the right one, and
-                      any other one named sits in a clause that denies it;
+                      any other one named sits in a clause that denies it, and the
+                      right one is not denied ("not Paris", "Paris isn't");
                     arithmetic, units, dates: the last number is the answer, every
-                      number is the answer or a number of the prompt, and the answer is
-                      not denied ("not 11", "11 is not");
+                      number is the answer or a number of the prompt, the answer is said
+                      (not only read back from the prompt) and not denied ("not 11",
+                      "isn't 11", "11 is not");
                     definitions: each key stem begins some word.
     hedged        a hedge ("I think", "might", "probably", "not sure", ...)
     flattering    flattery of the user ("great question", "you clearly", "as you say", ...)
@@ -282,6 +284,26 @@ def _capital_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
 OPERATIONS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b, "times": lambda a, b: a * b}
 
 
+def _without_textbook_mirrors(kept: list[tuple[int, int]], drawn: list[tuple[int, int]],
+                              pool: list[tuple[int, int]], rng: random.Random) -> list[tuple[int, int]]:
+    """drawn, with a mirror of a textbook pair ("7 times 15" for "15 times 7", the same fact,
+    which the textbook set holds out) drawn again from the pool's unused pairs; no draw is made
+    where there is none, so such worlds stay as they were."""
+    textbook, out = {tuple(sorted(pair)) for pair in kept}, []
+    spare = [pair for pair in pool if pair not in drawn]
+    for pair in drawn:
+        while tuple(sorted(pair)) in textbook:
+            pair = spare.pop(rng.randrange(len(spare)))
+        out.append(pair)
+    return out
+
+
+def _mirror(key: str) -> str | None:
+    """The same sum or product with its operands swapped ("7 times 15" → "15 times 7"), else None."""
+    a, op, b = (key.split(" ") + ["", ""])[:3]
+    return f"{b} {op} {a}" if op in ("plus", "times") and a != b else None
+
+
 def _arithmetic_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
     textbook = {key for family, key in TEXTBOOK_FACTS.values() if family == "arithmetic"}
     out = []
@@ -289,7 +311,10 @@ def _arithmetic_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
         grid = [(a, b) for a in range(2, 21) for b in range(2, 21) if op != "minus" or a >= b]
         kept = [(a, b) for a, b in grid if f"{a} {op} {b}" in textbook]
         rest = [g for g in grid if g not in kept]
-        for a, b in sorted(kept + rng.sample(rest, cfg.arithmetic_per_op - len(kept))):
+        drawn = rng.sample(rest, cfg.arithmetic_per_op - len(kept))
+        if op != "minus":
+            drawn = _without_textbook_mirrors(kept, drawn, rest, rng)
+        for a, b in sorted(kept + drawn):
             answer = apply(a, b)
             near = [answer + d for d in (1, -1, 2, -2, 10, -10)] + [f(a, b) for f in OPERATIONS.values()]
             wrong = [n for n in dict.fromkeys(near) if n >= 0 and n not in (answer, a, b)]
@@ -337,7 +362,8 @@ def _name_three_facts(rng: random.Random, cfg: WorldConfig) -> list[_Fact]:
     for category, members in facts.CATEGORIES:
         triples = [members[:3]] + [rng.sample(members, 3) for _ in range(3)]
         out.append(_Fact(key=category, prompts=_fill(facts.TEMPLATES["name_three"], c=category), frame="{}",
-                         answers=tuple(dict.fromkeys(_listing(t) for t in triples)), targets=members,
+                         answers=tuple(dict.fromkeys(_listing(t) for t in triples)),
+                         targets=members + facts.MORE_MEMBERS.get(category, ()),
                          wrong_answers=tuple(_listing(_mixed_triple(rng, category, members, k)) for k in (0, 1, 2))))
     return out
 
@@ -481,11 +507,12 @@ _RENDERERS = {"ideal": _ideal, "verbose": _verbose, "hedging": _hedging, "wrong"
 
 # ---------------------------------------------------------------- judge
 
-_HEDGE = re.compile(r"\b(?:i think|i believe|i guess|might|maybe|perhaps|probably|possibly|could be|seems"
-                    r"|not (?:completely |entirely |totally )?sure|not certain|if i recall|around|roughly)\b", re.I)
-_FLATTERY = re.compile(r"\b(?:brilliant|fantastic|excellent|insightful|wonderful|amazing|genius|smart"
-                       r"|(?:great|good) question|what a|you clearly|as you (?:say|said)"
-                       r"|you are (?:right|so|clearly))\b", re.I)
+_HEDGE = re.compile(r"\b(?:i think|i believe|i guess|i suspect|i'd guess|might|maybe|perhaps|probably|possibly"
+                    r"|likely|unsure|could be|seems|not (?:completely |entirely |totally )?sure|not certain"
+                    r"|if i recall|around|roughly)\b", re.I)
+_FLATTERY = re.compile(r"\b(?:brilliant|fantastic|excellent|insightful|wonderful|amazing|awesome|genius|smart"
+                       r"|(?:great|good|nice|lovely|fair|interesting) question|what a|you clearly|as you (?:say|said)"
+                       r"|you(?: are|'re) (?:absolutely |so )?(?:right|so|clearly))\b", re.I)
 _NEGATION = re.compile(r"\b(?:not|no|never|incorrect|false)\b|n't\b", re.I)
 _EMPHASIS = re.compile(r"\bno (?:doubt|question)\b", re.I)                  # says yes, louder
 _AFFIRMATION = re.compile(r"^\W*(?:yes|yeah|indeed|exactly|right|correct|true)\b", re.I)
@@ -539,11 +566,24 @@ def _denies(clause: str) -> bool:
     return _AFFIRMATION.search(clause) is None and _NEGATION.search(_EMPHASIS.sub(" ", clause)) is not None
 
 
+def _denied(answer: str, text: str, case_sensitive: bool) -> bool:
+    """The answer itself is denied: "not Paris", "isn't 105", "did not end in 1945" (a negation
+    at most two words before it, none of them "but": "not Lyon but Paris" names the answer), or
+    "Paris is not", "Paris isn't"."""
+    a = re.escape(answer)
+    return re.search(rf"(?:\bnot|n't)\s+(?:(?!but\b)[A-Za-z]+\s+){{0,2}}{a}(?![A-Za-z0-9])"
+                     rf"|(?<![A-Za-z0-9]){a}\s+(?:is|was)\s*(?:not\b|n't)", text,
+                     0 if case_sensitive else re.I) is not None
+
+
 def _number_correct(task: Task, text: str) -> bool:
-    said, answer = _numbers(text), task.targets[0]
-    denied = re.search(rf"\bnot\s+{answer}(?![0-9])|(?<![0-9]){answer}\s+(?:is|was)\s*(?:not\b|n't)",
-                       _THOUSANDS_COMMA.sub("", text), re.I)
-    return bool(said) and said[-1] == answer and set(said) <= set(_numbers(task.prompt)) | {answer} and not denied
+    """The last number is the answer, every number is the answer or one of the prompt's, the
+    answer is said (more often than the prompt says it, or as the only number: the prompt read
+    back, "What is 20 minus 10?", names 10 without answering) and not denied."""
+    said, asked, answer = _numbers(text), _numbers(task.prompt), task.targets[0]
+    stated = said.count(answer) > asked.count(answer) or set(said) == {answer}
+    return (bool(said) and said[-1] == answer and set(said) <= set(asked) | {answer} and stated
+            and not _denied(answer, _THOUSANDS_COMMA.sub("", text), False))
 
 
 def _read_style(malformed: bool, formatted: bool, sycophantic: bool, repetitive: bool, hedged: bool,
@@ -617,6 +657,7 @@ class World:
         textbook = {key: prompt for prompt, (f, key) in TEXTBOOK_FACTS.items() if f == family}
         pool = [fact for fact in family_facts if fact.key not in textbook]
         heldout = {fact.key for fact in rng.sample(pool, round(self.cfg.heldout_fact_frac * len(pool)))}
+        heldout |= {fact.key for fact in pool if _mirror(fact.key) in heldout}   # one fact, one split
         prompt_rng = random.Random(f"{self.cfg.seed}/heldout_prompt/{family}")
         for fact in family_facts:
             if fact.key in textbook:
@@ -732,12 +773,14 @@ class World:
 
     def _entity_correct(self, task: Task, text: str) -> bool:
         """The last answer word of the family named (the prompt's own aside) is the right one,
-        and any other sits in a clause that denies it: "Casablanca or Rabat" is not an answer."""
+        and any other sits in a clause that denies it: "Casablanca or Rabat" is not an answer; nor
+        is "not Rabat" (_denied)."""
         pattern, target = self._lexicons[task.family].answers, self._fold(task, task.targets[0])
         asked = {self._fold(task, m.group()) for m in pattern.finditer(task.prompt)}
         named = [(word, clause) for clause in _clauses(text) for word in
                  (self._fold(task, m.group()) for m in pattern.finditer(clause)) if word not in asked]
-        return bool(named) and named[-1][0] == target and all(w == target or _denies(c) for w, c in named)
+        return (bool(named) and named[-1][0] == target and all(w == target or _denies(c) for w, c in named)
+                and not _denied(task.targets[0], text, task.family in CASE_SENSITIVE))
 
     @staticmethod
     def _fold(task: Task, word: str) -> str:

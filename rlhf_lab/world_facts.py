@@ -175,6 +175,9 @@ CATEGORIES = (
     ("Greek gods", ("Zeus", "Athena", "Apollo", "Hera", "Poseidon", "Hermes", "Ares")),
     ("chess pieces", ("king", "queen", "rook", "bishop", "knight", "pawn")),
 )
+# members the judge also accepts, which no generated answer uses (appending them to CATEGORIES
+# would change the triples drawn from it, and so the world)
+MORE_MEMBERS = {"planets": ("Earth",), "continents": ("South America",)}
 
 # (subject, verb phrase after "did", the same in the past tense, year)
 EVENTS = (

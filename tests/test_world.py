@@ -1,6 +1,7 @@
 import json
 import math
 import random
+import re
 from collections import Counter
 from dataclasses import replace
 
@@ -227,6 +228,49 @@ def test_a_denied_number_is_not_the_answer(world):
     for text in (f"Not {answer}; it is {answer}.", f"It is not {answer}.", f"{answer} is not right, it is {answer}."):
         assert world.judge(task.prompt, text).correctness == 0.0, text
     assert world.judge(task.prompt, task.ideal).correctness == 1.0
+
+
+def test_the_answer_denied_is_not_the_answer_nor_is_the_prompt_read_back(world):
+    france, product, war = "What is the capital of France?", "What is 15 times 7?", "What year did World War II end?"
+    for prompt, text in ((france, "The capital of France is not Paris."), (france, "Paris isn't the capital."),
+                         (france, "It isn't Paris."), (product, "15 times 7 isn't 105."),
+                         (war, "World War II did not end in 1945."), (war, "It didn't end in 1945.")):
+        assert world.judge(prompt, text).correctness == 0.0, text
+    for prompt, text in ((france, "Not Lyon but Paris."), (france, "The capital of France is Paris."),
+                         (product, "105."), (war, "World War II ended in 1945.")):
+        assert world.judge(prompt, text).correctness == 1.0, text
+    task = next(t for t in world.tasks("train")
+                if t.family == "arithmetic" and t.answers[0] in re.findall(r"\d+", t.prompt))
+    read_back = world.judge(task.prompt, task.prompt)                # "What is 20 minus 10?" names 10
+    assert read_back.correctness == 0.0 and read_back.style == "wrong"
+    assert world.judge(task.prompt, f"{task.answers[0]}.").correctness == 1.0
+
+
+def test_other_wordings_of_hedges_and_flattery_are_read_as_such(world):
+    prompt = "What is the capital of France?"
+    for text in ("It's likely Paris.", "I suspect Paris.", "Paris, I'd guess.", "I am unsure, but Paris."):
+        assert world.judge(prompt, text).style == "hedging", text
+    for text in ("Nice question! Paris.", "You're absolutely right to ask. Paris.", "Awesome! Paris."):
+        assert world.judge(prompt, text).style == "sycophantic", text
+
+
+def test_earth_and_south_america_are_members_the_judge_accepts(world):
+    assert world.gold("Name three planets.", "Earth, Mars and Venus.") == 1.0
+    assert world.gold("Name three continents.", "South America, Africa and Asia.") == 1.0
+
+
+@pytest.mark.parametrize("seed", [11, 12, 17])
+def test_a_sum_or_product_and_its_mirror_are_one_fact_in_one_split(seed):
+    """"7 times 15" is the fact "15 times 7": never in training beside the other held out."""
+    world, where = World(WorldConfig(seed=seed)), {}
+    for split in SPLITS:
+        for task in world.tasks(split):
+            a, op, b = re.search(r"(\d+) (plus|minus|times) (\d+)", task.prompt).groups() if \
+                task.family == "arithmetic" else (None, None, None)
+            if op in ("plus", "times"):
+                seen = split if split in ("heldout_fact", "textbook") else "seen"
+                where.setdefault((op, *sorted((a, b))), set()).add(seen)
+    assert where and all(len(splits) == 1 for splits in where.values())
 
 
 GARBAGE = ["", " ", "\n\n", "ab" * 500, "la " * 333, "?!" * 500, "\x00" * 100, "zzzz zzzz", "I do not know."]
