@@ -108,7 +108,9 @@ def read_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
                 if raw.strip():
                     yield number, raw
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:   # a .gz name on other bytes, or a cut-off file
-        raise DataError(path, number + 1, f"not a readable gzip file ({e})") from None
+        # gzip reads ahead and checks its trailer at the end: the damage is somewhere in the file
+        where = f" (the rows up to line {number} read)" if number else ""
+        raise DataError(path, 0, f"not a readable gzip file{where}: {e}") from None
 
 
 def parse_json_line(raw: bytes, path, line: int) -> dict:
@@ -187,10 +189,21 @@ def parse_sft(row: dict, path, line: int) -> SFTExample:
 
 
 def parse_prompt(row: dict, path, line: int) -> Prompt:
-    """A prompt row, or any preference row's prompt (an HH full-text pair's: the prefix both texts share)."""
+    """A prompt row, or any preference row's prompt (an HH full-text pair's: the prefix both texts
+    share, whether or not its answers make a pair: one may be empty, or both the same)."""
     if "prompt" not in row and ("chosen" in row or "preferred" in row):
-        return Prompt(parse_preference(row, path, line).prompt)
+        keys = _pick(row, [("chosen", "rejected")], path, line)
+        return Prompt(shared_prompt(*(_text(row, k, path, line) for k in keys), path, line)[0])
     return Prompt(*(_text(row, k, path, line) for k in _pick(row, [("prompt",)], path, line)))
+
+
+def shared_prompt(chosen: str, rejected: str, path, line: int) -> tuple[str, str, str]:
+    """HH full texts → (prompt, chosen, rejected) by split_shared_prefix; DataError where they
+    share no Assistant turn to cut the prompt after."""
+    if chosen != rejected and HH_ASSISTANT not in os.path.commonprefix([chosen, rejected]):
+        raise DataError(path, line, 'chosen and rejected share no "\\n\\nAssistant:" turn, so no prompt '
+                        "can be cut from them (expected Anthropic HH full texts)", kind="no shared Assistant turn")
+    return split_shared_prefix(chosen, rejected)
 
 
 def parse_preference(row: dict, path, line: int) -> PreferencePair:
@@ -201,10 +214,7 @@ def parse_preference(row: dict, path, line: int) -> PreferencePair:
                        ("chosen", "rejected")], path, line)
     texts = [_text(row, k, path, line) for k in keys]
     if len(keys) == 2:
-        if texts[0] != texts[1] and HH_ASSISTANT not in os.path.commonprefix(texts):
-            raise DataError(path, line, 'chosen and rejected share no "\\n\\nAssistant:" turn, so no prompt '
-                            "can be cut from them (expected Anthropic HH full texts)", kind="no shared Assistant turn")
-        texts = list(split_shared_prefix(*texts))
+        texts = list(shared_prompt(*texts, path, line))
         for name, text in zip(("chosen", "rejected"), texts[1:]):
             if not text.strip():
                 raise DataError(path, line, f"{name} is empty after removing the shared prompt")

@@ -126,6 +126,15 @@ def test_a_byte_order_mark_is_read_past_and_an_empty_file_is_named_without_a_lin
     assert str(error.value) == f"{tmp_path / 'empty.jsonl'}: no usable rows"
 
 
+def test_a_full_text_pair_gives_its_prompt_even_where_it_makes_no_pair(tmp_path):
+    """HH holds rows whose answer is empty after the shared prompt: no preference pair, a fine prompt."""
+    empty = row(chosen="\n\nHuman: U?\n\nAssistant: sure", rejected="\n\nHuman: U?\n\nAssistant: ")
+    path = write(tmp_path / "hh.jsonl", [empty])
+    assert [p.prompt for p in load(path, "prompt", BYTES, 256)[0]] == ["\n\nHuman: U?\n\nAssistant:"]
+    with pytest.raises(DataError, match="rejected is empty after removing the shared prompt"):
+        load(path, "preference", BYTES, 256)
+
+
 def test_ppo_prompts_come_from_any_preference_row_too(tmp_path):
     path = write(tmp_path / "prefs.jsonl", [row(prompt="Q?", id=1), row(prompt="R?", chosen="yes", rejected="no"),
                                             row(prompt="S?", preferred="sure", rejected="nah"),
