@@ -7,6 +7,7 @@ from the world's gold judge, never eyeballed.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,11 +121,12 @@ def expected_calibration_error(chosen: Tensor, rejected: Tensor, bins: int = 10)
     """ECE of the Bradley-Terry probability σ(r_c - r_r) (Guo et al. 2017).
 
     Each pair's prediction is the side the model favours, with confidence
-    max(p, 1-p); a bin's gap is |accuracy - mean confidence|. Returns the ECE and
-    (confidence, accuracy, count) per non-empty bin for the reliability diagram.
+    max(p, 1-p), right as pair_accuracy counts it (a tie, p = 0.5, half right); a bin's gap
+    is |accuracy - mean confidence|. Returns the ECE and (confidence, accuracy, count) per
+    non-empty bin for the reliability diagram.
     """
     p = torch.sigmoid(chosen - rejected)                                   # (N,)
-    confidence, correct = torch.maximum(p, 1 - p), (p > 0.5).float()
+    confidence, correct = torch.maximum(p, 1 - p), pair_scores(chosen, rejected)
     edges = torch.linspace(0.5, 1.0, bins + 1)
     index = torch.bucketize(confidence, edges[1:-1])                        # (N,) in 0..bins-1
     ece, table = 0.0, []
@@ -229,14 +231,15 @@ def per_table(key: str, figures: dict[str, dict]) -> str:
 
 
 def gold_accuracy(world: World, pairs: list, chosen: Tensor, rejected: Tensor) -> tuple[float, int]:
-    """Agreement with the gold ordering on pairs whose gold scores differ."""
-    agree, n = 0, 0
+    """Agreement with the gold ordering on pairs whose gold scores differ (a tied reward half
+    agrees, as pair_accuracy counts it), and how many such pairs; nan where there are none."""
+    agree, n = 0.0, 0
     for pair, c, r in zip(pairs, chosen.tolist(), rejected.tolist()):
         gold_c, gold_r = world.gold(pair.prompt, pair.chosen), world.gold(pair.prompt, pair.rejected)
         if gold_c != gold_r:
-            agree += (c > r) == (gold_c > gold_r)
+            agree += 0.5 if c == r else float((c > r) == (gold_c > gold_r))
             n += 1
-    return agree / max(n, 1), n
+    return agree / n if n else math.nan, n
 
 
 def reward_report(model, train: list, heldout: dict[str, list], world: World | None, out: Path,

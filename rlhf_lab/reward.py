@@ -528,7 +528,8 @@ def train_reward(cfg: RewardConfig) -> dict:
         if cfg.calibrate:   # R10; a file's validation pairs' ECE below is then fitted, not measured (the world's
                             # held-out splits are not the pairs it fits on)
             metrics["calibration_temperature"] = sum(m.temperature.item() for m in members) / len(members)
-    evaluate.plot_history(run, [k for k in run.history()[-1] if k.endswith(("loss", "accuracy"))],
+    logged = dict.fromkeys(k for record in run.history() for k in record)     # every ensemble member's
+    evaluate.plot_history(run, [k for k in logged if k.endswith(("loss", "accuracy"))],
                           "reward model training", "rm_training.png")
     metrics = run.finish(metrics)
     status(evaluate.table("reward model", metrics) + f"\nrun directory: {run.path}"
@@ -546,7 +547,8 @@ class RewardEvalConfig:
     on_invalid: str = "error"       # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
                                     # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
-    per: str = "subset"             # a row key of --data (subset, category, ...): the figures per value too, in
+    per: str = "subset"             # a row key of --data (subset, category, ...) or of the world's pairs (chosen_style,
+                                    # rejected_style): the figures per value too, in
                                     # metrics.json as by_<key>; rows without it, or with null, are left out there,
                                     # and with no row giving it a value the figures are skipped with a note; values
                                     # must be strings, numbers or booleans; "": none
@@ -569,12 +571,15 @@ def training_config(rm: str | Path) -> RewardConfig:
 def per_key(cfg: RewardEvalConfig, pairs: list[data.PreferencePair]) -> str:
     """--per, or "" with a note when no row of --data gives it a value (the default "subset" on
     `rlhf world export` files, whose rows name their split): a breakdown of nothing would be an
-    empty record in metrics.json that says nothing of why."""
-    if not cfg.per or data.count_with_value(pairs, cfg.per, cfg.data):
+    empty record in metrics.json that says nothing of why. The world's pairs name their styles
+    (chosen_style, rejected_style); the default, a key of files, passes them without a note."""
+    source = cfg.data or "the world's held-out pairs"
+    if not cfg.per or data.count_with_value(pairs, cfg.per, source):
         return cfg.per
-    keys = sorted({key for pair in pairs for key in pair.meta}) or ["none"]
-    status(f'--per {cfg.per}: no row of {cfg.data} gives "{cfg.per}" a value, so there are no figures per value '
-           f"(other keys of its rows: {', '.join(keys)})")
+    if cfg.data or cfg.per != RewardEvalConfig.per:
+        keys = sorted({key for pair in pairs for key in pair.meta}) or ["none"]
+        status(f'--per {cfg.per}: no row of {source} gives "{cfg.per}" a value, so there are no figures per value '
+               f"(other keys of its rows: {', '.join(keys)})")
     return ""
 
 
@@ -595,7 +600,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
                                         cfg.on_invalid, cfg.overflow, files)[0]}
     else:
         heldout = world_heldout(trained, world)
-    per = per_key(cfg, heldout["heldout"]) if cfg.data else ""     # the world's pairs carry no such keys
+    per = per_key(cfg, next(iter(heldout.values())))                 # the headline set's rows
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", recorded_config("eval-rm", cfg))   # which model and pairs these figures are of
     metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),

@@ -580,9 +580,14 @@ def load_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch
 def resume_step(run: Run, cfg, modules: dict[str, nn.Module], optimizer,
                 name: str = "train_state.safetensors", log_offset: int = 0, log_end: float = math.inf) -> int:
     """Continue a killed run from its last train state (same config), else start at 0.
-    Log lines written after that state, up to log_end, are dropped, so log and weights agree."""
+    Log lines written after that state, up to log_end, are dropped, so log and weights agree:
+    with no state yet, every line from log_offset on (an ensemble member killed before its
+    first checkpoint, whose run resumed from the members before it, starts again)."""
     state = run.path / name
-    if not (getattr(cfg, "resume", False) and state.exists()):
+    if not getattr(cfg, "resume", False):
+        return 0
+    if not state.exists():
+        run.truncate_log(log_offset, log_end)
         return 0
     try:
         step = load_train_state(state, modules, optimizer)

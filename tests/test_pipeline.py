@@ -348,23 +348,28 @@ def test_killed_sft_and_reward_runs_resume_to_the_same_weights(tmp_path, monkeyp
     assert "already finished" in capsys.readouterr().out
 
 
-def test_a_killed_ensemble_resumes_with_every_members_log_lines(tmp_path, monkeypatch):
+@pytest.mark.parametrize("groups, epochs, killed_at, logged", [
+    (8, 2, 8 + 6, [4, 8, 12, 16]),         # 4 steps an epoch, 8 per member: killed in member 1's second epoch
+    (24, 1, 12 + 11, [10, 12, 22, 24])])   # 12 steps an epoch: killed after member 1's step-10 log line, before
+                                           # its first train state
+def test_a_killed_ensemble_resumes_with_every_members_log_lines(tmp_path, monkeypatch, groups, epochs, killed_at,
+                                                                 logged):
     from rlhf_lab import reward, sft
     model = dict(width=32, n_layers=1, n_heads=2, ffn=64, device="cpu")
     sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
                                 eval_samples=2, **model))
 
-    def train():   # 8 groups, 4 steps an epoch, 8 per member; train states and log lines each epoch
-        reward.train_reward(reward.RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"), pairs=84 * 2,
-                                                batch_size=2, epochs=2, ensemble=2, norm_samples=4,
-                                                heldout_pairs=21, device="cpu"))
-    interrupt_at_step(monkeypatch, 8 + 6)             # killed in member 1's second epoch
+    def train():   # train states each epoch; log lines each epoch and every 10 steps
+        reward.train_reward(reward.RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"),
+                                                pairs=21 * groups, batch_size=2, epochs=epochs, ensemble=2,
+                                                norm_samples=4, heldout_pairs=21, device="cpu"))
+    interrupt_at_step(monkeypatch, killed_at)
     with pytest.raises(KeyboardInterrupt):
         train()
     monkeypatch.undo()
     train()
     log = [json.loads(line)["step"] for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
-    assert log == [4, 8, 12, 16]
+    assert log == logged
 
 
 def test_optimizer_moments_return_to_their_own_parameters(tmp_path):

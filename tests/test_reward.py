@@ -10,7 +10,7 @@ from rlhf_lab.model import GPTConfig, MiniGPT, token_logprobs
 from rlhf_lab.reward import (RewardEnsemble, RewardModel, bradley_terry_loss, encode_responses, group_pairs,
                              load_reward_model, pair_rewards, pool, save_reward_model, score_pairs)
 from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, reward_report
-from rlhf_lab.world import World
+from rlhf_lab.world import STYLES, World
 from rlhf_lab.tokenizer import BYTES
 from reference import TINY, assert_one_step_trains_all_but
 
@@ -258,12 +258,16 @@ def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path):
     evaluated = eval_main(RewardEvalConfig(rm=str(tmp_path / "rm"), device="cpu"))
     for key in ("heldout_accuracy", "heldout_template_accuracy", "heldout_fact_accuracy", "length_baseline_accuracy"):
         assert evaluated[key] == pytest.approx(trained[key]), key
+    assert "by_subset" not in evaluated                          # the default names a key of files, not the world's
+    per_style = eval_main(RewardEvalConfig(rm=str(tmp_path / "rm"), per="chosen_style", device="cpu"))
+    assert set(per_style["by_chosen_style"]) <= set(STYLES)
+    assert sum(f["pairs"] for f in per_style["by_chosen_style"].values()) == per_style["heldout_pairs"]
 
 
 def test_calibrating_on_the_world_holds_out_whole_training_prompts_and_fits_on_them(tmp_path):
     from rlhf_lab import sft
     from rlhf_lab.reward import RewardConfig, load_pairs, train_reward
-    from rlhf_lab.world import World
+    from rlhf_lab.world import STYLES, World
     cfg = RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"), calibrate=True, pairs=840,
                        batch_size=4, epochs=1, norm_samples=4, heldout_pairs=40, device="cpu")
     train, heldout, _ = load_pairs(cfg, World(), BYTES, 256)
@@ -360,3 +364,18 @@ def test_a_train_state_saved_before_the_calibration_temperature_existed_still_re
     save_tensors(path, older, tensor_metadata(path))
     assert load_train_state(path, {"value": resumed}, optim.adamw([resumed], 1e-3, 0.0)) == 3
     assert torch.equal(resumed.head.weight, saved.head.weight) and resumed.temperature.item() == 1.0
+
+
+def test_a_tied_reward_is_half_right_in_calibration_and_in_gold_agreement():
+    from rlhf_lab.evaluate import gold_accuracy
+    ece, bins = expected_calibration_error(torch.zeros(4), torch.zeros(4))    # p = 0.5 everywhere: calibrated
+    assert ece == 0.0 and bins == [(0.5, 0.5, 4)]
+
+    class Judge:   # gold score: the answer's length
+        def gold(self, prompt, response):
+            return len(response)
+    pairs = [PreferencePair("q", "long", "no"), PreferencePair("q", "yes", "no!")]   # the second: a gold tie
+    assert gold_accuracy(Judge(), pairs, torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0])) == (0.5, 1)
+    assert gold_accuracy(Judge(), pairs, torch.tensor([2.0, 0.0]), torch.tensor([1.0, 0.0])) == (1.0, 1)
+    agreement, n = gold_accuracy(Judge(), pairs[1:], torch.zeros(1), torch.zeros(1))
+    assert math.isnan(agreement) and n == 0                                   # nothing to agree on is not 0
