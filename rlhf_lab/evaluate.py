@@ -16,18 +16,18 @@ import torch
 from torch import Tensor
 
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
-from rlhf_lab.rollout import Rollout, response_texts, sample_rollouts, sample_texts
+from rlhf_lab.rollout import Rollout, ended_flags, response_texts, sample_rollouts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
-    check_out, check_positive, input_digests, load_model, pick_device, read_json, read_log, recorded_config,
-    run_directory, save_figure, status, write_json, write_text)
+    check_out, check_positive, check_temperature, input_digests, load_model, pick_device, read_json, read_log,
+    recorded_config, run_directory, save_figure, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
-def judge_texts(world: World, prompts: list[str], responses: list[str]) -> dict:
+def judge_texts(world: World, prompts: list[str], responses: list[str], finished: list[bool] | None = None) -> dict:
     """Gold mean, well-formed rate, style mix, slip share (summarize) and mean length of a set of
-    responses."""
-    return {**summarize(judge_all(world, prompts, responses)), "mean_len": mean_bytes(responses)}
+    responses (finished: as judge_all takes it)."""
+    return {**summarize(judge_all(world, prompts, responses, finished)), "mean_len": mean_bytes(responses)}
 
 
 def mean_bytes(responses: list[str]) -> float:
@@ -55,7 +55,8 @@ def summarize(judgements: list[Judgement]) -> dict:
 
 def sample_and_judge(model: CausalLM, world: World, prompts: list[str], sampling: SamplingConfig,
                      seed: int) -> dict:
-    return judge_texts(world, prompts, sample_texts(model, prompts, sampling, seed=seed))
+    rollouts = sample_rollouts(model, prompts, sampling, seed=seed)
+    return judge_texts(world, prompts, response_texts(rollouts), ended_flags(rollouts))
 
 
 def _format(value) -> str:
@@ -332,7 +333,8 @@ class EvalConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("split", self.split, SPLITS)
         check_positive(self, "prompts", "samples_per_prompt", "max_new_tokens")
-        check_non_negative(self, "temperature", "shown")
+        check_non_negative(self, "shown")
+        check_temperature(self)
 
     def with_policy_defaults(self) -> EvalConfig:
         """--sft and --rm, where not given, as the policy's `rlhf ppo` run recorded them: comparing a
@@ -440,7 +442,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
                 for name, model in (("sft", sft), ("policy", policy))}
     texts = {name: response_texts(rs) for name, rs in rollouts.items()}
     # an answer cut at --max-new-tokens before its EOS is judged malformed (World.judge)
-    verdicts = {name: judge_all(world, prompts, texts[name], [e for r in rs for e in r.ended.tolist()])
+    verdicts = {name: judge_all(world, prompts, texts[name], ended_flags(rs))
                 for name, rs in rollouts.items()}
     wins, se = win_rate(prompts, verdicts["policy"], verdicts["sft"])
     metrics = {"gold_win_rate_vs_sft": wins, "gold_win_rate_se": se, "temperature": cfg.temperature,

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from rlhf_lab import data, distributed, evaluate, optim, sft
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.reward import RewardModel, load_reward_model
-from rlhf_lab.rollout import Rollout, chunk_budget, map_length_chunks, rollout, sample_texts
+from rlhf_lab.rollout import (Rollout, chunk_budget, ended_flags, map_length_chunks, response_texts, rollout,
+                              sample_rollouts)
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
     check_numbers, check_positive, check_range, compile_if, load_model, pick_device, progress, resume_step, save_model,
@@ -116,6 +117,8 @@ class PPOConfig:
         check_range(self, "baseline_decay", 0.0, 1.0)
         if self.kl_target is not None:
             check_positive(self, "kl_target", "kl_horizon")
+            if not self.kl_coef:   # D8 scales β by a factor: from 0 it would never move
+                raise ConfigError("--kl-target adapts β by multiplying it: start it above 0 with --kl-coef")
 
 
 # ------------------------------------------------------------------ the math
@@ -125,12 +128,14 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
-    """D5: x to std 1 over masked entries, and to mean 0 unless shift_mean is False (as
-    TRL's masked_whiten); reward scale is arbitrary."""
+    """D5: x's spread around its mean over masked entries to std 1 (reward scale is arbitrary),
+    and the mean to 0, or with shift_mean False kept as it is (D13), as TRL's masked_whiten.
+    Scaling the mean too would divide it by the batch's spread: by about 1e-4 where every
+    answer of a batch earns the same."""
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)
-    centred = x - mean if shift_mean else x
-    return (centred * torch.rsqrt(var + 1e-8)) * mask
+    whitened = (x - mean) * torch.rsqrt(var + 1e-8) + (0.0 if shift_mean else mean)
+    return whitened * mask
 
 
 def shaped_rewards(scores: Tensor, logprobs: Tensor, ref_logprobs: Tensor, response_mask: Tensor,
@@ -388,7 +393,7 @@ def batch_stats(batch: Batch, world: World | None) -> dict[str, float]:
     and style only where the world judges the prompts (world None: a --prompts file's)."""
     r, mask = batch.rollout, batch.rollout.response_mask
     log_ratio = (batch.ref_logprobs - batch.old_logprobs) * mask
-    judged = evaluate.judge_texts(world, r.prompts, r.responses) if world else None
+    judged = evaluate.judge_texts(world, r.prompts, r.responses, r.ended.tolist()) if world else None
     return {"ppo/score": batch.scores.mean().item(),
             **({"ppo/gold": judged["gold_mean"]} if judged else {}),
             "ppo/kl": batch.kl.sum(-1).mean().item(),
@@ -439,12 +444,14 @@ def gold_reward(world: World, sft: CausalLM, seed: int) -> RewardFn:
     reward model). Scaled as a reward model is (D12): mean 0, std 1 on the SFT model's own
     answers to training prompts, so β and the other defaults mean the same against either."""
     prompts = world.prompts("train")[:GOLD_NORM_SAMPLES]
-    sft_scores = torch.tensor([world.gold(p, t) for p, t in
-                               zip(prompts, sample_texts(sft, prompts, SamplingConfig(), seed=seed))])
+    answers = sample_rollouts(sft, prompts, SamplingConfig(), seed=seed)
+    sft_scores = torch.tensor([j.score for j in evaluate.judge_all(world, prompts, response_texts(answers),
+                                                                   ended_flags(answers))])
     mean, std = sft_scores.mean().item(), sft_scores.std().clamp(min=1e-6).item()
 
-    def score(r: Rollout) -> Tensor:
-        gold = torch.tensor([world.gold(p, t) for p, t in zip(r.prompts, r.responses)], device=r.tokens.device)
+    def score(r: Rollout) -> Tensor:   # an answer cut before its EOS is malformed (World.judge)
+        gold = torch.tensor([j.score for j in evaluate.judge_all(world, r.prompts, r.responses, r.ended.tolist())],
+                            device=r.tokens.device)
         return (gold - mean) / std                                            # (B,)
     return score
 
@@ -455,6 +462,7 @@ def new_critic(cfg: PPOConfig, reward_model, device) -> RewardModel:
     value_model = RewardModel(load_model(cfg.sft, device)).to(device)     # per-token head only
     if reward_model is None:
         torch.nn.init.zeros_(value_model.head.weight)
+        torch.nn.init.zeros_(value_model.head.bias)
         return value_model
     critic_init = getattr(reward_model, "members", [reward_model])[0]
     if critic_init.config != value_model.config:
@@ -484,8 +492,9 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     optimizer = optim.adamw(list(modules.values()), cfg.lr, 0.0)
     kl_ctl = AdaptiveKL(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target else FixedKL(cfg.kl_coef)
     start, baseline = resume_step(run, cfg, modules, optimizer), 0.0
-    if start:   # β and the baseline are a function of the logged history
-        last = run.history()[-1]
+    if start:   # β and the baseline are a function of the logged history, at the checkpoint's step (under
+                # torchrun, rank 0 may not yet have cut the lines past it from the log the others read)
+        last = next(record for record in run.history() if record["step"] == start)
         kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
         kl_ctl.update(last["ppo/kl"], iteration_episodes(cfg))
     with autocast(device, cfg.precision):

@@ -129,6 +129,12 @@ def response_texts(rollouts: list[Rollout]) -> list[str]:
     return [text for r in rollouts for text in r.responses]
 
 
+def ended_flags(rollouts: list[Rollout]) -> list[bool]:
+    """Whether each of the rollouts' responses ended at its EOS (False: cut at the length limit),
+    in order, as the gold judge takes them (World.judge)."""
+    return [ended for r in rollouts for ended in r.ended.tolist()]
+
+
 def sample_texts(model: CausalLM, prompts: list[str], cfg: SamplingConfig, batch_size: int = 64,
                  seed: int = 0) -> list[str]:
     """One sampled response per prompt, in batches, reproducible from `seed`."""

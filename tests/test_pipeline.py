@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from rlhf_lab import cli, pipeline, ppo
 from rlhf_lab.model import SamplingConfig, positions_from_mask
-from rlhf_lab.rollout import Rollout, encode_prompts, sample_texts
+from rlhf_lab.rollout import Rollout, encode_prompts, response_texts, sample_rollouts, sample_texts
 from rlhf_lab.run import SHIPPED_SFT, ConfigError, load_model, tensor_metadata
 from rlhf_lab.world import World
 from rlhf_lab.tokenizer import BYTES
@@ -405,12 +405,21 @@ def test_the_gold_reward_is_the_judge_scaled_on_the_sft_models_own_answers():
     world, sft = World(), load_model(SHIPPED_SFT)
     score = ppo.gold_reward(world, sft, seed=0)
     prompts = world.prompts("train")[:ppo.GOLD_NORM_SAMPLES]
-    answers = sample_texts(sft, prompts, SamplingConfig(), seed=0)
-    empty = torch.zeros(0)
-    scores = score(Rollout(prompts, answers, empty, empty, empty, 0, BYTES.eos))
+    rollouts = sample_rollouts(sft, prompts, SamplingConfig(), seed=0)
+    scores = torch.cat([score(r) for r in rollouts])
     assert scores.mean().abs() < 1e-5 and (scores.std() - 1).abs() < 1e-5
-    gold = torch.tensor([world.gold(p, a) for p, a in zip(prompts, answers)])
+    gold = torch.tensor([world.gold(p, a) for p, a in zip(prompts, response_texts(rollouts))])
     assert torch.equal(scores.argsort(stable=True), gold.argsort(stable=True))
+    r = rollouts[0]
+    ideal = next(i for i, g in enumerate(gold[:len(r.prompts)].tolist()) if g == 1.0)
+    cut = replace(r, tokens=r.tokens.clone())
+    cut.tokens[ideal, r.prompt_len + int(r.response_mask[ideal].sum()) - 1] = ord("x")     # its EOS, gone
+    assert not cut.ended[ideal] and score(cut)[ideal] < score(r)[ideal]   # an answer cut short is malformed
+
+
+def test_a_critic_under_a_programmatic_reward_starts_at_zero(tmp_path):
+    critic = ppo.new_critic(tiny_ppo(tmp_path / "ppo", reward="gold"), None, "cpu")
+    assert not critic.head.weight.any() and not critic.head.bias.any()
 
 
 def test_ppo_against_the_gold_judge_needs_no_reward_model(tmp_path):
