@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, ppo, reward, sft
 from rlhf_lab.run import (
-    SHIPPED, ConfigError, changed_flags, check_choice, check_exists, check_out, input_digests, pick_device, read_json,
-    recorded_config, status, write_json, write_text)
+    SHIPPED, ConfigError, changed_flags, check_choice, check_exists, check_not_an_input, check_out, input_digests,
+    pick_device, read_json, recorded_config, status, write_json, write_text)
 
 PRESETS = ("default", "tiny")
 
@@ -91,6 +91,7 @@ def main(cfg: PipelineConfig) -> dict:
         stage.validate()
     check_exists(cfg, *(name for name in ("init", "sft") if getattr(cfg, name)))   # and a missing model
     check_out(cfg.out)                                                              # and a file for --out
+    check_not_an_input(Path(cfg.out), cfg)                                          # or an input model
     pick_device(cfg.device)                                                         # and a missing GPU
     write_json(Path(cfg.out) / "config.json", recorded_config("pipeline", cfg))   # each stage's own is in its directory
     if trains_sft(cfg):

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -130,6 +131,8 @@ def check_out(out: str | Path, needed: str = "a run directory") -> Path:
         raise ConfigError(f"--out {path} is a file; {needed} is needed")
     if blocking is not None:
         raise ConfigError(f"--out {path}: {blocking} is a file, so {needed} cannot be made inside it")
+    if path.is_dir() and is_hf_directory(path):   # its config.json would be replaced by the run's
+        raise ConfigError(f"--out {path} holds a Hugging Face model; write the run somewhere else")
     return path
 
 
@@ -145,6 +148,17 @@ def check_range(cfg, name: str, low: float, high: float = math.inf) -> None:
         if not low <= value <= high:
             bound = f"at least {shown(low)}" if high == math.inf else f"in [{shown(low)}, {shown(high)}]"
             raise ConfigError(f"{flag(name)} must be {bound}; got {value}")
+
+
+MIN_TEMPERATURE = 1e-3   # a smaller one can overflow the logits it divides: fp32 to inf, the probabilities to NaN
+
+
+def check_temperature(cfg, name: str = "temperature") -> None:
+    """A sampling temperature: 0 (greedy), or at least MIN_TEMPERATURE."""
+    check_range(cfg, name, 0.0)
+    for value in flag_values(cfg, name):
+        if 0 < value < MIN_TEMPERATURE:
+            raise ConfigError(f"{flag(name)} must be 0 (greedy) or at least {MIN_TEMPERATURE:g}; got {value:g}")
 
 
 def shown(bound: float) -> str:
@@ -195,11 +209,14 @@ def save_figure(fig, path: Path) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON (invalid UTF-8 at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -242,10 +259,14 @@ def seed_everything(seed: int) -> None:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    check_choice("device", name.split(":")[0], ("auto", "cpu", "cuda"))
+    if not re.fullmatch(r"cpu|cuda(?::[0-9]+)?", name):
+        raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: no CUDA device here (torch {torch.__version__}); "
                           "use --device cpu or auto")
+    if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          "numbered from 0")
     return torch.device(name)
 
 

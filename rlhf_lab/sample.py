@@ -20,8 +20,8 @@ from rlhf_lab.model import CausalLM, SamplingConfig, response_room
 from rlhf_lab.reward import load_reward_model
 from rlhf_lab.rollout import response_texts, sample_rollouts
 from rlhf_lab.run import (
-    SHIPPED, ConfigError, check_exists, check_non_negative, check_numbers, check_positive, check_range, load_model,
-    model_path, pick_device, status)
+    SHIPPED, ConfigError, check_exists, check_non_negative, check_numbers, check_positive, check_range,
+    check_temperature, load_model, model_path, pick_device, status)
 from rlhf_lab.world import World, WorldConfig
 
 HELDOUT_EXAMPLES = ("Which city is the capital of Paraguay?", "Explain erosion in one sentence.")  # the default
@@ -46,7 +46,8 @@ class SampleConfig:
     def validate(self) -> None:
         check_numbers(self)
         check_positive(self, "samples", "max_new_tokens")
-        check_non_negative(self, "temperature", "top_k")
+        check_non_negative(self, "top_k")
+        check_temperature(self)
         check_range(self, "top_p", 0.0, 1.0)
         if self.top_p == 0:
             raise ConfigError("--top-p must be above 0; 1 turns it off")

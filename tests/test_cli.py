@@ -88,6 +88,8 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("pipeline", ["--advantage", "rloo"], "--samples-per-prompt must be ≥ 2"),
     ("eval", ["--samples-per-prompt", "0"], "--samples-per-prompt must be positive"),
     ("eval", ["--temperature", "-0.5"], "--temperature must be at least 0"),
+    ("eval", ["--temperature", "1e-40"], "--temperature must be 0 (greedy) or at least 0.001; got 1e-40"),
+    ("ppo", ["--kl-target", "6", "--kl-coef", "0"], "--kl-target adapts β by multiplying it"),
     ("sft", ["--context-len", "128"], "--context-len must be at least 243: the world's examples need"),
     ("train-rm", ["--from-scratch", "--context-len", "64"], "--context-len must be at least 243"),
     ("sft", ["--n-heads", "3"], "--width must be a multiple of --n-heads; got 128 and 3"),
@@ -120,6 +122,42 @@ def test_asking_for_cuda_without_one_is_a_clear_error(tmp_path, capsys, monkeypa
     code = cli.main(["sft", "--device", "cuda", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "--device cuda: no CUDA device here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["cpu:abc", "auto:1", "gpu"])
+def test_a_malformed_device_is_one_clear_line(tmp_path, capsys, device):
+    assert cli.main(["sft", "--device", device, "--out", str(tmp_path / "run")]) == 2
+    assert f"--device {device!r}: expected auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+
+
+def test_a_pipeline_never_writes_into_its_sft_model_or_a_hugging_face_one(tmp_path, capsys):
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    assert cli.main(["pipeline", "--sft", str(sft), "--out", str(sft), "--device", "cpu"]) == 2
+    assert f"--out {sft} is also --sft" in capsys.readouterr().err and not list(sft.iterdir())
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text('{"model_type": "gpt2"}')
+    assert cli.main(["pipeline", "--out", str(hf), "--device", "cpu"]) == 2
+    assert f"--out {hf} holds a Hugging Face model" in capsys.readouterr().err
+    assert (hf / "config.json").read_text() == '{"model_type": "gpt2"}'
+
+
+def test_an_unwritable_place_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    from rlhf_lab import world
+
+    def export(cfg):
+        raise PermissionError(13, "Permission denied", cfg.out)
+    monkeypatch.setattr(world, "export_main", export)
+    assert cli.main(["world", "export", "--out", str(tmp_path / "x")]) == 2
+    assert "rlhf: error: [Errno 13] Permission denied" in capsys.readouterr().err
+
+
+def test_a_json_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    from rlhf_lab.run import ConfigError, read_json
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ConfigError, match="not valid JSON \\(invalid UTF-8 at byte 0\\)"):
+        read_json(tmp_path / "config.json")
 
 
 def test_bad_data_file_is_one_clear_line_not_a_traceback(tmp_path, capsys):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlhf_lab import evaluate, pipeline
 from rlhf_lab.lab.report import Report, start
-from rlhf_lab.run import ConfigError, check_out, check_positive, check_range, save_figure
+from rlhf_lab.run import ConfigError, check_out, check_positive, check_temperature, save_figure
 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -30,7 +30,7 @@ class TemperatureConfig:
 
     def validate(self) -> None:
         check_out(self.out)
-        check_range(self, "temperatures", 0.0)
+        check_temperature(self, "temperatures")
         check_positive(self, "samples_per_prompt")
 
 
