@@ -157,3 +157,16 @@ def test_a_lab_rerun_with_its_flags_keeps_finished_runs_and_resumes_a_killed_one
     assert "already finished" not in said and "holds a run" not in said
     assert (tmp_path / "rm" / "metrics.json").stat().st_mtime_ns == rm_log
     assert other["β=0.001"]["gold"] == first["β=0.001"]["gold"]   # the same seed retrains it to the same numbers
+
+
+def test_other_flags_clear_every_train_state_so_no_run_of_the_old_ones_continues(tmp_path):
+    from dataclasses import replace
+    from rlhf_lab.lab.report import start
+    cfg = kl_sweep.KLSweepConfig(out=str(tmp_path), quick=True, device="cpu")
+    assert start(cfg, "lab kl-sweep") == (tmp_path, False)
+    state = tmp_path / "beta_0.02" / "train_state.safetensors"
+    state.parent.mkdir()
+    state.write_bytes(b"weights")
+    assert start(replace(cfg, out=f"{tmp_path}/", device="auto"), "lab kl-sweep")[1]   # --out, --device aside
+    assert state.exists()
+    assert start(replace(cfg, iterations=7), "lab kl-sweep") == (tmp_path, False) and not state.exists()

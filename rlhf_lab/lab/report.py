@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf_lab.run import changed_flags, input_digests, read_json, recorded_config, status, write_json, write_text
+from rlhf_lab.run import (
+    SAME_RUN_ANYWHERE, changed_flags, input_digests, read_json, recorded_config, status, write_json, write_text)
 
 
 @dataclass
@@ -40,14 +41,19 @@ def start(cfg, name: str) -> tuple[Path, bool]:
     directory has (`name`: the command, "lab pooling"); each of its runs keeps its own.
 
     Also whether its runs continue: an experiment rerun with the flags of the one in its
-    directory (killed, or finished) keeps each finished run and resumes a killed one from its
-    last checkpoint, as the stages do, since every run is a function of those flags. With other
-    flags each run starts over, except a reward model made with the same settings
-    (reward_model_once)."""
+    directory (killed, or finished; --out and --device aside) keeps each finished run and
+    resumes a killed one from its last checkpoint, as the stages do, since every run is a
+    function of those flags. With other flags every train state under it is removed first, so
+    no run of the old flags is continued or kept, now or after a kill; a finished reward model
+    made with the same settings is still reused (reward_model_once)."""
     cfg.validate()
     out = Path(cfg.out)
     recorded = recorded_config(name, cfg)
-    resume = (out / "config.json").exists() and read_json(out / "config.json") == recorded
+    old = read_json(out / "config.json") if (out / "config.json").exists() else None
+    resume = old is not None and all(old.get(k) == v for k, v in recorded.items() if k not in SAME_RUN_ANYWHERE)
+    if not resume:
+        for state in out.rglob("train_state*.safetensors"):
+            state.unlink()
     write_json(out / "config.json", recorded)
     if resume:
         status(f"{name}: {out} holds a run with these flags: its finished runs are kept and a killed one "
@@ -56,14 +62,13 @@ def start(cfg, name: str) -> tuple[Path, bool]:
 
 
 def reward_model_once(cfg) -> Path:
-    """cfg.out's reward model (a RewardConfig): with cfg.resume, the run there continued (or kept,
-    if finished); otherwise trained now, unless a finished run made with these very settings
-    and inputs is there already (an experiment rerun at other flags that leave it as it was)."""
+    """cfg.out's reward model (a RewardConfig): a finished run made with these very settings and
+    inputs is kept (also after an experiment's other flags changed, if they leave it as it was);
+    otherwise trained now, continuing a killed run with cfg.resume."""
     from rlhf_lab.reward import train_reward
     out = Path(cfg.out)
     finished = (out / "metrics.json").exists() and (out / "config.json").exists()
-    if cfg.resume or not (finished and not changed_flags(out, "train-rm", cfg, recorded_config("train-rm", cfg),
-                                                           input_digests(cfg))):
+    if not (finished and not changed_flags(out, "train-rm", cfg, recorded_config("train-rm", cfg), input_digests(cfg))):
         train_reward(cfg)
     return out
 
