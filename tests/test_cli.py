@@ -373,7 +373,7 @@ def test_ctrl_c_is_one_line_that_says_how_to_continue(monkeypatch, capsys):
     monkeypatch.setattr("rlhf_lab.sft.main", interrupted)
     assert cli.main(["sft", "--out", "unused"]) == 130
     err = capsys.readouterr().err
-    assert "interrupted; the same command continues from the stage's last checkpoint" in err
+    assert "interrupted; run the same command again to continue a training stage, pipeline or lab" in err
     assert "Traceback" not in err
 
 
