@@ -602,10 +602,12 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
         heldout = world_heldout(trained, world)
     per = per_key(cfg, next(iter(heldout.values())))                 # the headline set's rows
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", recorded_config("eval-rm", cfg))   # which model and pairs these figures are of
+    for stale in ("config.json", "metrics.json"):   # an earlier eval's: a killed one must not pass for this one's
+        (out / stale).unlink(missing_ok=True)
     metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),
                **({"data_files": files} if files else {})}
     write_json(out / "metrics.json", metrics)
+    write_json(out / "config.json", recorded_config("eval-rm", cfg))   # last: which model and pairs these are of
     by_value = metrics.get(f"by_{per}") if per else None
     status(evaluate.table("reward model evaluation", {k: v for k, v in metrics.items() if k != f"by_{per}"})
            + (f"\n{evaluate.per_table(per, by_value)}" if by_value else "") + f"\nwritten to: {out}")

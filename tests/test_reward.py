@@ -247,7 +247,7 @@ def test_sampled_broken_utf8_is_scored_within_the_context():
                        encode_responses(BYTES, [prompt], [fits], "cpu")[0])
 
 
-def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path):
+def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path, monkeypatch):
     from rlhf_lab import sft
     from rlhf_lab.reward import RewardConfig, RewardEvalConfig, eval_main, train_reward
     sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
@@ -262,6 +262,13 @@ def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path):
     per_style = eval_main(RewardEvalConfig(rm=str(tmp_path / "rm"), per="chosen_style", device="cpu"))
     assert set(per_style["by_chosen_style"]) <= set(STYLES)
     assert sum(f["pairs"] for f in per_style["by_chosen_style"].values()) == per_style["heldout_pairs"]
+
+    def killed(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("rlhf_lab.evaluate.reward_report", killed)
+    with pytest.raises(KeyboardInterrupt):
+        eval_main(RewardEvalConfig(rm=str(tmp_path / "rm"), per="rejected_style", device="cpu"))
+    assert not {"config.json", "metrics.json"} & {f.name for f in (tmp_path / "rm" / "eval").iterdir()}
 
 
 def test_calibrating_on_the_world_holds_out_whole_training_prompts_and_fits_on_them(tmp_path):
