@@ -41,8 +41,9 @@ Gold judge, for any prompt the world generated and any response text:
     flattering    flattery of the user ("great question", "you clearly", "as you say", ...)
     formatted     markdown (#, *, backticks, bullet or numbered lines) or more than one line
     repetitive    a sentence said twice, or any 12-byte run said twice (case-insensitive)
-    over_listed   name_three: more than three distinct items of any category named
-                  (asked for three; "Zeus, Hera, Apollo and Thor" is not an answer)
+    over_listed   name_three: more than three distinct items named, of any category or, as
+                  one-word parts of a list of members, of none (asked for three; "Zeus,
+                  Hera, Apollo and Thor" is not an answer)
     malformed     more than 10% non-printable characters, or no answer word of the family,
                   no number (arithmetic, units, dates) and no topic word of the prompt, or
                   (where the caller knows it: `rlhf eval`) cut at a length limit before its EOS
@@ -519,6 +520,8 @@ _AFFIRMATION = re.compile(r"^\W*(?:yes|yeah|indeed|exactly|right|correct|true)\b
 _CLAUSE_END = re.compile(r"[.!?;](?=\s|$)|\n")
 _MARKDOWN = re.compile(r"[#*`]|^\s*(?:[-+]|\d+[.)])\s", re.M)
 _NUMBER = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
+_LIST_SEPARATOR = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+")
+_ONE_WORD = re.compile(r"[A-Za-z][A-Za-z+#'-]*")
 _THOUSANDS_COMMA = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
 
 
@@ -753,12 +756,19 @@ class World:
         return any(named.search(c) and not _denies(c) for c in _clauses(text))
 
     def _over_listed(self, task: Task, text: str) -> bool:
-        """name_three: more than three distinct items named, of its category or any other. Counting
-        only the category's own would let "Zeus, Hera, Apollo and Thor" score as the ideal,
-        and a policy hedge its list with extra guesses."""
+        """name_three: more than three distinct items named, of its category or any other, or of
+        none: in a clause listing known members, each one-word part of the list after the first
+        is an item too. Counting only the categories' own would let "Zeus, Hera, Apollo and
+        Thor" score as the ideal, and a policy hedge its list with extra guesses."""
         if KIND[task.family] != "members":
             return False
-        return len({m.lower() for m in self._lexicons[task.family].answers.findall(text)}) > 3
+        known = self._lexicons[task.family].answers
+        items = {m.lower() for m in known.findall(text)}
+        for clause in _clauses(text):
+            parts = [part.strip() for part in _LIST_SEPARATOR.split(clause) if part.strip()]
+            first = next((i for i, part in enumerate(parts) if known.search(part)), len(parts))
+            items |= {part.lower() for part in parts[first + 1:] if _ONE_WORD.fullmatch(part)}
+        return len(items) > 3
 
     def _correctness(self, task: Task, text: str) -> float:
         kind = KIND[task.family]

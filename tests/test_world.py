@@ -190,11 +190,14 @@ def test_gold_formula_hand_values(world):
 def test_naming_more_than_three_is_penalised_as_over_listing(world):
     prompt = "Name three Greek gods."
     assert world.gold(prompt, "Zeus, Hera and Apollo.") == 1.0
-    for listing in ("Zeus, Hera, Apollo and Athena.", "Zeus, Hera, Apollo and Mars."):   # own or foreign extra
+    for listing in ("Zeus, Hera, Apollo and Athena.", "Zeus, Hera, Apollo and Mars.",   # own or foreign extra
+                    "Zeus, Hera, Apollo and Thor."):                                   # or of no category
         judged = world.judge(prompt, listing)
         assert judged.over_listed and judged.style == "verbose"
         assert judged.score == pytest.approx(1 - 0.3)
     assert not world.judge(prompt, "Zeus, Zeus, Hera and Apollo.").over_listed    # distinct items count
+    assert not world.judge(prompt, "Sure! Zeus, Hera and Apollo, among others.").over_listed   # words, not items
+    assert world.judge("Name three programming languages.", "Python, Rust, Java, and Go.").over_listed
 
 
 def test_false_premise_correction_beats_agreement(world):
