@@ -128,14 +128,13 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
-    """D5: x's spread around its mean over masked entries to std 1 (reward scale is arbitrary),
-    and the mean to 0, or with shift_mean False kept as it is (D13), as TRL's masked_whiten.
-    Scaling the mean too would divide it by the batch's spread: by about 1e-4 where every
-    answer of a batch earns the same."""
+    """D5: x over masked entries to mean 0 and std 1 (reward scale is arbitrary); with
+    shift_mean False (D13) only scaled, to root mean square 1: the same where the mean is small
+    against the spread, and bounded where every answer of a batch earns the same, which divided
+    by the spread alone would be scaled by about 1e4."""
     mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
-    whitened = (x - mean) * torch.rsqrt(var + 1e-8) + (0.0 if shift_mean else mean)
-    return whitened * mask
+    centred = x - mean if shift_mean else x
+    return centred * torch.rsqrt(masked_mean(centred ** 2, mask) + 1e-8) * mask
 
 
 def shaped_rewards(scores: Tensor, logprobs: Tensor, ref_logprobs: Tensor, response_mask: Tensor,
