@@ -125,6 +125,8 @@ def check_exists(cfg, *names: str) -> None:
 def check_out(out: str | Path, needed: str = "a run directory") -> Path:
     """--out as a path to write into, checked before any work: a file there, or a file on the way
     to it, would fail the first write with a bare OSError, after minutes of training or sampling."""
+    if not str(out).strip():   # Path("") is the current directory: a run would write its files among the user's
+        raise ConfigError(f"--out is empty; {needed} is needed")
     path = Path(out)
     blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocking == path:

@@ -124,6 +124,19 @@ def test_asking_for_cuda_without_one_is_a_clear_error(tmp_path, capsys, monkeypa
     assert "--device cuda: no CUDA device here" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["sft", "--steps", "1"], ["pipeline"], ["world", "export"], ["lab", "kl-sweep"]])
+def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*argv, "--out", "", "--device", "cpu"] if argv[0] != "world" else [*argv, "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_a_list_default_is_shown_as_it_would_be_typed(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["lab", "kl-sweep", "--help"])
+    assert "(default: 0.001 0.02 0.5)" in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize("device", ["cpu:abc", "auto:1", "gpu"])
 def test_a_malformed_device_is_one_clear_line(tmp_path, capsys, device):
     assert cli.main(["sft", "--device", device, "--out", str(tmp_path / "run")]) == 2
