@@ -10,7 +10,6 @@ wall time is part of the comparison.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model

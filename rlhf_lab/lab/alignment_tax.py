@@ -11,7 +11,6 @@ temperature 1 (what it says when sampled, as PPO and `rlhf eval` sample).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model

@@ -7,7 +7,6 @@ moves. Whether that shape appears is read off the measurements, not assumed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from rlhf_lab.evaluate import plot_runs
 from rlhf_lab.lab.report import Report, lab_ppo, start, world_reward_model

@@ -9,7 +9,6 @@ reward model costs; where even the oracle stalls is PPO's own limit, or the SFT 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
