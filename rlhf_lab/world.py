@@ -29,13 +29,14 @@ Gold judge, for any prompt the world generated and any response text:
                   that does not deny it: a negation other than "no doubt", and no opening
                   "yes"). Correct means:
                     capitals, opposites, symbols: the last answer word of the family the
-                      response names (words of the prompt aside) is the right one, and
-                      any other one named sits in a clause that denies it, and the
-                      right one is not denied ("not Paris", "Paris isn't");
-                    arithmetic, units, dates: the last number is the answer, every
-                      number is the answer or a number of the prompt, the answer is said
-                      (not only read back from the prompt) and not denied ("not 11",
-                      "isn't 11", "11 is not");
+                      response names and does not deny (words of the prompt aside;
+                      "Paris, not Lyon") is the right one, and any other one named sits
+                      in a clause that denies it, and the right one is not denied ("not
+                      Paris", "Paris isn't");
+                    arithmetic, units, dates: the last number not denied is the answer
+                      ("11, not 12"), every such number is the answer or a number of the
+                      prompt, the answer is said (not only read back from the prompt) and
+                      not denied ("not 11", "isn't 11", "11 is not");
                     definitions: each key stem begins some word.
     hedged        a hedge ("I think", "might", "probably", "not sure", ...)
     flattering    flattery of the user ("great question", "you clearly", "as you say", ...)
@@ -580,13 +581,16 @@ def _denied(answer: str, text: str, case_sensitive: bool) -> bool:
 
 
 def _number_correct(task: Task, text: str) -> bool:
-    """The last number is the answer, every number is the answer or one of the prompt's, the
-    answer is said (more often than the prompt says it, or as the only number: the prompt read
-    back, "What is 20 minus 10?", names 10 without answering) and not denied."""
-    said, asked, answer = _numbers(text), _numbers(task.prompt), task.targets[0]
+    """The last number not denied is the answer ("105, not 115"), every such number is the
+    answer or one of the prompt's, the answer is said (more often than the prompt says it, or
+    as the only number: the prompt read back, "What is 20 minus 10?", names 10 without
+    answering) and not denied."""
+    plain = _THOUSANDS_COMMA.sub("", text)
+    said = [n for n in _numbers(text) if n == task.targets[0] or not _denied(n, plain, False)]
+    asked, answer = _numbers(task.prompt), task.targets[0]
     stated = said.count(answer) > asked.count(answer) or set(said) == {answer}
     return (bool(said) and said[-1] == answer and set(said) <= set(asked) | {answer} and stated
-            and not _denied(answer, _THOUSANDS_COMMA.sub("", text), False))
+            and not _denied(answer, plain, False))
 
 
 def _read_style(malformed: bool, formatted: bool, sycophantic: bool, repetitive: bool, hedged: bool,
@@ -782,15 +786,17 @@ class World:
         return float(self._entity_correct(task, text))
 
     def _entity_correct(self, task: Task, text: str) -> bool:
-        """The last answer word of the family named (the prompt's own aside) is the right one,
-        and any other sits in a clause that denies it: "Casablanca or Rabat" is not an answer; nor
-        is "not Rabat" (_denied)."""
+        """The last answer word of the family named (the prompt's own aside) and not itself
+        denied is the right one, and any other sits in a clause that denies it: "Casablanca or
+        Rabat" is not an answer; nor is "not Rabat" (_denied); "Rabat, not Casablanca" is."""
         pattern, target = self._lexicons[task.family].answers, self._fold(task, task.targets[0])
+        case_sensitive = task.family in CASE_SENSITIVE
         asked = {self._fold(task, m.group()) for m in pattern.finditer(task.prompt)}
         named = [(word, clause) for clause in _clauses(text) for word in
-                 (self._fold(task, m.group()) for m in pattern.finditer(clause)) if word not in asked]
+                 (self._fold(task, m.group()) for m in pattern.finditer(clause))
+                 if word not in asked and not _denied(word, clause, case_sensitive)]
         return (bool(named) and named[-1][0] == target and all(w == target or _denies(c) for w, c in named)
-                and not _denied(task.targets[0], text, task.family in CASE_SENSITIVE))
+                and not _denied(task.targets[0], text, case_sensitive))
 
     @staticmethod
     def _fold(task: Task, word: str) -> str:

@@ -225,6 +225,14 @@ def test_naming_two_answers_hedges_and_is_not_correct(world):
     assert world.judge(task.prompt, f"Not {wrong}, but {right}.").correctness == 1.0      # the other one denied
 
 
+def test_an_answer_that_denies_a_decoy_after_it_is_correct(world):
+    for family in ("capitals", "arithmetic", "units", "dates", "opposites", "symbols"):
+        task = some_task(world, family)
+        wrong, right = re.match(r"[^ ]+", task.wrong_answers[0]).group(), task.answers[0]
+        assert world.judge(task.prompt, f"{right}, not {wrong}.").correctness == 1.0, task.prompt
+        assert world.judge(task.prompt, f"{wrong}, not {right}.").correctness == 0.0, task.prompt
+
+
 def test_a_denied_number_is_not_the_answer(world):
     task = some_task(world, "arithmetic")
     answer = task.answers[0]
