@@ -120,6 +120,10 @@ class PPOConfig:
             if not self.kl_coef:   # D8 scales β by a factor: from 0 it would never move
                 raise ConfigError("--kl-target adapts β by multiplying it: start it above 0 with --kl-coef")
 
+    def sampling(self) -> SamplingConfig:
+        """How PPO samples its rollouts (D11: temperature 1, the log-probs' own π)."""
+        return SamplingConfig(max_new_tokens=self.max_new_tokens)
+
 
 # ------------------------------------------------------------------ the math
 
@@ -414,7 +418,7 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: Worl
     reference = load_model(cfg.sft, device).eval().requires_grad_(False)
     reward_model = None
     if reward_fn is None and cfg.reward == "gold":
-        reward_fn = gold_reward(world, reference, cfg.seed)
+        reward_fn = gold_reward(world, reference, cfg.seed, cfg.sampling())
     if reward_fn is None:
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
         check_reads_whole_rollouts(cfg, reward_model, policy)
@@ -437,13 +441,15 @@ def check_reads_whole_rollouts(cfg: PPOConfig, reward_model, policy: CausalLM) -
                           "or on one with as long a context")
 
 
-def gold_reward(world: World, sft: CausalLM, seed: int) -> RewardFn:
+def gold_reward(world: World, sft: CausalLM, seed: int, sampling: SamplingConfig) -> RewardFn:
     """D18: the world's gold judge as PPO's reward, an oracle with none of a learned reward model's
     errors, so a run against it shows how far PPO itself takes the policy (the ceiling for any
     reward model). Scaled as a reward model is (D12): mean 0, std 1 on the SFT model's own
-    answers to training prompts, so β and the other defaults mean the same against either."""
+    answers to training prompts, sampled as PPO samples (`sampling`: a shorter length limit
+    cuts more answers, which the judge scores as malformed), so β and the other defaults mean
+    the same against either."""
     prompts = world.prompts("train")[:GOLD_NORM_SAMPLES]
-    answers = sample_rollouts(sft, prompts, SamplingConfig(), seed=seed)
+    answers = sample_rollouts(sft, prompts, sampling, seed=seed)
     sft_scores = torch.tensor([j.score for j in evaluate.judge_all(world, prompts, response_texts(answers),
                                                                    ended_flags(answers))])
     mean, std = sft_scores.mean().item(), sft_scores.std().clamp(min=1e-6).item()
@@ -539,7 +545,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
     modules = trained_modules(policy, value_model)
     actor_critic = distributed.wrap(ActorCritic(policy, value_model))
     prompts = distributed.shard(prompts)
-    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens)   # D11: temperature 1, the log-probs' own π
+    sampling = cfg.sampling()
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
     for it in range(start, cfg.iterations):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)

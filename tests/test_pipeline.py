@@ -403,11 +403,15 @@ def test_pipeline_hands_its_estimator_and_entropy_term_to_the_ppo_stage():
 
 def test_the_gold_reward_is_the_judge_scaled_on_the_sft_models_own_answers():
     world, sft = World(), load_model(SHIPPED_SFT)
-    score = ppo.gold_reward(world, sft, seed=0)
+    score = ppo.gold_reward(world, sft, 0, SamplingConfig())
     prompts = world.prompts("train")[:ppo.GOLD_NORM_SAMPLES]
     rollouts = sample_rollouts(sft, prompts, SamplingConfig(), seed=0)
     scores = torch.cat([score(r) for r in rollouts])
     assert scores.mean().abs() < 1e-5 and (scores.std() - 1).abs() < 1e-5
+    short = SamplingConfig(max_new_tokens=24)       # PPO's --max-new-tokens: more answers cut, and malformed
+    cut_scores = torch.cat([ppo.gold_reward(world, sft, 0, short)(r)
+                            for r in sample_rollouts(sft, prompts, short, seed=0)])
+    assert cut_scores.mean().abs() < 1e-5 and (cut_scores.std() - 1).abs() < 1e-5
     gold = torch.tensor([world.gold(p, a) for p, a in zip(prompts, response_texts(rollouts))])
     assert torch.equal(scores.argsort(stable=True), gold.argsort(stable=True))
     r = rollouts[0]
