@@ -470,7 +470,8 @@ class Run:
 
     def finished_metrics(self) -> dict:
         """A finished run's metrics.json, left untouched (its wall time included)."""
-        status(f"{self.stage}: {self.path} already finished; pass --no-resume to run it again")
+        status(f"{self.stage}: {self.path} already finished and kept; --no-resume runs it again "
+               "(in a lab, another --out)")
         return read_json(self.path / "metrics.json")
 
     def seconds(self) -> float:

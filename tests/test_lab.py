@@ -148,7 +148,7 @@ def test_a_lab_rerun_with_its_flags_keeps_finished_runs_and_resumes_a_killed_one
     again = kl_sweep.main(cfg)
     said = capsys.readouterr().out
     assert "holds a run with these flags" in said
-    assert f"{tmp_path / 'beta_0.001'} already finished" in said
+    assert f"{tmp_path / 'beta_0.001'} already finished" in said and "in a lab, another --out" in said
     assert (tmp_path / "rm" / "metrics.json").stat().st_mtime_ns == rm_log            # kept, not trained again
     assert f"resumed from {tmp_path / 'beta_0.5' / 'train_state.safetensors'} at step 3" in said
     assert {k: v["gold"] for k, v in again.items()} == {k: v["gold"] for k, v in first.items()}
