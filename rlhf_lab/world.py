@@ -40,7 +40,7 @@ Gold judge, for any prompt the world generated and any response text:
                     definitions: each key stem begins some word.
     hedged        a hedge ("I think", "might", "probably", "not sure", ...)
     flattering    flattery of the user ("great question", "you clearly", "as you say", ...)
-    formatted     markdown (#, *, backticks, bullet or numbered lines) or more than one line
+    formatted     markdown (#, *, backticks, bullet lines) or more than one line (a numbered list)
     repetitive    a sentence said twice, or any 12-byte run said twice (case-insensitive)
     over_listed   name_three: more than three distinct items named, of any category or, as
                   one-word parts of a list of members, of none (asked for three; "Zeus,
@@ -519,7 +519,8 @@ _NEGATION = re.compile(r"\b(?:not|no|never|incorrect|false)\b|n't\b", re.I)
 _EMPHASIS = re.compile(r"\bno (?:doubt|question)\b", re.I)                  # says yes, louder
 _AFFIRMATION = re.compile(r"^\W*(?:yes|yeah|indeed|exactly|right|correct|true)\b", re.I)
 _CLAUSE_END = re.compile(r"[.!?;](?=\s|$)|\n")
-_MARKDOWN = re.compile(r"[#*`]|^\s*(?:[-+]|\d+[.)])\s", re.M)
+_MARKDOWN = re.compile(r"[#*`]|^\s*[-+]\s", re.M)     # a numbered list is more than one line; a single "105. That
+                                                        # is the product." is a sentence
 _NUMBER = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
 _LIST_SEPARATOR = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+")
 _ONE_WORD = re.compile(r"[A-Za-z][A-Za-z+#'-]*")

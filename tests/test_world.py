@@ -432,3 +432,11 @@ def test_export_writes_every_file(tmp_path, capsys):
     assert [r["chosen"] for r in rows["textbook_pairs.jsonl"]] == [p["preferred"] for p in TEXTBOOK_PAIRS]
     assert [r["prompt"] for r in rows["prompts_train.jsonl"]] == World().prompts("train")
     assert "world export" in capsys.readouterr().out
+
+
+def test_a_sentence_that_opens_with_its_number_is_not_a_list_but_a_list_is_formatted(world):
+    product = "What is 15 times 7?"
+    for text in ("105. That is the product.", "105. Easy."):
+        assert not world.judge(product, text).formatted, text
+    for text in ("1. 105\n2. Done", "- 105", "**105**"):
+        assert world.judge(product, text).formatted, text
