@@ -50,8 +50,13 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def shard(items: list) -> list:
-    """This rank's share of a list: every world_size-th item."""
+def shard(items: list, what: str) -> list:
+    """This rank's share of a list: every world_size-th item. Every rank needs one at least
+    (`what` names them in the error): a rank with none would have nothing to train on."""
+    if len(items) < world_size():
+        from rlhf_lab.run import ConfigError     # run.py imports this module
+        raise ConfigError(f"{len(items)} {what} for {world_size()} torchrun processes: each needs one at least; "
+                          "give more or start fewer (--nproc_per_node)")
     return items[rank()::world_size()]
 
 

@@ -533,7 +533,7 @@ def ptx_demonstrations(cfg: PPOConfig, world: World, policy: CausalLM, files: di
                                 files)
     else:
         examples = sft.world_examples(world, "train", PTX_WORLD_EXAMPLES, cfg.seed)
-    return Demonstrations(tok, distributed.shard(sft.encode_examples(tok, examples)))
+    return Demonstrations(tok, distributed.shard(sft.encode_examples(tok, examples), "PPO-ptx demonstrations"))
 
 
 def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations | None], world: World | None, models,
@@ -544,7 +544,7 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
     (prompts, demonstrations), (policy, reference, value_model, reward_fn) = inputs, models
     modules = trained_modules(policy, value_model)
     actor_critic = distributed.wrap(ActorCritic(policy, value_model))
-    prompts = distributed.shard(prompts)
+    prompts = distributed.shard(prompts, "training prompts")
     sampling = cfg.sampling()
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
     for it in range(start, cfg.iterations):

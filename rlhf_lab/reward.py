@@ -503,7 +503,7 @@ def train_reward(cfg: RewardConfig) -> dict:
     if run.finished:
         return run.finished_metrics()
     all_groups = group_pairs(train)
-    groups = distributed.shard(all_groups)
+    groups = distributed.shard(all_groups, "training prompts with their pairs")
     # steps from the whole set, not the shard: under torchrun shards differ by one group, and
     # a rank with one step more would wait forever in DDP's gradient all-reduce
     steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))

@@ -2,7 +2,7 @@
 
 Every stage writes the same layout, and the next stage reads it by path:
 
-    out/config.json          the stage's config dataclass, as run
+    out/config.json          the stage's config dataclass, as run, and its number of torchrun processes
     out/inputs.json          sha256 of each input model and data file (resume checks them)
     out/metrics.jsonl        one JSON object per logged step
     out/metrics.json         the final figures
@@ -312,8 +312,11 @@ def config_dict(cfg) -> dict:
 
 
 def recorded_config(stage: str, cfg) -> dict:
-    """What a stage's run directory records as config.json for cfg."""
-    return {"stage": stage, **config_dict(cfg)}
+    """What a stage's run directory records as config.json for cfg, with the number of torchrun
+    processes: each trains on its own batch, so it multiplies the batch a step averages, and a
+    run resumed on another number would not be the run it continues (a run that recorded none
+    ran on as many as the resume, as far as anyone can tell: changed_flags)."""
+    return {"stage": stage, **config_dict(cfg), "world_size": distributed.world_size()}
 
 
 def read_log(run: str | Path) -> list[dict]:

@@ -174,7 +174,7 @@ def load_data(cfg: SFTConfig, world: World, model: CausalLM) -> tuple[list, list
         heldout = heldout[:MAX_EVAL]                    # all held out of training, at most MAX_EVAL measured
     else:
         heldout = world_examples(world, "heldout_prompt", 512, cfg.seed + 1)
-    return distributed.shard(train), heldout, files
+    return distributed.shard(train, "training examples"), heldout, files
 
 
 MAX_EVAL = 512   # held-out examples of a --data file whose eval loss is measured (the first ones)

@@ -602,6 +602,23 @@ def test_resume_checks_what_the_inputs_hold_not_where_they_are(tmp_path):
         Run(cfg.out, "ppo", replace(cfg, rm=str(tmp_path / "moved")))
 
 
+def test_a_run_resumed_on_another_number_of_torchrun_processes_is_refused(tmp_path, monkeypatch):
+    from rlhf_lab import distributed
+    from rlhf_lab.run import ConfigError, Run, read_json
+    cfg = ppo.PPOConfig(out=str(tmp_path))
+    Run(tmp_path, "ppo", cfg)
+    assert read_json(tmp_path / "config.json")["world_size"] == 1
+    (tmp_path / "train_state.safetensors").write_bytes(b"")     # a killed run's checkpoint
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ConfigError, match=r"different config \(world_size\)"):
+        Run(tmp_path, "ppo", cfg)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    assert distributed.shard(["a", "b", "c"], "training prompts") == ["b"]
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)    # a rank with nothing to train on
+    with pytest.raises(ConfigError, match="3 training prompts for 4 torchrun processes"):
+        distributed.shard(["a", "b", "c"], "training prompts")
+
+
 def test_a_run_that_recorded_the_shipped_checkpoint_by_its_install_path_still_resumes(tmp_path):
     from rlhf_lab.run import Run
     Run(tmp_path, "ppo", replace(ppo.PPOConfig(out=str(tmp_path)), sft=SHIPPED_SFT))   # as runs before the name did
