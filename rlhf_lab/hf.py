@@ -100,7 +100,9 @@ class HFTokenizer(Tokenizer):
         self.never_sampled = sorted({i for i in (self.bos, self.pad) if i is not None} - {self.eos})
 
     def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text, add_special_tokens=False)
+        """Text as text: a special token's name inside it ("<|endoftext|>" in a data row) is
+        encoded as those characters, never as the special id (which would end an answer early)."""
+        return self.hf.encode(text, add_special_tokens=False, split_special_tokens=True)
 
     def decode(self, tokens: list[int] | Tensor) -> str:
         return self.hf.decode(tokens, skip_special_tokens=True)

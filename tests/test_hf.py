@@ -224,6 +224,8 @@ def test_a_model_saved_with_its_tokenizer_encodes_with_it(bpe_model_dir):
     assert tok.decode(tokens[start:]) == "Paris. 안녕"                                  # EOS is special: dropped
     # GPT-2's one special token is BOS, EOS and PAD at once: EOS must stay samplable
     assert tok.pad == tok.eos and tok.never_sampled == []
+    tokens, start = tok.encode_pair("Why?", "It prints <|endoftext|> here.")   # a special token's name, as text
+    assert tok.eos not in tokens[1:-1] and tok.decode(tokens[start:]) == "It prints <|endoftext|> here."
 
 
 def test_a_chat_template_frames_the_prompt_and_a_pad_token_is_never_sampled(bpe_model_dir):
