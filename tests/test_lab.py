@@ -102,6 +102,73 @@ def test_a_lab_reuses_a_reward_model_only_if_it_was_made_with_the_same_config(tm
     assert trained == [256, 7000]
 
 
+def test_a_peak_not_reached_is_only_known_to_lie_past_its_runs_farthest_point():
+    from rlhf_lab.lab.overoptimization import later_peak
+    run = lambda peak, farthest: {"rl_peak_d": peak, "rl": [{"d": 0.0}, {"d": farthest}]}
+    assert later_peak(run(1.0, 2.0), run(1.5, 2.0), "rl") is True
+    assert later_peak(run(1.5, 2.0), run(1.0, 2.0), "rl") is False
+    assert later_peak(run(None, 1.0), run(1.5, 2.0), "rl") is None      # the first may peak past 1.5 too
+    assert later_peak(run(None, 2.0), run(1.5, 2.0), "rl") is False     # the first still rose at 2.0
+    assert later_peak(run(1.0, 2.0), run(None, 1.2), "rl") is True      # the second still rose at 1.2
+    assert later_peak(run(None, 2.0), run(None, 3.0), "rl") is None
+
+
+def test_the_ensemble_finding_cannot_tell_when_a_peak_lies_past_the_kl_measured(tmp_path):
+    one = {"bon_peak_d": 1.0, "rl_peak_d": None, "best_of_n": [{"d": 0.0, "gold": 0.5}, {"d": 2.0, "gold": 0.6}],
+           "rl": [{"d": 0.0, "gold": 0.5}, {"d": 1.0, "gold": 0.6}]}
+    many = {**one, "bon_peak_d": 1.4, "rl_peak_d": 1.5, "rl": [{"d": 0.0, "gold": 0.5}, {"d": 1.5, "gold": 0.8}]}
+    figures = ensemble.compare({"1 model": one, "4 models": many}, {}, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "under best-of-n the gold peak is at d = 1.40 with 4 models versus 1.00 with 1 model: the ensemble pushes" \
+        in text
+    assert "under PPO the gold peak is at d = 1.50 with 4 models versus none" in text and "runs cannot tell" in text
+    assert figures is not None
+
+
+def test_the_multi_objective_finding_follows_gold_and_length():
+    sft = {"ppo/response_len": 60.0, "ppo/style_verbose": 0.10}
+    alone = ["helpful only", 0.36, 135.0, 0.1, 0.77]
+    assert multi_objective.trap_verdict(alone, ["mix", 0.42, 140.0, 0.1, 0.77], sft).startswith(
+        "The mixture beat the biased reward on gold but did not avoid the trap")
+    assert "also drifted longer, if less far" in multi_objective.trap_verdict(alone, ["mix", 0.42, 90.0, 0.1, 0.5],
+                                                                              sft)
+    assert "did not beat" in multi_objective.trap_verdict(alone, ["mix", 0.30, 90.0, 0.1, 0.5], sft)
+    assert "avoided the verbosity trap" in multi_objective.trap_verdict(alone, ["mix", 0.5, 61.0, 0.2, 0.1], sft)
+    assert "no trap to avoid" in multi_objective.trap_verdict(["helpful only", 0.5, 61.0, 0.2, 0.1], alone, sft)
+
+
+def test_the_calibration_finding_says_which_way_the_worst_unseen_set_errs():
+    seen = ["seen (training pairs)", 0.95, 0.93, 0.02, 0.01, 3.0, 500]
+    under = ["unseen: prompt", 1.0, 0.60, 0.40, 0.02, 0.4, 500]
+    over = ["unseen: fact", 0.62, 0.90, 0.28, 0.02, 2.5, 500]
+    assert "'unseen: prompt'" in calibration.finding([seen, under, over]) and \
+        "There the model is less confident than it is right." in calibration.finding([seen, under, over])
+    assert "more confident than it is right" in calibration.finding([seen, over])
+    assert "carries over" in calibration.finding([seen, [*over[:3], 0.05, *over[4:]]])
+
+
+def test_a_lab_starts_a_stage_run_made_with_other_settings_over_instead_of_refusing_it(tmp_path, monkeypatch):
+    from dataclasses import replace
+    from rlhf_lab import reward
+    from rlhf_lab.lab.report import restarted_if_changed, reward_model_once
+    from rlhf_lab.ppo import PPOConfig
+    from rlhf_lab.run import Run
+    resumed = []
+
+    def train(cfg):
+        resumed.append(cfg.resume)
+        Run(cfg.out, "train-rm", cfg).finish({})
+    monkeypatch.setattr(reward, "train_reward", train)
+    old = reward.RewardConfig(out=str(tmp_path / "rm"), pairs=256, warmup=100, resume=True)
+    reward_model_once(old)
+    reward_model_once(replace(old, warmup=30))      # the same lab flags, another library default
+    assert resumed == [True, False]
+    ppo_cfg = PPOConfig(out=str(tmp_path / "ppo"), resume=True)
+    Run(ppo_cfg.out, "ppo", ppo_cfg)
+    assert restarted_if_changed(ppo_cfg, "ppo").resume
+    assert not restarted_if_changed(replace(ppo_cfg, lr=3e-4), "ppo").resume
+
+
 def test_the_alignment_tax_finding_names_each_runs_tax_and_weighs_the_win_gap_against_its_noise():
     sft = ["SFT", 0.962, 0.022, "—", "—", 0.382, 0.219, 0.148, 0.257, "—"]
     plain = ["PPO", 0.896, 0.080, 0.726, 0.018, 0.757, 0.214, 0.177, 0.748, 2.9]
@@ -123,7 +190,10 @@ def test_the_alignment_tax_finding_names_each_runs_tax_and_weighs_the_win_gap_ag
     (["overoptimization", "--prompts", "0"], "--prompts must be positive; got 0"),
     (["overoptimization", "--proxy-pairs", "500", "0"], "--proxy-pairs must be positive; got 0"),
     (["overoptimization", "--max-n", "0"], "--max-n must be positive; got 0"),
-    (["overoptimization", "--max-n", "48"], "--max-n must be a power of 2; got 48"),
+    (["overoptimization", "--max-n", "48"], "--max-n must be a power of 2 of at least 4; got 48"),
+    (["overoptimization", "--max-n", "2"], "--max-n must be a power of 2 of at least 4; got 2"),
+    (["pooling", "--seeds", "1"], "--seeds must be at least 2; got 1"),
+    (["length-hack", "--betas", "0.1", "0.1"], "--betas: give two or more different values to compare"),
     (["ensemble", "--members", "1"], "--members must be at least 2; got 1"),
     (["advantage", "--rloo-k", "3"], "--rloo-k must divide the 64 episodes of a PPO batch; got 3"),
     (["oracle", "--iterations", "0"], "--iterations must be positive; got 0"),

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
-from rlhf_lab.ppo import train_ppo
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, train_ppo_once, world_reward_model
 from rlhf_lab.run import ConfigError, check_out, check_positive, check_range, read_json
 
 
@@ -49,7 +48,7 @@ def main(cfg: AdvantageConfig) -> dict:
     runs, rows, report = {}, [], Report("Advantage estimators: a critic, a running mean, a prompt's other answers", out)
     for i, (label, overrides) in enumerate(estimators(cfg).items()):
         runs[label] = run = out / f"estimator_{i}_{overrides['advantage']}"
-        train_ppo(replace(base, out=str(run), **overrides))
+        train_ppo_once(replace(base, out=str(run), **overrides))
         judged, _ = compare(replace(judging, policy=str(run)))
         trained = read_json(run / "metrics.json")
         report.figures[label] = {"ppo": trained, "eval": judged}

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
-from rlhf_lab.ppo import train_ppo
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, train_ppo_once, world_reward_model
 from rlhf_lab.run import check_out, check_positive, read_json
 
 TEMPERATURES = {"greedy": 0.0, "sampled": 1.0}
@@ -42,7 +41,7 @@ def main(cfg: AlignmentTaxConfig) -> dict:
     runs, report = {}, Report("The alignment tax: plain PPO against PPO-ptx", out)
     for label, coef in (("PPO", 0.0), (f"PPO-ptx, γ = {cfg.ptx_coef:g}", cfg.ptx_coef)):
         runs[label] = run = out / ("ppo_ptx" if coef else "ppo")
-        train_ppo(replace(base, out=str(run), ptx_coef=coef))
+        train_ppo_once(replace(base, out=str(run), ptx_coef=coef))
         report.figures[label] = {"ppo": read_json(run / "metrics.json"), **{
             name: compare(replace(judging, policy=str(run), temperature=t))[0] for name, t in TEMPERATURES.items()}}
     plot_runs(runs, ["ppo/score", "ppo/gold", "ppo/kl", "ppo/style_wrong"], out / "alignment_tax.png",

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
-from rlhf_lab.ppo import train_ppo
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, train_ppo_once, world_reward_model
 from rlhf_lab.run import (
     ConfigError, check_choice, check_non_negative, check_numbers, check_out, check_positive, read_json)
 
@@ -57,7 +56,7 @@ def measure(cfg: AnnotatorBiasConfig, bias: str, resume: bool) -> tuple[Path, li
                             ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef,
                             **{f"{bias}_bias": cfg.strength})
     run = Path(cfg.out) / f"ppo_{bias}"
-    train_ppo(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume), rm=str(rm), out=str(run)))
+    train_ppo_once(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume), rm=str(rm), out=str(run)))
     judged = compare(replace(lab_judging(rm, cfg.quick, cfg.device), policy=str(run)))[0]
     rm_metrics, style = read_json(rm / "metrics.json"), TRAIT_STYLE[bias]
     row = [bias, rm_metrics["heldout_gold_accuracy"], judged["style_mix_sft"][style], judged["style_mix_policy"][style],

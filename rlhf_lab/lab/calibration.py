@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import calibration_noise_floor, expected_calibration_error, pair_accuracy, pyplot
-from rlhf_lab.lab.report import Report, start
-from rlhf_lab.reward import RewardConfig, load_pairs, load_reward_model, score_pairs, train_reward
+from rlhf_lab.lab.report import Report, reward_model_once, start
+from rlhf_lab.reward import RewardConfig, load_pairs, load_reward_model, score_pairs
 from rlhf_lab.run import check_out, check_positive, pick_device, save_figure
 from rlhf_lab.world import annotated_world
 
@@ -37,13 +37,26 @@ def measure(cfg: CalibrationConfig, resume: bool) -> dict[str, tuple[torch.Tenso
                           epochs=1 if cfg.quick else 2, norm_samples=64 if cfg.quick else 256,
                           heldout_pairs=100 if cfg.quick else RewardConfig.heldout_pairs,
                           device=cfg.device, resume=resume)
-    train_reward(rm_cfg)
+    reward_model_once(rm_cfg)
     device = pick_device(cfg.device)
     model = load_reward_model(rm_cfg.out, device)
     train, heldout, _ = load_pairs(rm_cfg, annotated_world(rm_cfg), model.tokenizer, model.config.context_len)
     sets = {"seen (training pairs)": train[:rm_cfg.heldout_pairs], **{f"unseen: {k.removeprefix('heldout_')}": v
                                                        for k, v in heldout.items()}}
     return {name: score_pairs(model, pairs, device, raw=True) for name, pairs in sets.items()}   # log-odds scale
+
+
+def finding(rows: list[list]) -> str:
+    """From the table's rows (name, accuracy, mean confidence, ECE, noise floor, mean margin, n),
+    the seen pairs first: how calibration carries over to the least calibrated unseen set, and
+    in which direction it errs there."""
+    seen, worst = rows[0], max(rows[1:], key=lambda r: r[3])
+    text = (f"Finding: on seen pairs the margin averages {seen[5]:.2f} with ECE {seen[3]:.3f}; the least calibrated "
+            f"unseen set is '{worst[0]}' (ECE {worst[3]:.3f}, noise floor {worst[4]:.3f}, accuracy {worst[1]:.3f}, "
+            f"mean confidence {worst[2]:.3f}, margin {worst[5]:.2f}). ")
+    if worst[3] <= seen[3] + 0.05:
+        return text + "Confidence carries over to unseen pairs about as well as accuracy does."
+    return text + (f"There the model is {'more' if worst[2] > worst[1] else 'less'} confident than it is right.")
 
 
 def main(cfg: CalibrationConfig) -> dict:
@@ -57,9 +70,11 @@ def main(cfg: CalibrationConfig) -> dict:
     for name, (chosen, rejected) in scored.items():
         ece, bins = expected_calibration_error(chosen, rejected)
         floor, margin = calibration_noise_floor(chosen, rejected), chosen - rejected
-        report.figures[name] = {"accuracy": pair_accuracy(chosen, rejected), "ece": ece, "ece_noise_floor": floor,
-                                "mean_margin": margin.mean().item(), "pairs": len(margin)}
-        rows.append([name, report.figures[name]["accuracy"], ece, floor, margin.mean().item(), len(margin)])
+        confidence = sum(conf * n for conf, _, n in bins) / len(margin)          # mean max(p, 1 - p)
+        report.figures[name] = {"accuracy": pair_accuracy(chosen, rejected), "mean_confidence": confidence, "ece": ece,
+                                "ece_noise_floor": floor, "mean_margin": margin.mean().item(), "pairs": len(margin)}
+        rows.append([name, report.figures[name]["accuracy"], confidence, ece, floor, margin.mean().item(),
+                     len(margin)])
         rel.plot([b[0] for b in bins], [b[1] for b in bins], "o-", label=name)
         hist.hist(margin.numpy(), bins=40, alpha=0.5, label=name)
     rel.set(xlabel="confidence", ylabel="accuracy (vs labels)", title="reliability")
@@ -68,14 +83,7 @@ def main(cfg: CalibrationConfig) -> dict:
     fig.tight_layout()
     save_figure(fig, report.out / "calibration.png")
     plt.close(fig)
-    report.table(["pairs", "accuracy", "ECE", "ECE noise floor", "mean margin", "n"], rows)
-    seen = rows[0]
-    worst = max(rows[1:], key=lambda r: r[2])
-    report.say(f"Finding: on seen pairs the margin averages {seen[4]:.2f} with ECE {seen[2]:.3f}; the least "
-               f"calibrated unseen set is '{worst[0]}' (ECE {worst[2]:.3f}, noise floor {worst[3]:.3f}, "
-               f"accuracy {worst[1]:.3f}, margin {worst[4]:.2f}). "
-               + ("Confidence carries over to unseen pairs about as well as accuracy does."
-                  if worst[2] <= seen[2] + 0.05 else
-                  "The model is more confident than it is right where it has not seen the fact or phrasing."))
+    report.table(["pairs", "accuracy", "mean confidence", "ECE", "ECE noise floor", "mean margin", "n"], rows)
+    report.say(finding(rows))
     report.image("calibration.png", "reliability and margins")
     return report.write()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab.lab.overoptimization import (OveroptimizationConfig, describe_peak, measure, peak_reach, sft_samples,
+from rlhf_lab.lab.overoptimization import (OveroptimizationConfig, describe_peak, later_peak, measure, sft_samples,
                                           write_report)
 from rlhf_lab.lab.report import Report, start
 from rlhf_lab.run import check_non_negative, check_out, check_positive, check_range
@@ -56,9 +56,10 @@ def compare(results: dict, figures: dict, out: Path) -> dict:
                   for k, r in results.items()])
     sentences = []
     for method, name in (("bon", "best-of-n"), ("rl", "PPO")):
-        d_one, d_many = peak_reach(one[f"{method}_peak_d"]), peak_reach(many[f"{method}_peak_d"])
+        later = later_peak(one, many, method)
         sentences.append(f"under {name} the gold peak is at d = {describe_peak(many[f'{method}_peak_d'])} with "
                          f"{many_name} versus {describe_peak(one[f'{method}_peak_d'])} with {one_name}: "
-                         + ("the ensemble pushes it to larger KL" if d_many > d_one else "it did not move to larger KL"))
+                         + ("the ensemble pushes it to larger KL" if later else "it did not move to larger KL"
+                            if later is False else "a peak lies beyond the KL measured, so these runs cannot tell"))
     report.say("Finding: " + "; ".join(sentences) + ".")
     return report.write()

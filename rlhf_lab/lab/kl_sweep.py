@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, lab_ppo, start, world_reward_model
-from rlhf_lab.ppo import train_ppo
+from rlhf_lab.lab.report import Report, lab_ppo, start, train_ppo_once, world_reward_model
 from rlhf_lab.run import check_out, check_positive, check_range, read_json, read_log
 
 
@@ -36,7 +35,7 @@ def main(cfg: KLSweepConfig) -> dict:
     betas = sorted(cfg.betas)                      # the finding reads the lowest and highest β off the ends
     runs = {f"β={b}": out / f"beta_{b}" for b in betas}
     for beta, (label, run) in zip(betas, runs.items()):
-        train_ppo(replace(base, out=str(run), kl_coef=beta))
+        train_ppo_once(replace(base, out=str(run), kl_coef=beta))
     report = Report("KL sweep: how hard to hold the policy to SFT", out)
     plot_runs(runs, ["ppo/score", "ppo/gold", "ppo/kl"], out / "kl_sweep.png", "proxy, gold and KL per β")
     rows = []

@@ -12,10 +12,9 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, lab_ppo, start
-from rlhf_lab.ppo import train_ppo
+from rlhf_lab.lab.report import Report, lab_ppo, start, train_ppo_once
 from rlhf_lab.rollout import Rollout
-from rlhf_lab.run import check_out, check_positive, check_range, read_json
+from rlhf_lab.run import ConfigError, check_out, check_positive, check_range, read_json
 
 
 def length_reward(r: Rollout) -> torch.Tensor:
@@ -35,6 +34,8 @@ class LengthHackConfig:
         check_out(self.out)
         check_range(self, "betas", 0.0)
         check_positive(self, "iterations")
+        if len(set(self.betas)) < 2:
+            raise ConfigError(f"--betas: give two or more different values to compare; got {self.betas}")
 
 
 def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
@@ -45,10 +46,10 @@ def samples(run: Path, n: int = 3) -> list[tuple[str, str]]:
 def main(cfg: LengthHackConfig) -> dict:
     _, resume = start(cfg, "lab length-hack")
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, eos_penalty=0.0)
-    runs = {}
-    for beta in cfg.betas:
+    runs, betas = {}, sorted(set(cfg.betas))          # the finding reads the loosest and the tightest leash
+    for beta in betas:
         runs[f"β={beta}"] = Path(cfg.out) / f"beta_{beta}"
-        train_ppo(replace(base, out=str(runs[f"β={beta}"]), kl_coef=beta), reward_fn=length_reward)
+        train_ppo_once(replace(base, out=str(runs[f"β={beta}"]), kl_coef=beta), reward_fn=length_reward)
     report = Report("Reward hacking: a length reward with and without the KL leash", Path(cfg.out))
     plot_runs(runs, ["ppo/response_len", "ppo/score", "ppo/gold", "ppo/kl"], report.out / "length_hack.png",
               "PPO on len(response)/100")
@@ -60,8 +61,9 @@ def main(cfg: LengthHackConfig) -> dict:
                      final["style_repetitive"], final["style_ideal"]])
     report.table(["run", "length (bytes)", "proxy", "gold", "KL (nats)", "repetitive share", "ideal share"], rows)
     free, leashed = rows[0], rows[-1]
-    report.say(f"Finding: without a leash (β={cfg.betas[0]}) answers grew to {free[1]:.0f} bytes with gold "
-               f"{free[3]:.2f} at KL {free[4]:.1f} nats; with β={cfg.betas[-1]} they reached {leashed[1]:.0f} bytes, "
+    loosest = "without a leash (β=0)" if betas[0] == 0 else f"with the loosest leash (β={betas[0]})"
+    report.say(f"Finding: {loosest} answers grew to {free[1]:.0f} bytes with gold "
+               f"{free[3]:.2f} at KL {free[4]:.1f} nats; with β={betas[-1]} they reached {leashed[1]:.0f} bytes, "
                f"gold {leashed[3]:.2f}, KL {leashed[4]:.1f}. "
                + ("The leash kept the policy closer to SFT and the gold score higher."
                   if leashed[3] > free[3] and leashed[4] < free[4] else

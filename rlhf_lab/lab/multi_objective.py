@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from rlhf_lab.evaluate import plot_runs
-from rlhf_lab.lab.report import Report, lab_ppo, start
+from rlhf_lab.lab.report import Report, lab_ppo, reward_model_once, start, train_ppo_once
 from rlhf_lab.model import SamplingConfig
-from rlhf_lab.ppo import RewardFn, model_reward, train_ppo
-from rlhf_lab.reward import RewardConfig, load_reward_model, train_reward
+from rlhf_lab.ppo import RewardFn, model_reward
+from rlhf_lab.reward import RewardConfig, load_reward_model
 from rlhf_lab.rollout import Rollout, sample_texts
 from rlhf_lab.run import (
     SHIPPED, check_numbers, check_out, check_positive, check_range, load_model, pick_device, read_json, read_log)
@@ -61,23 +61,37 @@ def main(cfg: MultiObjectiveConfig) -> dict:
     rm_cfg = RewardConfig(out=str(out / "rm_length_biased"), length_bias=cfg.length_bias, device=cfg.device,
                           resume=resume, **(dict(pairs=256, epochs=1, norm_samples=64, heldout_pairs=100) if cfg.quick
                                            else dict(pairs=cfg.rm_pairs)))
-    rm_metrics = train_reward(rm_cfg)
+    rm_metrics = read_json(reward_model_once(rm_cfg) / "metrics.json")
     helpful = model_reward(load_reward_model(rm_cfg.out, device).eval())
     prompts = World().prompts("train")[:64 if cfg.quick else 256]
     lengths = [len(t.encode()) for t in sample_texts(load_model(SHIPPED, device), prompts, SamplingConfig())]
     rewards = {"helpful only": helpful,
-               f"{cfg.helpful_weight}·helpful + {1 - cfg.helpful_weight:.1f}·concise":
+               f"{cfg.helpful_weight:g}·helpful + {1 - cfg.helpful_weight:g}·concise":
                    mixture([(cfg.helpful_weight, helpful), (1 - cfg.helpful_weight, concision_reward(lengths))])}
     base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume)
     runs = {label: out / f"ppo_{i}" for i, label in enumerate(rewards)}
     for label, fn in rewards.items():
-        train_ppo(replace(base, out=str(runs[label])), reward_fn=fn)
+        train_ppo_once(replace(base, out=str(runs[label])), reward_fn=fn)
     return write_report(cfg, runs, rm_metrics)
 
 
 def drifted(row: list, sft: dict) -> bool:
     """The verbosity trap: answers over 10% longer than SFT's, or 5 more points of verbose share."""
     return row[2] > 1.1 * sft["ppo/response_len"] or row[4] > sft["ppo/style_verbose"] + 0.05
+
+
+def trap_verdict(alone: list, mixed: list, sft: dict) -> str:
+    """Whether mixing in concision avoided the verbosity trap, from the two runs' rows (reward,
+    gold, length, style shares...) and SFT's first-rollout log record."""
+    if not drifted(alone, sft):
+        return "The biased reward did not pull answers longer here, so there was no trap to avoid."
+    if not drifted(mixed, sft):
+        return "The concision term avoided the verbosity trap."
+    if mixed[1] <= alone[1]:
+        return "The mixture did not beat the biased reward on gold here."
+    return ("The mixture beat the biased reward on gold but did not avoid the trap at this bias and weight: its "
+            + ("answers also drifted longer, if less far." if mixed[2] < alone[2] else
+               "answers drifted at least as long."))
 
 
 def write_report(cfg: MultiObjectiveConfig, runs: dict[str, Path], rm_metrics: dict) -> dict:
@@ -99,12 +113,6 @@ def write_report(cfg: MultiObjectiveConfig, runs: dict[str, Path], rm_metrics: d
                f"{sft['ppo/response_len']:.0f} bytes (verbose share {sft['ppo/style_verbose']:.2f}, gold "
                f"{sft['ppo/gold']:.2f}), optimising it alone led to {alone[2]:.0f} bytes, verbose share {alone[4]:.2f}, "
                f"gold {alone[1]:.2f}; mixed with concision, {mixed[2]:.0f} bytes, verbose share {mixed[4]:.2f}, "
-               f"gold {mixed[1]:.2f}. "
-               + ("The biased reward did not pull answers longer here, so there was no trap to avoid."
-                  if not drifted(alone, sft) else
-                  "The concision term avoided the verbosity trap." if not drifted(mixed, sft) else
-                  "The concision term softened the trap but did not avoid it at this bias and weight: the mixed "
-                  "policy also drifted to longer, padded answers." if mixed[1] > alone[1] and mixed[2] < alone[2] else
-                  "The mixture did not beat the biased reward on gold here."))
+               f"gold {mixed[1]:.2f}. " + trap_verdict(alone, mixed, sft))
     report.image("multi_objective.png", "gold, length and style shares per iteration")
     return report.write()

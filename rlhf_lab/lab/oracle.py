@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from rlhf_lab.evaluate import compare, plot_runs
-from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, world_reward_model
-from rlhf_lab.ppo import train_ppo
+from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, train_ppo_once, world_reward_model
 from rlhf_lab.run import check_out, check_positive, read_json
 
 SPLITS = {"held-out": "heldout_prompt", "training": "train"}
@@ -40,7 +39,7 @@ def main(cfg: OracleConfig) -> dict:
     runs, rows, report = {}, [], Report("PPO against a learned reward model and against the gold judge", out)
     for reward, label in (("model", "reward model"), ("gold", "gold judge (oracle)")):
         runs[label] = run = out / f"ppo_{reward}"
-        train_ppo(replace(base, out=str(run), reward=reward))
+        train_ppo_once(replace(base, out=str(run), reward=reward))
         judged = {name: compare(replace(judging, policy=str(run), split=split))[0] for name, split in SPLITS.items()}
         report.figures[label] = {"ppo": read_json(run / "metrics.json"), "eval": judged}
         rows.append([label] + [v for name in SPLITS for v in (

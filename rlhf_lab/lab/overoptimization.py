@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 from rlhf_lab.evaluate import proxy_scores, pyplot
-from rlhf_lab.lab.report import Report, lab_ppo, reward_model_once, start
+from rlhf_lab.lab.report import Report, lab_ppo, reward_model_once, start, train_ppo_once
 from rlhf_lab.model import SamplingConfig
-from rlhf_lab.ppo import train_ppo
 from rlhf_lab.reward import RewardConfig, load_reward_model
 from rlhf_lab.rollout import sample_texts
 from rlhf_lab.run import (
@@ -48,8 +47,9 @@ class OveroptimizationConfig:
         check_out(self.out)
         check_positive(self, "proxy_pairs", "max_n", "prompts", "iterations", "ensemble")
         check_non_negative(self, "kl_coef", "ensemble_std_coef")
-        if self.max_n & (self.max_n - 1):    # best_of_n splits each prompt's max_n answers into groups of n = 2^k
-            raise ConfigError(f"--max-n must be a power of 2; got {self.max_n}")
+        if self.max_n & (self.max_n - 1) or self.max_n < 4:   # best_of_n splits each prompt's max_n answers
+            # into groups of n = 2^k; the two-parameter fit needs two points beyond n = 1
+            raise ConfigError(f"--max-n must be a power of 2 of at least 4; got {self.max_n}")
 
 
 def bon_kl(n: int) -> float:
@@ -113,9 +113,20 @@ def peak(alpha: float, beta: float, form: str, d_max: float = math.inf) -> float
     return None if d > d_max else d
 
 
-def peak_reach(d: float | None) -> float:
-    """A peak as a distance to compare: no peak where measured counts as farther than any."""
-    return math.inf if d is None else d
+POINTS = {"bon": "best_of_n", "rl": "rl"}   # where a result keeps each method's measured points
+
+
+def later_peak(first: dict, second: dict, method: str) -> bool | None:
+    """Whether second's gold peak under `method` ("bon" or "rl") lies at a larger d than first's
+    (write_report's results): True, False, or None where the measurements cannot tell. A peak
+    not found is only known to lie beyond its run's farthest d, which differs between PPO runs."""
+    def bounds(r: dict) -> tuple[float, float]:
+        d = r[f"{method}_peak_d"]
+        return (d, d) if d is not None else (max(p["d"] for p in r[POINTS[method]]), math.inf)
+    (first_low, first_high), (second_low, second_high) = bounds(first), bounds(second)
+    if second_low > first_high:
+        return True
+    return False if second_high <= first_low else None
 
 
 def describe_peak(d: float | None) -> str:
@@ -140,27 +151,29 @@ def measure(cfg: OveroptimizationConfig, resume: bool, pool: tuple[list[str], li
     prompts, samples = pool or sft_samples(cfg)
     max_n = len(samples[0])
     results = {}
-    sizes = [200 * (i + 1) for i in range(min(2, len(cfg.proxy_pairs)))] if cfg.quick else cfg.proxy_pairs
+    sizes = ([200 * (i + 1) for i in range(min(2, len(cfg.proxy_pairs)))] if cfg.quick
+             else sorted(set(cfg.proxy_pairs)))                      # ascending: the finding reads them so
     for pairs in sizes:
         proxy_dir = train_proxy(cfg, pairs, resume)
         proxy = load_reward_model(proxy_dir, device).eval()
         run = Path(cfg.out) / f"ppo_{pairs}_k{cfg.ensemble}"
-        train_ppo(lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, out=str(run), rm=str(proxy_dir),
+        train_ppo_once(lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, out=str(run), rm=str(proxy_dir),
                           kl_coef=cfg.kl_coef))
         bon, rl = best_of_n(world, proxy, prompts, samples, max_n, device), rl_points(run)
         results[pairs] = {"best_of_n": bon, "rl": rl, "fit_bon": fit(bon, "bon"), "fit_rl": fit(rl, "rl")}
     return results
 
 
-def plot(results: dict, path: Path, title: str) -> None:
+def plot(results: dict, path: Path, title: str, proxy_name: str) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for (pairs, r), color in zip(results.items(), ["C0", "C1", "C2", "C3"]):
+    for i, (pairs, r) in enumerate(results.items()):
+        color = f"C{i % 10}"
         for ax, key, form in ((axes[0], "best_of_n", "bon"), (axes[1], "rl", "rl")):
             pts = r[key]
             d = np.array([p["d"] for p in pts])
             base = pts[0]["gold"]
-            ax.scatter(d, [p["gold"] for p in pts], color=color, s=12, label=f"gold, proxy from {pairs} pairs")
+            ax.scatter(d, [p["gold"] for p in pts], color=color, s=12, label=f"gold, {proxy_name.format(pairs)}")
             ax.scatter(d, [p["proxy"] for p in pts], color=color, s=12, marker="x", alpha=0.5)
             low = max(d.min(), 1e-3)                     # log d: keep the grid off zero
             grid = np.linspace(low, max(d.max(), low), 100)
@@ -179,14 +192,13 @@ def plot(results: dict, path: Path, title: str) -> None:
 def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy from {} pairs",
                  by_size: bool = True) -> dict:
     """Table, plot and the peak of each proxy; by_size: the proxies differ in training-set
-    size, ascending, and the finding says whether the peak moves with it."""
+    size, ascending, and with two or more the finding says whether the peak moves with it."""
     out.mkdir(parents=True, exist_ok=True)
     report = Report(title, out, {str(k): v for k, v in results.items()})
-    plot(results, out / "overoptimization.png", title)
+    plot(results, out / "overoptimization.png", title, proxy_name)
     rows = []
     for pairs, r in results.items():
-        bon_peak, rl_peak = (peak(*r[f"fit_{form}"], form, max(p["d"] for p in r[key]))
-                             for form, key in (("bon", "best_of_n"), ("rl", "rl")))
+        bon_peak, rl_peak = (peak(*r[f"fit_{form}"], form, max(p["d"] for p in r[POINTS[form]])) for form in POINTS)
         best_bon = max(r["best_of_n"], key=lambda p: p["gold"])
         rows.append([proxy_name.format(pairs), *r["fit_bon"], describe_peak(bon_peak), best_bon["n"],
                      *r["fit_rl"], describe_peak(rl_peak)])
@@ -195,13 +207,14 @@ def write_report(results: dict, out: Path, title: str, proxy_name: str = "proxy 
     finding = "Finding: " + "; ".join(f"{proxy_name.format(p)}: gold peaks at d = {describe_peak(r['bon_peak_d'])} "
                                       f"under best-of-n and {describe_peak(r['rl_peak_d'])} under PPO (fits)"
                                       for p, r in results.items()) + "."
-    if by_size:
-        for method in ("bon", "rl"):
-            later = [peak_reach(r[f"{method}_peak_d"]) for r in results.values()]
-            moves = all(b >= a for a, b in zip(later, later[1:])) and later[-1] > later[0]
-            finding += (f" Under {'best-of-n' if method == 'bon' else 'PPO'} the gold peak "
-                        + ("moves to larger KL as the proxy gets more data, as Gao et al. found." if moves else
-                           "does not move steadily to larger KL with proxy size in these measurements."))
+    if by_size and len(results) > 1:
+        ordered = list(results.values())
+        for method in POINTS:
+            later = [later_peak(a, b, method) for a, b in zip(ordered, ordered[1:])]
+            verdict = ("does not move steadily to larger KL with proxy size in these measurements." if False in later
+                       else "moves to larger KL as the proxy gets more data, as Gao et al. found." if all(later)
+                       else "may move with proxy size, but a peak lies beyond the KL measured: these runs cannot tell.")
+            finding += f" Under {'best-of-n' if method == 'bon' else 'PPO'} the gold peak {verdict}"
     report.say(finding)
     report.image("overoptimization.png", "gold and proxy reward against sqrt(KL)")
     return report.write()

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_lab.evaluate import pyplot
-from rlhf_lab.lab.report import Report, start
-from rlhf_lab.reward import RewardConfig, train_reward
-from rlhf_lab.run import check_out, check_positive, save_figure
+from rlhf_lab.lab.report import Report, reward_model_once, start
+from rlhf_lab.reward import RewardConfig
+from rlhf_lab.run import check_out, check_positive, check_range, read_json, save_figure
 
 SPLITS = ("heldout_prompt", "heldout_template", "heldout_fact")
 KEYS = [f"{s}_gold_accuracy" for s in SPLITS]
@@ -23,7 +23,7 @@ LABELS = ["unseen prompt", "unseen template", "unseen fact"]
 @dataclass
 class PoolingConfig:
     out: str = "runs/lab/pooling"   # run directory: one reward model per pooling and seed, plots, report
-    seeds: int = 3                  # reward models per pooling
+    seeds: int = 3                  # reward models per pooling (2 or more: the spread weighs each gap)
     pairs: int = 10000              # training pairs per model (about 476 ranked prompts)
     epochs: int = 1                 # epochs per model (full run: under 10 min on 2 cores)
     quick: bool = False             # a small version (tests, CI)
@@ -32,16 +32,17 @@ class PoolingConfig:
     def validate(self) -> None:
         check_out(self.out)
         check_positive(self, "seeds", "pairs", "epochs")
+        check_range(self, "seeds", 2)        # the finding weighs each gap against the spread over seeds
 
 
 def run(cfg: PoolingConfig, resume: bool) -> dict:
     seeds, pairs = (2, 256) if cfg.quick else (cfg.seeds, cfg.pairs)
     results = {}
     for pooling in ("last", "mean"):
-        results[pooling] = [train_reward(RewardConfig(
+        results[pooling] = [read_json(reward_model_once(RewardConfig(
             out=str(Path(cfg.out) / f"{pooling}_seed{seed}"), pooling=pooling, seed=seed, pairs=pairs,
             epochs=cfg.epochs, norm_samples=64 if cfg.quick else 256, heldout_pairs=100 if cfg.quick else 500,
-            device=cfg.device, resume=resume))
+            device=cfg.device, resume=resume)) / "metrics.json")
             for seed in range(seeds)]
     return results
 
@@ -53,7 +54,7 @@ def summarise(results: dict) -> dict:
         for key in KEYS:
             values = [r[key] for r in runs]
             out[f"{pooling}/{key}"] = {"mean": statistics.mean(values),
-                                       "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                                       "std": statistics.stdev(values),
                                        "values": values}
     return out
 

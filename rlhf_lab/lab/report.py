@@ -1,8 +1,8 @@
 """A lab report (markdown sections and a JSON of the figures, written atomically), and the
-reward models experiments train once and share."""
+runs experiments train: reward models trained once and shared, PPO runs kept or continued."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf_lab.run import (
@@ -61,16 +61,36 @@ def start(cfg, name: str) -> tuple[Path, bool]:
     return out, resume
 
 
+def restarted_if_changed(cfg, stage: str):
+    """cfg of a stage run inside an experiment, which has no --no-resume: a run in cfg.out made
+    with other settings or inputs (the library's defaults moved, or a reward model it read was
+    retrained) starts over instead of being refused, as a changed flag would be for the stage."""
+    out = Path(cfg.out)
+    if cfg.resume and (out / "config.json").exists() and changed_flags(out, stage, cfg, recorded_config(stage, cfg),
+                                                                      input_digests(cfg)):
+        return replace(cfg, resume=False)
+    return cfg
+
+
 def reward_model_once(cfg) -> Path:
     """cfg.out's reward model (a RewardConfig): a finished run made with these very settings and
     inputs is kept (also after an experiment's other flags changed, if they leave it as it was);
-    otherwise trained now, continuing a killed run with cfg.resume."""
+    otherwise trained now, continuing a killed run with cfg.resume, or afresh where the run
+    there was made otherwise."""
     from rlhf_lab.reward import train_reward
     out = Path(cfg.out)
     finished = (out / "metrics.json").exists() and (out / "config.json").exists()
     if not (finished and not changed_flags(out, "train-rm", cfg, recorded_config("train-rm", cfg), input_digests(cfg))):
-        train_reward(cfg)
+        train_reward(restarted_if_changed(cfg, "train-rm"))
     return out
+
+
+def train_ppo_once(cfg, **reward) -> None:
+    """ppo.train_ppo(cfg, **reward) for an experiment: a finished run with these settings and
+    inputs is kept and a killed one continued (cfg.resume: start's verdict), and one made
+    otherwise starts over (restarted_if_changed)."""
+    from rlhf_lab.ppo import train_ppo
+    train_ppo(restarted_if_changed(cfg, "ppo"), **reward)
 
 
 def world_reward_model(out: Path, pairs: int, quick: bool, device: str, resume: bool, name: str = "rm",
