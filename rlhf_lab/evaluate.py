@@ -18,9 +18,10 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, ended_flags, response_texts, sample_rollouts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
-    check_out, check_positive, check_temperature, input_digests, load_model, pick_device, read_json, read_log,
-    recorded_config, run_directory, save_figure, status, write_json, write_text)
+    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
+    check_not_an_input, check_numbers, check_out, check_positive, check_temperature, input_digests, load_model,
+    model_path, pick_device, read_json, read_log, recorded_config, run_directory, save_figure, status, write_json,
+    write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
@@ -316,7 +317,8 @@ class EvalConfig:
                                     # policy was trained from (its config.json), else the shipped checkpoint
     rm: str = ""                    # reward model for the proxy reward; empty → the policy's, else runs/rm
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
-    world_seed: int = 0             # the world whose held-out prompts are used
+    world_seed: int | None = None   # the world whose held-out prompts are used; empty → the policy's (its
+                                    # config.json), else 0
     split: str = "heldout_prompt"   # prompts: "heldout_prompt" | "heldout_template" | "heldout_fact"
                                     # (or "train", or "textbook": the six textbook prompts)
     prompts: int = 500              # how many held-out prompts, at most (the default split has 137)
@@ -337,14 +339,14 @@ class EvalConfig:
         check_temperature(self)
 
     def with_policy_defaults(self) -> EvalConfig:
-        """--sft and --rm, where not given, as the policy's `rlhf ppo` run recorded them: comparing a
-        policy with another SFT model than its own would measure the wrong improvement and KL."""
-        if self.sft and self.rm:
-            return self
-        config = run_directory(self.policy) / "config.json"
+        """--sft, --rm and --world-seed, where not given, as the policy's `rlhf ppo` run recorded
+        them: comparing a policy with another SFT model than its own would measure the wrong
+        improvement and KL, and another world's held-out prompts can be ones it trained on."""
+        config = run_directory(model_path(self.policy)) / "config.json"
         recorded = read_json(config) if config.exists() else {}
+        world_seed = self.world_seed if self.world_seed is not None else recorded.get("world_seed", 0)
         return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED,
-                       rm=self.rm or recorded.get("rm") or "runs/rm")
+                       rm=self.rm or recorded.get("rm") or "runs/rm", world_seed=world_seed)
 
     def answers_per_prompt(self) -> int:
         """Greedy answers repeat, and repeated comparisons would shrink the standard error for nothing."""
@@ -525,7 +527,10 @@ def comparison_plot(metrics: dict, path: Path) -> None:
 
 def main(cfg: EvalConfig) -> dict:
     cfg = cfg.with_policy_defaults()
+    if not cfg.out and cfg.policy == SHIPPED:
+        raise ConfigError("--policy shipped: give --out, or the report would go into the installed package")
     out = check_out(cfg.out or run_directory(cfg.policy) / "eval", "a directory")
+    check_not_an_input(out, cfg)
     metrics, samples = compare(cfg)
     for stale in ("config.json", "inputs.json"):   # until the new figures are all written, they name none
         (out / stale).unlink(missing_ok=True)

@@ -404,12 +404,13 @@ def changed_flags(path: Path, stage: str, cfg, config: dict, inputs: dict[str, s
 
 
 def check_not_an_input(out: Path, cfg) -> None:
-    """--out must not be the directory of an input model (--sft, --rm, --init): the run would
-    replace the model it reads, and a fresh start clears its directory's outputs first."""
-    for name in ("sft", "rm", "init"):
+    """--out must not be the directory of an input model (--sft, --rm, --init, --policy): the run
+    would replace the model or the records it reads, and a fresh start clears its directory's
+    outputs first."""
+    for name in ("sft", "rm", "init", "policy"):
         given = getattr(cfg, name, "")
-        if given and flag_path(name, given).resolve() == out.resolve():
-            raise ConfigError(f"--out {out} is also {flag(name)}: a run must not write over the model it starts from")
+        if given and run_directory(flag_path(name, given)).resolve() == out.resolve():
+            raise ConfigError(f"--out {out} is also {flag(name)}: a run must not write over a model it reads")
 
 
 class Run:

@@ -399,7 +399,27 @@ def test_eval_compares_the_policy_with_the_sft_model_and_reward_model_it_was_tra
     given = EvalConfig(policy=str(tmp_path / "ppo"), sft="other/sft").with_policy_defaults()
     assert (given.sft, given.rm) == ("other/sft", "my/rm")
     unrecorded = EvalConfig(policy=str(tmp_path / "elsewhere")).with_policy_defaults()
-    assert (unrecorded.sft, unrecorded.rm) == (SHIPPED, "runs/rm")
+    assert (unrecorded.sft, unrecorded.rm, unrecorded.world_seed) == (SHIPPED, "runs/rm", 0)
+    write_json(tmp_path / "ppo3" / "config.json", {"stage": "ppo", "world_seed": 3})   # trained in another world
+    assert EvalConfig(policy=str(tmp_path / "ppo3")).with_policy_defaults().world_seed == 3
+    assert EvalConfig(policy=str(tmp_path / "ppo3"), world_seed=1).with_policy_defaults().world_seed == 1
+
+
+def test_eval_never_writes_over_the_run_it_judges_nor_into_the_package(tmp_path, capsys):
+    from rlhf_lab.run import read_json, write_json
+    write_json(tmp_path / "ppo" / "config.json", {"stage": "ppo"})
+    assert cli.main(["eval", "--policy", str(tmp_path / "ppo"), "--out", str(tmp_path / "ppo"), "--device", "cpu"]) == 2
+    assert "is also --policy: a run must not write over a model it reads" in capsys.readouterr().err
+    assert read_json(tmp_path / "ppo" / "config.json") == {"stage": "ppo"}
+    assert cli.main(["eval", "--policy", "shipped", "--device", "cpu"]) == 2
+    assert "--policy shipped: give --out" in capsys.readouterr().err
+
+
+def test_a_prompt_in_another_encoding_than_utf8_is_a_clear_error():
+    from rlhf_lab.run import ConfigError
+    from rlhf_lab.sample import SampleConfig
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        SampleConfig(prompts=["caf\udce9?"]).validate()        # b"caf\xe9?" from argv, as Python decodes it
 
 
 def test_world_show_answers_each_prompt_in_every_style_with_ideal_on_top(capsys):
