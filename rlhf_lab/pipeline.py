@@ -67,15 +67,19 @@ def trains_sft(cfg: PipelineConfig) -> bool:
     return cfg.from_scratch or bool(cfg.init)
 
 
+PIPELINE_OUTPUTS = ("config.json", "metrics.json", "report.md")   # beside the stages' directories
+
+
 def judged(cfg: evaluate.EvalConfig) -> dict:
     """The eval stage's metrics: those on disk where they judged these very models (by their
-    contents, inputs.json) with this config, on the same device (a rerun of a finished pipeline),
+    contents, inputs.json) with this config, --device as given (a rerun of a finished pipeline),
     else a new eval."""
     out = Path(cfg.out)
     files = [out / name for name in ("metrics.json", "report.md", "config.json", "inputs.json")]
     if all(f.exists() for f in files) and not changed_flags(out, "eval", cfg, recorded_config("eval", cfg),
                                                              input_digests(cfg), anywhere=("out", "resume")):
-        status(f"eval: {out} already judged this policy; pass --no-resume to judge it again")
+        status(f"eval: {out} already judged this policy; `rlhf eval --policy {cfg.policy} --out {out}` judges "
+               "it again")
         return read_json(files[0])
     return evaluate.main(cfg)
 
@@ -94,7 +98,9 @@ def main(cfg: PipelineConfig) -> dict:
     check_out(cfg.out)                                                              # and a file for --out
     check_not_an_input(Path(cfg.out), cfg)                                          # or an input model
     pick_device(cfg.device)                                                         # and a missing GPU
-    write_json(Path(cfg.out) / "config.json", recorded_config("pipeline", cfg))   # each stage's own is in its directory
+    if not cfg.resume:       # a fresh start: the figures there are of runs about to be replaced
+        for stale in PIPELINE_OUTPUTS:
+            (Path(cfg.out) / stale).unlink(missing_ok=True)
     if trains_sft(cfg):
         sft.main(sft_cfg)
     rm_metrics = reward.main(rm_cfg)
@@ -103,9 +109,11 @@ def main(cfg: PipelineConfig) -> dict:
     summary = {"reward_model": {k: rm_metrics[k] for k in ("heldout_gold_accuracy", "textbook_pairs_correct",
                                                              "ece", "length_baseline_accuracy")},
                **eval_metrics}
+    # written once every stage has taken these flags: a rerun that a stage refuses leaves the
+    # directory's config and figures as they were (each stage's own config is in its directory)
+    write_json(Path(cfg.out) / "config.json", recorded_config("pipeline", cfg))
     write_json(Path(cfg.out) / "metrics.json", summary)
-    report = (Path(cfg.out) / "eval" / "report.md").read_text()
-    write_text(Path(cfg.out) / "report.md", report)
+    write_text(Path(cfg.out) / "report.md", (Path(cfg.out) / "eval" / "report.md").read_text())
     status(f"pipeline done: gold win rate {eval_metrics['gold_win_rate_vs_sft']:.3f} "
            f"± {eval_metrics['gold_win_rate_se']:.3f}, "
            f"gold {eval_metrics['gold_mean_sft']:.3f} → {eval_metrics['gold_mean_policy']:.3f}\n"

@@ -140,6 +140,15 @@ def test_tiny_pipeline_writes_every_stage_and_raises_the_proxy_reward(tiny_pipel
     assert summary["kl_to_ref"] > 0
 
 
+def test_a_rerun_that_a_stage_refuses_leaves_the_pipelines_config_and_figures_as_they_were(tiny_pipeline):
+    from rlhf_lab.run import ConfigError
+    out, _ = tiny_pipeline
+    before = {name: (out / name).read_bytes() for name in pipeline.PIPELINE_OUTPUTS}
+    with pytest.raises(ConfigError, match=r"holds a run with a different config \(seed\)"):
+        pipeline.main(pipeline.PipelineConfig(out=str(out), preset="tiny", device="cpu", seed=1))
+    assert {name: (out / name).read_bytes() for name in pipeline.PIPELINE_OUTPUTS} == before
+
+
 def test_a_finished_pipeline_run_again_leaves_every_stage_and_its_eval_as_they_are(tiny_pipeline, capsys):
     out, summary = tiny_pipeline
     files = {f: f.stat().st_mtime_ns for stage in ("rm", "ppo", "eval") for f in (out / stage).iterdir()}
