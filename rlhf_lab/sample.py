@@ -53,6 +53,11 @@ class SampleConfig:
             raise ConfigError("--top-p must be above 0; 1 turns it off")
         if not self.prompts or any(not p.strip() for p in self.prompts):
             raise ConfigError("--prompts: give one or more non-empty prompts, each in quotes")
+        for prompt in self.prompts:
+            try:
+                prompt.encode("utf-8")
+            except UnicodeEncodeError:    # bytes of another encoding in argv arrive as lone surrogates
+                raise ConfigError(f"--prompts {prompt!r}: not UTF-8 text (the terminal's encoding?)") from None
         if not self.models:
             raise ConfigError("--models: give one or more run directories")
         for path in self.models:
