@@ -98,7 +98,10 @@ class MuonWithAdamW:
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int, final_frac: float = 0.1) -> float:
-    """Linear warmup to `peak`, then cosine decay to `final_frac * peak`."""
+    """Linear warmup to `peak`, then cosine decay to `final_frac * peak`. A warmup as long as the
+    whole run or longer (the default's 100 steps in a 60-step run) would never reach the peak:
+    a tenth of the run warms up instead."""
+    warmup = warmup if warmup < total else total // 10
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))

@@ -55,9 +55,8 @@ def stage_configs(cfg: PipelineConfig):
                                   device=cfg.device, precision=cfg.precision))
     if cfg.preset == "tiny":
         s, r, p, e = stages
-        # warmups of a tenth of the steps: the defaults' (100 and 30) would outlast the runs
-        stages = (replace(s, steps=60, warmup=6, examples=500, eval_every=30, eval_samples=64),
-                  replace(r, pairs=4200, batch_size=8, epochs=1, warmup=3, norm_samples=64, heldout_pairs=100),
+        stages = (replace(s, steps=60, examples=500, eval_every=30, eval_samples=64),
+                  replace(r, pairs=4200, batch_size=8, epochs=1, norm_samples=64, heldout_pairs=100),
                   replace(p, iterations=10, batch_size=32, minibatch_size=16, eval_every=5),
                   replace(e, shown=4, samples_per_prompt=1))
     return stages

@@ -11,6 +11,7 @@ Ziegler et al. 2019 do), and the offset and scale are stored in the checkpoint.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -255,7 +256,7 @@ class RewardConfig:
     batch_size: int = 16            # prompts per step, with all their pairs
     lr: float = 1e-3                # peak learning rate (AdamW's; Muon's is scaled to match it)
     optimizer: str = "adamw"        # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (docs/sft.md)
-    warmup: int = 30                # linear warmup steps
+    warmup: int = 30                # linear warmup steps (a tenth of the run if not shorter)
     weight_decay: float = 0.01      # AdamW weight decay on matrices
     grad_clip: float = 1.0          # global gradient-norm clip
     ensemble: int = 1               # K reward models, different seeds and data orders
@@ -485,6 +486,13 @@ def load_reward_model(path: str | Path, device="cpu") -> RewardModel | RewardEns
     return members[0] if len(members) == 1 else RewardEnsemble(members, float(meta["std_coef"])).to(device)
 
 
+def gold_judge(world: World, cfg: RewardConfig, heldout: dict[str, list]) -> World | None:
+    """The world's gold judge for the held-out figures, where it knows every held-out prompt:
+    not for --data, nor for an --eval-data file of other prompts (another world's export)."""
+    known = not cfg.data and all(world.knows(pair.prompt) for pairs in heldout.values() for pair in pairs)
+    return world if known else None
+
+
 def train_reward(cfg: RewardConfig) -> dict:
     """Train K ≥ 1 reward models, normalise each, evaluate, save; returns metrics.json."""
     cfg.validate()
@@ -504,9 +512,11 @@ def train_reward(cfg: RewardConfig) -> dict:
         return run.finished_metrics()
     all_groups = group_pairs(train)
     groups = distributed.shard(all_groups, "training prompts with their pairs")
-    # steps from the whole set, not the shard: under torchrun shards differ by one group, and
-    # a rank with one step more would wait forever in DDP's gradient all-reduce
-    steps_per_epoch = max(1, len(all_groups) // (cfg.batch_size * distributed.world_size()))
+    # every group once an epoch, the last step's batch smaller. Steps from the smallest shard: under
+    # torchrun shards differ by one group, and a rank with one step more would wait forever in DDP's
+    # gradient all-reduce (where the smallest is a multiple of the batch size, a larger shard
+    # leaves one group out of each epoch, another one each time)
+    steps_per_epoch = math.ceil(len(all_groups) // distributed.world_size() / cfg.batch_size)
     if cfg.data and any(pair.meta.get("group") is not None for pair in train):   # one group per file: one giant batch
         status(f"train-rm: {len(train)} pairs in {len(all_groups)} groups by their \"group\" key; a step takes "
                f"{cfg.batch_size} groups (--batch-size) with all their pairs: {steps_per_epoch} step(s) per epoch")
@@ -524,7 +534,7 @@ def train_reward(cfg: RewardConfig) -> dict:
         save_reward_model(run.path / "model.safetensors", members, cfg.ensemble_std_coef)
         metrics = evaluate.reward_report(members[0] if cfg.ensemble == 1 else
                                          RewardEnsemble(members, cfg.ensemble_std_coef),
-                                         train, heldout, world if not cfg.data else None, run.path, device)
+                                         train, heldout, gold_judge(world, cfg, heldout), run.path, device)
         if cfg.calibrate:   # R10; a file's validation pairs' ECE below is then fitted, not measured (the world's
                             # held-out splits are not the pairs it fits on)
             metrics["calibration_temperature"] = sum(m.temperature.item() for m in members) / len(members)

@@ -42,7 +42,7 @@ class SFTConfig:
     batch_size: int = 32           # sequences per step
     lr: float = 3e-3               # peak learning rate (AdamW's; Muon's is scaled to match it)
     optimizer: str = "adamw"       # "adamw" | "muon": Muon on the hidden matrices, AdamW on the rest (docs/sft.md)
-    warmup: int = 100              # linear warmup steps
+    warmup: int = 100              # linear warmup steps (a tenth of the run if not shorter)
     weight_decay: float = 0.1      # AdamW weight decay on matrices (nanoGPT)
     grad_clip: float = 1.0         # global gradient-norm clip
     eval_every: int = 500          # steps between eval-loss passes and checkpoints (a kill loses fewer)

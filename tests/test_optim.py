@@ -79,3 +79,9 @@ def test_a_non_finite_gradient_norm_stops_the_run_before_the_step_and_names_it()
     with pytest.raises(ConfigError, match=r"sft step 3: the gradient norm is (nan|inf).*--lr"):
         optim.clip_and_step(optimizer, [model], 1.0, "sft step 3")
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_a_warmup_longer_than_the_run_warms_up_over_a_tenth_of_it():
+    rates = [optim.lr_at(step, 20, 1e-3, warmup=30) for step in range(20)]   # 30 would never reach 1e-3
+    assert rates[:3] == pytest.approx([5e-4, 1e-3, 1e-3], rel=1e-6) and rates[-1] < rates[2]
+    assert optim.lr_at(0, 200, 1e-3, warmup=30) == pytest.approx(1e-3 / 30)           # a shorter one is kept

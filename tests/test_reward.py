@@ -271,6 +271,21 @@ def test_eval_rm_labels_the_world_pairs_as_training_did(tmp_path, monkeypatch):
     assert not {"config.json", "metrics.json"} & {f.name for f in (tmp_path / "rm" / "eval").iterdir()}
 
 
+def test_an_epoch_trains_every_prompt_and_an_eval_file_of_other_prompts_gets_no_gold_figures(tmp_path):
+    from rlhf_lab import sft
+    from rlhf_lab.reward import RewardConfig, train_reward
+    from rlhf_lab.run import read_log
+    sft.train_sft(sft.SFTConfig(out=str(tmp_path / "sft"), steps=2, examples=16, batch_size=4, eval_every=2,
+                                eval_samples=2, width=32, n_layers=1, n_heads=2, ffn=64, device="cpu"))
+    other = tmp_path / "other.jsonl"      # not the world's prompts: its gold judge cannot score them
+    other.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no, no, no"}) + "\n"
+                             for i in range(10)))
+    metrics = train_reward(RewardConfig(out=str(tmp_path / "rm"), sft=str(tmp_path / "sft"), pairs=105,
+                                        batch_size=2, epochs=1, norm_samples=4, eval_data=str(other), device="cpu"))
+    assert metrics["heldout_pairs"] == 10 and "heldout_gold_accuracy" not in metrics
+    assert read_log(tmp_path / "rm")[-1]["step"] == 3        # 5 ranked prompts in batches of 2: 2 + 2 + 1
+
+
 def test_calibrating_on_the_world_holds_out_whole_training_prompts_and_fits_on_them(tmp_path):
     from rlhf_lab import sft
     from rlhf_lab.reward import RewardConfig, load_pairs, train_reward
