@@ -180,10 +180,18 @@ SFT_FORMS = [("prompt", "response"), ("prompt", "completion"), ("question", "ans
 
 def parse_sft(row: dict, path, line: int) -> SFTExample:
     """An SFT row, or a preference row whose chosen answer is the demonstration (SFT on the
-    preferred answers, as Rafailov et al. 2023 do for Anthropic HH)."""
+    preferred answers, as Rafailov et al. 2023 do for Anthropic HH); its rejected answer plays
+    no part, so it may be empty or the chosen one."""
     if _form(row, SFT_FORMS) is None and ("chosen" in row or "preferred" in row):
-        pair = parse_preference(row, path, line)
-        return SFTExample(pair.prompt, pair.chosen)
+        _one_preferred_key(row, path, line)
+        if "prompt" in row:
+            return SFTExample(*(_text(row, k, path, line) for k in
+                                _pick(row, [("prompt", "chosen"), ("prompt", "preferred")], path, line)))
+        keys = _pick(row, [("chosen", "rejected")], path, line)
+        prompt, chosen, _ = shared_prompt(*(_text(row, k, path, line) for k in keys), path, line)
+        if not chosen.strip():
+            raise DataError(path, line, "chosen is empty after removing the shared prompt")
+        return SFTExample(prompt, chosen)
     keys = _pick(row, SFT_FORMS, path, line)
     return SFTExample(*(_text(row, k, path, line) for k in keys))
 
@@ -206,10 +214,14 @@ def shared_prompt(chosen: str, rejected: str, path, line: int) -> tuple[str, str
     return split_shared_prefix(chosen, rejected)
 
 
-def parse_preference(row: dict, path, line: int) -> PreferencePair:
+def _one_preferred_key(row: dict, path, line: int) -> None:
     if "chosen" in row and "preferred" in row:
         raise DataError(path, line, 'both "chosen" and "preferred": which answer is the preferred one is ambiguous; '
                         "keep one of the two keys")
+
+
+def parse_preference(row: dict, path, line: int) -> PreferencePair:
+    _one_preferred_key(row, path, line)
     keys = _pick(row, [("prompt", "chosen", "rejected"), ("prompt", "preferred", "rejected"),
                        ("chosen", "rejected")], path, line)
     texts = [_text(row, k, path, line) for k in keys]

@@ -109,12 +109,16 @@ def test_sft_on_a_preference_file_trains_on_its_chosen_answers(tmp_path):
                                             row(prompt="R?", preferred="sure", rejected="nah"),
                                             row(chosen="\n\nHuman: S?\n\nAssistant: ok",
                                                 rejected="\n\nHuman: S?\n\nAssistant: no"),
-                                            row(prompt="T?", chosen="same", rejected="same")])
-    with pytest.raises(DataError, match="prefs.jsonl:4: chosen and rejected are the same"):
-        load(path, "sft", BYTES, 256)
-    examples, _ = load(path, "sft", BYTES, 256, on_invalid="skip")
+                                            row(prompt="T?", chosen="same", rejected="same"),   # the rejected
+                                            row(prompt="U?", chosen="fine", rejected=""),       # answer plays
+                                            row(chosen="\n\nHuman: V?\n\nAssistant: ok",      # no part in SFT
+                                                rejected="\n\nHuman: V?\n\nAssistant: ok")])
+    examples, _ = load(path, "sft", BYTES, 256)
     assert [(e.prompt, e.response) for e in examples] == [
-        ("Q?", "yes"), ("R?", "sure"), ("\n\nHuman: S?\n\nAssistant:", " ok")]
+        ("Q?", "yes"), ("R?", "sure"), ("\n\nHuman: S?\n\nAssistant:", " ok"), ("T?", "same"), ("U?", "fine"),
+        ("\n\nHuman: V?\n\nAssistant:", " ok")]
+    with pytest.raises(DataError, match="prefs.jsonl:4: chosen and rejected are the same"):   # as pairs they are no row
+        load(path, "preference", BYTES, 256)
 
 
 def test_a_byte_order_mark_is_read_past_and_an_empty_file_is_named_without_a_line(tmp_path):
