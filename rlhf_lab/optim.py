@@ -7,9 +7,17 @@ import math
 import torch
 from torch import nn
 
-from rlhf_lab.run import ConfigError
+from rlhf_lab.run import ConfigError, check_choice
 
 OPTIMIZERS = ("adamw", "muon")
+
+
+def check_optimizer(name: str) -> None:
+    """--optimizer: one of OPTIMIZERS that this torch has (torch.optim.Muon is new in 2.9)."""
+    check_choice("optimizer", name, OPTIMIZERS)
+    if name == "muon" and not hasattr(torch.optim, "Muon"):
+        raise ConfigError(f"--optimizer muon needs torch.optim.Muon, new in PyTorch 2.9; this is torch "
+                          f"{torch.__version__}: upgrade torch, or take --optimizer adamw")
 
 
 def adamw(modules: list[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:

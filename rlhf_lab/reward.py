@@ -275,7 +275,7 @@ class RewardConfig:
         check_numbers(self)
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
+        optim.check_optimizer(self.optimizer)
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "grad_clip")
         check_range(self, "heldout_share", 0.0, 1.0)

@@ -37,7 +37,8 @@ class SFTConfig:
                                    # at least one prompt, 0 included, so that there is an eval loss
     world_seed: int = 0            # the world's facts, splits and phrasings
     ideal_share: float = 0.30      # world SFT mix: ideal share, the rest split over 6 failure styles
-    examples: int = 96000          # world SFT examples drawn (each seen twice; fewer overfit, docs/sft.md)
+    examples: int = 96000          # world SFT examples drawn (each seen twice on average, batches drawn with
+                                   # replacement; fewer overfit, docs/sft.md)
     steps: int = 6000              # optimizer steps (the shipped checkpoint: 17 min on 2 Xeon cores, 24 on 2 EPYC)
     batch_size: int = 32           # sequences per step
     lr: float = 3e-3               # peak learning rate (AdamW's; Muon's is scaled to match it)
@@ -66,7 +67,7 @@ class SFTConfig:
     def validate(self) -> None:
         check_numbers(self)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
+        optim.check_optimizer(self.optimizer)
         data.check_options(self.on_invalid, self.overflow)
         check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
                        "grad_clip", "width", "n_layers", "n_heads", "ffn")
@@ -152,11 +153,13 @@ def batch_indices(lengths: list[int], batch_size: int, seed: int, step: int) -> 
 
 @torch.no_grad()
 def eval_loss(model: CausalLM, encoded: list, device, batch_size: int = 64) -> float:
+    """Mean cross-entropy per response token (and EOS) over all of `encoded`, in batches: every
+    token weighs the same, a smaller last batch no more than the others."""
     model.eval()
-    losses = [response_loss(model, *make_batch(model.tokenizer, encoded[i:i + batch_size], device)).item()
-              for i in range(0, len(encoded), batch_size)]
+    total = sum(response_loss(model, *make_batch(model.tokenizer, encoded[i:i + batch_size], device), 1.0).item()
+                for i in range(0, len(encoded), batch_size))
     model.train()
-    return sum(losses) / len(losses)
+    return total / sum(len(tokens) - start for tokens, start in encoded)
 
 
 def load_data(cfg: SFTConfig, world: World, model: CausalLM) -> tuple[list, list, dict[str, dict]]:

@@ -85,3 +85,11 @@ def test_a_warmup_longer_than_the_run_warms_up_over_a_tenth_of_it():
     rates = [optim.lr_at(step, 20, 1e-3, warmup=30) for step in range(20)]   # 30 would never reach 1e-3
     assert rates[:3] == pytest.approx([5e-4, 1e-3, 1e-3], rel=1e-6) and rates[-1] < rates[2]
     assert optim.lr_at(0, 200, 1e-3, warmup=30) == pytest.approx(1e-3 / 30)           # a shorter one is kept
+
+
+def test_muon_on_a_torch_without_it_is_a_config_error(monkeypatch):
+    from rlhf_lab.sft import SFTConfig
+    monkeypatch.delattr(torch.optim, "Muon")                       # torch before 2.9
+    with pytest.raises(ConfigError, match="--optimizer muon needs torch.optim.Muon, new in PyTorch 2.9"):
+        SFTConfig(optimizer="muon").validate()
+    SFTConfig(optimizer="adamw").validate()

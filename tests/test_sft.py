@@ -34,6 +34,16 @@ def test_response_loss_equals_cross_entropy_over_response_positions():
     assert torch.isclose(response_loss(model, inputs, targets), by_hand)
 
 
+def test_eval_loss_is_the_mean_over_tokens_whatever_the_batches():
+    from rlhf_lab.sft import eval_loss
+    torch.manual_seed(0)
+    model = MiniGPT(GPTConfig(context_len=64, width=16, n_layers=1, n_heads=2, ffn=32))
+    encoded = [BYTES.encode_pair("Q?", answer) for answer in ("a", "bb", "a much longer answer than the rest")]
+    whole = eval_loss(model, encoded, "cpu", batch_size=64)                       # one batch: the plain mean
+    assert eval_loss(model, encoded, "cpu", batch_size=2) == pytest.approx(whole, rel=1e-5)   # a last batch of one
+    assert whole == pytest.approx(response_loss(model, *make_batch(BYTES, encoded, "cpu")).item(), rel=1e-6)
+
+
 def test_with_a_fixed_token_count_every_token_weighs_the_same_in_any_batch():
     # a short answer batched alone and beside a long one must pull as hard either way;
     # a batch's own mean would weigh it by 1/(tokens in its batch)
