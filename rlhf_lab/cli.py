@@ -94,10 +94,13 @@ def field_comments(cls) -> dict[str, str]:
 
 def shown_default(default) -> str:
     """A flag's default as --help shows it: the shipped checkpoint by name, not by install path; a
-    list as its values would be typed ("0.001 0.02 0.5", not "[0.001, 0.02, 0.5]")."""
+    list as its values would be typed ("0.001 0.02 0.5", not "[0.001, 0.02, 0.5]"); None as
+    what it is, a flag not given."""
     from rlhf_lab.run import SHIPPED
     if isinstance(default, list):
         return " ".join(str(value) for value in default)
+    if default is None:
+        return "not given"
     return "shipped (the SFT checkpoint in the package)" if default == SHIPPED else "empty" if default == "" else str(default)
 
 

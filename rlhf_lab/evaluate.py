@@ -317,8 +317,8 @@ class EvalConfig:
                                     # policy was trained from (its config.json), else the shipped checkpoint
     rm: str = ""                    # reward model for the proxy reward; empty → the policy's, else runs/rm
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
-    world_seed: int | None = None   # the world whose held-out prompts are used; empty → the policy's (its
-                                    # config.json), else 0
+    world_seed: int | None = None   # the world whose held-out prompts are used (default: the policy's own, as
+                                    # its config.json records it, else 0)
     split: str = "heldout_prompt"   # prompts: "heldout_prompt" | "heldout_template" | "heldout_fact"
                                     # (or "train", or "textbook": the six textbook prompts)
     prompts: int = 500              # how many held-out prompts, at most (the default split has 137)

@@ -127,6 +127,9 @@ def check_out(out: str | Path, needed: str = "a run directory") -> Path:
     to it, would fail the first write with a bare OSError, after minutes of training or sampling."""
     if not str(out).strip():   # Path("") is the current directory: a run would write its files among the user's
         raise ConfigError(f"--out is empty; {needed} is needed")
+    if str(out) == SHIPPED:    # every model flag reads "shipped" as the package's checkpoint, not this run
+        raise ConfigError(f"--out {SHIPPED} names the shipped checkpoint to every model flag; write the run "
+                          f"somewhere else (./{SHIPPED} works too)")
     path = Path(out)
     blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocking == path:

@@ -180,7 +180,8 @@ class WorldConfig:
     arithmetic_per_op: int = 24      # arithmetic facts per operation, sampled from a, b in 2..20
     unit_values: int = 10            # unit conversions asked for the values 1..unit_values
     sft_style_mix: dict[str, float] = field(default_factory=ideal_mix)  # style -> weight in sft_examples
-    pair_temperature: float = 0.1    # Bradley-Terry label noise on gold scores; 0 = the gold order
+    pair_temperature: float = 0.1    # Bradley-Terry label noise on the annotators' utility (gold plus biases);
+                                     # 0 = their order, the gold one when no bias is set
     length_bias: float = 0.0         # annotator utility gains length_bias * (len_a - len_b) / 100 bytes
     format_bias: float = 0.0         # annotator utility gained by an answer the judge reads as formatted (markdown)
     hedging_bias: float = 0.0        # ... by a hedged answer (annotators who take caution for care)
@@ -895,7 +896,8 @@ class ExportConfig:
     sft_examples: int = 4000         # SFT demonstrations from the train split
     train_pairs: int = 4000          # preference pairs from the train split
     heldout_pairs: int = 500         # preference pairs from each held-out split
-    label_temperature: float = 0.1   # Bradley-Terry label noise of the annotators (0 = the gold order)
+    label_temperature: float = 0.1   # Bradley-Terry label noise of the annotators (0 = their utility's order:
+                                     # the gold one unless a bias is set)
     length_bias: float = 0.0         # annotators' preference for longer answers, per 100 bytes
     format_bias: float = 0.0         # annotators' extra utility for a formatted (markdown) answer
     hedging_bias: float = 0.0        # annotators' extra utility for a hedged answer

@@ -131,10 +131,21 @@ def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, c
     assert "--out is empty" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("argv", [["sft", "--steps", "1"], ["train-rm"], ["pipeline"]])
+def test_out_shipped_is_refused_for_every_model_flag_reads_it_as_the_package_checkpoint(tmp_path, capsys,
+                                                                                          monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*argv, "--out", "shipped", "--device", "cpu"]) == 2
+    assert "--out shipped names the shipped checkpoint" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
 def test_a_list_default_is_shown_as_it_would_be_typed(capsys):
     with pytest.raises(SystemExit):
         cli.main(["lab", "kl-sweep", "--help"])
     assert "(default: 0.001 0.02 0.5)" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        cli.main(["ppo", "--help"])
+    assert "(default: not given)" in " ".join(capsys.readouterr().out.split())     # --kl-target, not "None"
 
 
 @pytest.mark.parametrize("device", ["cpu:abc", "auto:1", "gpu"])
