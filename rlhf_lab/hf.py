@@ -114,7 +114,9 @@ class HFTokenizer(Tokenizer):
         return [self.bos] * (self.bos is not None) + self.encode(prompt + PROMPT_END)
 
     def truncate_prompt(self, prompt: str, excess: int) -> str:
-        return self.decode(self.encode(prompt)[excess:])
+        text = self.decode(self.encode(prompt)[excess:])
+        # a byte-level vocabulary can cut a character in two, whose rest decodes as U+FFFD: not the data's text
+        return text if "\ufffd" in prompt else text.lstrip("\ufffd")
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, HFTokenizer) and self.hf.get_vocab() == other.hf.get_vocab()

@@ -224,6 +224,7 @@ def test_a_model_saved_with_its_tokenizer_encodes_with_it(bpe_model_dir):
     assert tok.decode(tokens[start:]) == "Paris. 안녕"                                  # EOS is special: dropped
     # GPT-2's one special token is BOS, EOS and PAD at once: EOS must stay samplable
     assert tok.pad == tok.eos and tok.never_sampled == []
+    assert tok.truncate_prompt("é" * 20, 1) == "é" * 19            # not a cut character's "\ufffd" + "é" * 19
     tokens, start = tok.encode_pair("Why?", "It prints <|endoftext|> here.")   # a special token's name, as text
     assert tok.eos not in tokens[1:-1] and tok.decode(tokens[start:]) == "It prints <|endoftext|> here."
 
