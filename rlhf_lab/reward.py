@@ -444,7 +444,12 @@ def fit_temperature(model: RewardModel, pairs: list[data.PreferencePair], device
 
 def calibration_temperature(margins: Tensor) -> float:
     """The T > 0 that minimises the Bradley-Terry loss −log σ(m / T) of labelled margins
-    m = r_c − r_r (N,), by L-BFGS over log T (bounded to e^±7)."""
+    m = r_c − r_r (N,), by L-BFGS over log T (bounded to e^±7). Where every margin has one sign
+    no T minimises it (all right: the loss falls on as T → 0), and T stays 1, said so."""
+    if bool((margins > 0).all()) or bool((margins < 0).all()):
+        status(f"calibrate: all {len(margins)} validation pairs are ordered {'right' if margins[0] > 0 else 'wrong'}, "
+               "so no temperature fits them; it stays 1 (more validation pairs: --heldout-share)")
+        return 1.0
     margins = margins.double()
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
     search = torch.optim.LBFGS([log_t], max_iter=100, line_search_fn="strong_wolfe")

@@ -359,6 +359,7 @@ def test_temperature_scaling_recovers_how_overconfident_the_margins_are_and_keep
     agree = torch.rand(20000) < torch.sigmoid(margins / 2.5)
     labelled = torch.where(agree, margins, -margins)      # r_chosen − r_rejected under the labels
     assert calibration_temperature(labelled) == pytest.approx(2.5, rel=0.05)
+    assert calibration_temperature(torch.tensor([3.0, 2.0, 5.0])) == 1.0     # all right: no T minimises the loss
     model = tiny_reward_model(likelihood_weight=1.0).eval()
     tokens, mask, start = encode_responses(BYTES, ["Q?"] * 3, ["yes", "no", "maybe so"], "cpu")
     before = model(tokens, mask, start)
