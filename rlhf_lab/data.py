@@ -290,19 +290,19 @@ def heldout_key(prompt: str) -> float:
     return int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "big") / 2 ** 64
 
 
-def split_heldout(rows: list, share: float, path: str) -> tuple[list, list]:
+def split_heldout(rows: list, share: float, path: str, instead: str = "give --eval-data") -> tuple[list, list]:
     """(kept, held out) rows of a loaded file: those whose heldout_key falls below `share`, and
     at least the rows of the prompt with the lowest key (a small file still gets a held-out set).
-    ConfigError when nothing would be left to train on."""
+    ConfigError when nothing would be left to train on, advising `instead`."""
     cut = max(share, min(r.heldout_key for r in rows))
     held = [r for r in rows if r.heldout_key <= cut]
     kept = [r for r in rows if r.heldout_key > cut]
     if not kept and len({r.heldout_key for r in rows}) == 1:    # no share is small enough
         raise ConfigError(f"{path}: its {len(rows)} usable row(s) all have one prompt, which any held-out set takes "
-                          "whole, leaving nothing to train on; give --eval-data")
+                          f"whole, leaving nothing to train on; {instead}")
     if not kept:
         raise ConfigError(f"{path}: holding out {share:g} of its {len(rows)} usable row(s) by prompt leaves "
-                          "nothing to train on; give --eval-data or a smaller --heldout-share")
+                          f"nothing to train on; {instead} or a smaller --heldout-share")
     return kept, held
 
 
@@ -334,7 +334,8 @@ def load(path: Path | str, kind: str, tok: Tokenizer, context_len: int, on_inval
                 what = f"prompt with room for a {ANSWER_ROOM}-byte answer" if kind == "prompt" else "example"
                 raise DataError(path, line, f"{what} is {longest} tokens, longer than the context "
                                 f"of {context_len} (--overflow skip drops such rows; --overflow truncate cuts "
-                                "their prompts from the left, and drops a row whose answer alone is too long)")
+                                f"their prompts from the left, and drops a row whose answer leaves its prompt under "
+                                f"{MIN_PROMPT_TOKENS} tokens)")
             report.skipped["longer than the context"] += 1
             continue
         report.truncated += prompt != row.prompt

@@ -264,7 +264,8 @@ class RewardConfig:
     norm_samples: int = 256         # SFT responses used to normalise the reward
     on_invalid: str = "error"       # bad JSONL rows: "error" | "skip"
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
-                                    # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
+                                    # (cuts the prompt's oldest bytes; a row whose answer leaves its
+                                    # prompt under 16 tokens is skipped)
     seed: int = 0                   # init, data order, sampling
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     precision: str = "fp32"         # "fp32" | "bf16" autocast (for wide models; slower at width 128)
@@ -318,12 +319,14 @@ def load_pairs(cfg: RewardConfig, world: World, tok: Tokenizer, context_len: int
     if cfg.eval_data:
         heldout = {"heldout": from_file(cfg.eval_data)}
     elif cfg.data and cfg.heldout_share:
-        train, validation = data.split_heldout(train, cfg.heldout_share, cfg.data)
+        train, validation = data.split_heldout(train, cfg.heldout_share, cfg.data,   # --calibrate fits on them
+                                               "give rows of more prompts" if cfg.calibrate else "give --eval-data")
         heldout = {"heldout": validation}
     elif cfg.data:
         heldout = {}
     elif cfg.calibrate:     # R10 on the world: validation pairs from training prompts it then does not train on
-        train, validation = data.split_heldout(train, cfg.heldout_share, "the world's training pairs")
+        train, validation = data.split_heldout(train, cfg.heldout_share, "the world's training pairs",
+                                               "draw more --pairs")
         heldout = {**world_heldout(cfg, world), VALIDATION: validation}
     else:
         heldout = world_heldout(cfg, world)
@@ -561,7 +564,8 @@ class RewardEvalConfig:
     world_seed: int | None = None   # the world of the held-out pairs (default: the reward model's own)
     on_invalid: str = "error"       # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"         # rows longer than the context: "error" | "skip" | "truncate"
-                                    # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
+                                    # (cuts the prompt's oldest bytes; a row whose answer leaves its
+                                    # prompt under 16 tokens is skipped)
     per: str = "subset"             # a row key of --data (subset, category, ...) or of the world's pairs (chosen_style,
                                     # rejected_style): the figures per value too, in
                                     # metrics.json as by_<key>; rows without it, or with null, are left out there,

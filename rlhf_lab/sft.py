@@ -52,7 +52,8 @@ class SFTConfig:
                                    # a file's examples)
     on_invalid: str = "error"      # bad JSONL rows: "error" | "skip" (counted, reported)
     overflow: str = "error"        # rows longer than the context: "error" | "skip" | "truncate"
-                                   # (cuts the prompt's oldest bytes; a row whose answer alone is too long is skipped)
+                                   # (cuts the prompt's oldest bytes; a row whose answer leaves its
+                                   # prompt under 16 tokens is skipped)
     context_len: int = 256         # model context, bytes
     width: int = 128               # model width (textbook default)
     n_layers: int = 4              # transformer blocks

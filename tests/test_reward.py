@@ -352,6 +352,15 @@ def test_figures_per_value_leave_null_out_and_name_values_as_json_does():
     assert {name: f["pairs"] for name, f in figures.items()} == {"1": 2, "true": 1, "a": 1}
 
 
+def test_too_few_prompts_to_calibrate_on_advise_what_calibrate_allows():
+    from rlhf_lab.reward import RewardConfig, load_pairs
+    from rlhf_lab.run import ConfigError
+    from rlhf_lab.world import annotated_world
+    cfg = RewardConfig(pairs=21, calibrate=True)                 # one ranked prompt: none left to train on
+    with pytest.raises(ConfigError, match="draw more --pairs$"):  # not --eval-data, which --calibrate refuses
+        load_pairs(cfg, annotated_world(cfg), BYTES, 256)
+
+
 def test_temperature_scaling_recovers_how_overconfident_the_margins_are_and_keeps_every_ordering():
     from rlhf_lab.reward import calibration_temperature
     torch.manual_seed(0)
