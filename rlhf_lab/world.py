@@ -587,9 +587,8 @@ def _number_correct(task: Task, text: str) -> bool:
     answer or one of the prompt's, the answer is said (more often than the prompt says it, or
     as the only number: the prompt read back, "What is 20 minus 10?", names 10 without
     answering) and not denied."""
-    plain = _THOUSANDS_COMMA.sub("", text)
-    said = [n for n in _numbers(text) if n == task.targets[0] or not _denied(n, plain, False)]
-    asked, answer = _numbers(task.prompt), task.targets[0]
+    plain, asked, answer = _THOUSANDS_COMMA.sub("", text), _numbers(task.prompt), task.targets[0]
+    said = [n for n in _numbers(text) if n == answer or not _denied(n, plain, False)]
     stated = said.count(answer) > asked.count(answer) or set(said) == {answer}
     return (bool(said) and said[-1] == answer and set(said) <= set(asked) | {answer} and stated
             and not _denied(answer, plain, False))

@@ -150,7 +150,7 @@ def test_the_calibration_finding_says_which_way_the_worst_unseen_set_errs():
 def test_a_lab_starts_a_stage_run_made_with_other_settings_over_instead_of_refusing_it(tmp_path, monkeypatch):
     from dataclasses import replace
     from rlhf_lab import reward
-    from rlhf_lab.lab.report import restarted_if_changed, reward_model_once
+    from rlhf_lab.lab.report import made_otherwise, reward_model_once
     from rlhf_lab.ppo import PPOConfig
     from rlhf_lab.run import Run
     resumed = []
@@ -165,8 +165,8 @@ def test_a_lab_starts_a_stage_run_made_with_other_settings_over_instead_of_refus
     assert resumed == [True, False]
     ppo_cfg = PPOConfig(out=str(tmp_path / "ppo"), resume=True)
     Run(ppo_cfg.out, "ppo", ppo_cfg)
-    assert restarted_if_changed(ppo_cfg, "ppo").resume
-    assert not restarted_if_changed(replace(ppo_cfg, lr=3e-4), "ppo").resume
+    assert not made_otherwise(ppo_cfg, "ppo")
+    assert made_otherwise(replace(ppo_cfg, lr=3e-4), "ppo")
 
 
 def test_the_alignment_tax_finding_names_each_runs_tax_and_weighs_the_win_gap_against_its_noise():

@@ -61,15 +61,13 @@ def start(cfg, name: str) -> tuple[Path, bool]:
     return out, resume
 
 
-def restarted_if_changed(cfg, stage: str):
-    """cfg of a stage run inside an experiment, which has no --no-resume: a run in cfg.out made
-    with other settings or inputs (the library's defaults moved, or a reward model it read was
-    retrained) starts over instead of being refused, as a changed flag would be for the stage."""
+def made_otherwise(cfg, stage: str) -> bool:
+    """Whether cfg.out holds a `stage` run made with other settings or inputs than cfg's (the
+    library's defaults moved, or a model it read was retrained). Inside an experiment, which has
+    no --no-resume, such a run starts over instead of being refused as the stage would refuse it."""
     out = Path(cfg.out)
-    if cfg.resume and (out / "config.json").exists() and changed_flags(out, stage, cfg, recorded_config(stage, cfg),
-                                                                      input_digests(cfg)):
-        return replace(cfg, resume=False)
-    return cfg
+    return (out / "config.json").exists() and bool(
+        changed_flags(out, stage, cfg, recorded_config(stage, cfg), input_digests(cfg)))
 
 
 def reward_model_once(cfg) -> Path:
@@ -78,19 +76,18 @@ def reward_model_once(cfg) -> Path:
     otherwise trained now, continuing a killed run with cfg.resume, or afresh where the run
     there was made otherwise."""
     from rlhf_lab.reward import train_reward
-    out = Path(cfg.out)
-    finished = (out / "metrics.json").exists() and (out / "config.json").exists()
-    if not (finished and not changed_flags(out, "train-rm", cfg, recorded_config("train-rm", cfg), input_digests(cfg))):
-        train_reward(restarted_if_changed(cfg, "train-rm"))
+    out, otherwise = Path(cfg.out), made_otherwise(cfg, "train-rm")
+    if not ((out / "metrics.json").exists() and (out / "config.json").exists() and not otherwise):
+        train_reward(replace(cfg, resume=cfg.resume and not otherwise))
     return out
 
 
 def train_ppo_once(cfg, **reward) -> None:
     """ppo.train_ppo(cfg, **reward) for an experiment: a finished run with these settings and
     inputs is kept and a killed one continued (cfg.resume: start's verdict), and one made
-    otherwise starts over (restarted_if_changed)."""
+    otherwise starts over (made_otherwise)."""
     from rlhf_lab.ppo import train_ppo
-    train_ppo(restarted_if_changed(cfg, "ppo"), **reward)
+    train_ppo(replace(cfg, resume=cfg.resume and not made_otherwise(cfg, "ppo")), **reward)
 
 
 def world_reward_model(out: Path, pairs: int, quick: bool, device: str, resume: bool, name: str = "rm",
