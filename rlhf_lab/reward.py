@@ -25,9 +25,9 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
-    check_numbers, check_out, check_positive, check_range, compile_if, empty_model, load_model, load_state, load_tensors,
-    pick_device, progress, read_json, recorded_config, resume_step, run_directory, save_tensors, save_train_state,
-    seed_everything, status, tensor_metadata, write_json)
+    check_numbers, check_out, check_positive, check_range, check_world_only, compile_if, empty_model, load_model,
+    load_state, load_tensors, pick_device, progress, read_json, recorded_config, resume_step, run_directory,
+    save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
 from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
@@ -290,6 +290,8 @@ class RewardConfig:
         if self.from_scratch and not self.data:
             check_context_fits(self.context_len)
         check_range(self, "responses_per_prompt", 2, len(STYLES))    # one answer per style
+        check_world_only(self, ("world_seed", "pairs", "responses_per_prompt", "heldout_pairs", "label_temperature",
+                                "length_bias", "format_bias", "hedging_bias", "sycophancy_bias"))
 
 
 def pairs_from_rows(rows: list[dict]) -> list[data.PreferencePair]:

@@ -113,6 +113,21 @@ def check_positive(cfg, *names: str) -> None:
                 raise ConfigError(f"{flag(name)} must be positive; got {value}")
 
 
+def flags_off_default(cfg, names: tuple[str, ...]) -> list[str]:
+    """The flags among names set away from their defaults, as the user would have typed them."""
+    return [flag(name) for name in names if getattr(cfg, name) != getattr(type(cfg), name)]
+
+
+def check_world_only(cfg, names: tuple[str, ...]) -> None:
+    """With --data, the options that shape the world's own examples have nothing to act on; one
+    set anyway would be recorded in config.json as if it had changed the run."""
+    given = flags_off_default(cfg, names)
+    if cfg.data and given:
+        raise ConfigError(f"--data {cfg.data} brings its own examples; {', '.join(given)} "
+                          f"{'shape' if len(given) > 1 else 'shapes'} the assistant world's only: drop "
+                          f"{'them' if len(given) > 1 else 'it'}")
+
+
 def check_exists(cfg, *names: str) -> None:
     """Input paths: a missing one is named by its flag, since it may be a default the user never typed."""
     for name in names:

@@ -18,8 +18,8 @@ from rlhf_lab import data, distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
     PRECISIONS, ConfigError, Run, autocast, check_choice, check_non_negative, check_numbers, check_positive,
-    check_range, compile_if, load_model, pick_device, progress, resume_step, save_model, save_train_state, seed_everything,
-    status)
+    check_range, check_world_only, compile_if, flags_off_default, load_model, pick_device, progress, resume_step,
+    save_model, save_train_state, seed_everything, status)
 from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig, check_context_fits, ideal_mix
 
@@ -77,9 +77,9 @@ class SFTConfig:
         check_non_negative(self, "warmup", "weight_decay")
         if self.width % self.n_heads:
             raise ConfigError(f"--width must be a multiple of --n-heads; got {self.width} and {self.n_heads}")
+        check_world_only(self, ("world_seed", "ideal_share", "examples", "eval_samples"))
         if self.init:
-            shaped = [f"--{name.replace('_', '-')}" for name in SHAPE_OPTIONS
-                      if getattr(self, name) != getattr(SFTConfig, name)]
+            shaped = flags_off_default(self, SHAPE_OPTIONS)
             if shaped:
                 raise ConfigError(f"--init {self.init} brings its own shape and context; drop {', '.join(shaped)}")
         elif not self.data:

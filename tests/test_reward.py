@@ -387,6 +387,15 @@ def test_calibrate_needs_validation_pairs_of_its_training_data_not_the_file_it_i
             RewardConfig(calibrate=True, **bad).validate()
 
 
+def test_a_file_of_pairs_refuses_the_worlds_annotators():
+    """--length-bias with --data would bias nobody, yet be recorded as if it had."""
+    from rlhf_lab.reward import RewardConfig
+    from rlhf_lab.run import ConfigError
+    with pytest.raises(ConfigError, match=r"--data a.jsonl brings its own examples; --length-bias shapes .* drop it$"):
+        RewardConfig(data="a.jsonl", length_bias=1.0).validate()
+    RewardConfig(length_bias=1.0, pairs=100).validate()
+
+
 def test_a_train_state_saved_before_the_calibration_temperature_existed_still_resumes(tmp_path):
     from rlhf_lab.run import load_tensors, load_train_state, save_tensors, save_train_state, tensor_metadata
     saved, resumed = tiny_reward_model(seed=0), tiny_reward_model(seed=1)

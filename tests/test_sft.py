@@ -6,15 +6,16 @@ import torch
 
 from rlhf_lab import evaluate, tokenizer
 from rlhf_lab.model import GPTConfig, MiniGPT
-from rlhf_lab.run import load_model
+from rlhf_lab.run import ConfigError, load_model
 from rlhf_lab.sft import SFTConfig, batch_indices, make_batch, mean_tokens_per_batch, response_loss, train_sft
 from rlhf_lab.world import World
 from rlhf_lab.tokenizer import BYTES
 
 
 def tiny(out, **kw):
-    return SFTConfig(out=str(out), steps=6, examples=64, batch_size=8, eval_every=3, eval_samples=8,
-                     width=32, n_layers=1, n_heads=2, ffn=64, device="cpu", **kw)
+    world = {} if kw.get("data") else dict(examples=64, eval_samples=8)   # --data refuses the world's options
+    return SFTConfig(out=str(out), steps=6, batch_size=8, eval_every=3, width=32, n_layers=1, n_heads=2, ffn=64,
+                     device="cpu", **world, **kw)
 
 
 def test_loss_covers_response_and_eos_only():
@@ -115,7 +116,6 @@ def test_sft_on_a_file_reports_no_world_figures(tmp_path):
 
 def test_a_file_without_eval_data_holds_out_a_share_of_its_prompts_the_same_in_every_stage():
     from rlhf_lab.data import PreferencePair, SFTExample, heldout_key, split_heldout
-    from rlhf_lab.run import ConfigError
 
     def sft(prompt):
         return SFTExample(prompt, "answer", heldout_key=heldout_key(prompt))
@@ -149,8 +149,15 @@ def test_init_starts_from_the_given_model_and_takes_its_shape(tmp_path):
     assert any(not torch.equal(shipped[k], continued[k]) for k in shipped)              # and trained
 
 
+def test_a_file_of_examples_refuses_the_worlds_options(tmp_path):
+    """--examples or --ideal-share with --data would act on nothing, yet be recorded as if they had."""
+    with pytest.raises(ConfigError, match=r"--data x.jsonl brings its own examples; --ideal-share, --examples shape"):
+        SFTConfig(data="x.jsonl", examples=10, ideal_share=0.5).validate()
+    SFTConfig(data="x.jsonl").validate()
+    SFTConfig(examples=10, ideal_share=0.5).validate()
+
+
 def test_a_run_that_diverges_stops_with_the_step_and_saves_no_model(tmp_path):
-    from rlhf_lab.run import ConfigError
     path = tmp_path / "sft.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"Say {w}.", "response": w}) + "\n" for w in ("yes", "no")))
     with pytest.raises(ConfigError, match=r"sft step \d: the gradient norm is (nan|inf).*--lr"):
