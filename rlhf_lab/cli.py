@@ -172,16 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     values = {k: v for k, v in vars(args).items() if k not in ("_target", "command", "action")}
     try:
         getattr(mod, entry)(getattr(mod, cls_name)(**values))
-    except (DataError, ConfigError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+    except BrokenPipeError:             # `rlhf world show | head` closed our stdout: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (DataError, ConfigError, OSError) as e:   # OSError: a missing file, a read-only --out, a full disk
         print(f"rlhf: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:           # Ctrl-C: the last checkpoint is on disk, a traceback says nothing
         print("\nrlhf: interrupted; run the same command again to continue a training stage, pipeline or lab "
               "from its last checkpoint", file=sys.stderr)
         return 130
-    except BrokenPipeError:             # `rlhf world show | head` closed our stdout: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     distributed.close()   # after success only: on an error the other ranks may never reach its barrier
     return 0
 

@@ -18,10 +18,9 @@ from torch import Tensor
 from rlhf_lab.model import CausalLM, SamplingConfig, token_logprobs
 from rlhf_lab.rollout import Rollout, ended_flags, response_texts, sample_rollouts
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
-    check_not_an_input, check_numbers, check_out, check_positive, check_temperature, input_digests, load_model,
-    model_path, pick_device, read_json, read_log, recorded_config, run_directory, save_figure, status, write_json,
-    write_text)
+    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
+    check_out, check_positive, check_temperature, fresh_report_directory, input_digests, load_model, model_path,
+    pick_device, read_config, read_log, recorded_config, run_directory, save_figure, status, write_json, write_text)
 from rlhf_lab.world import SPLITS, STYLES, Judgement, World, WorldConfig
 
 
@@ -343,7 +342,7 @@ class EvalConfig:
         them: comparing a policy with another SFT model than its own would measure the wrong
         improvement and KL, and another world's held-out prompts can be ones it trained on."""
         config = run_directory(model_path(self.policy)) / "config.json"
-        recorded = read_json(config) if config.exists() else {}
+        recorded = read_config(config) if config.exists() else {}
         world_seed = self.world_seed if self.world_seed is not None else recorded.get("world_seed", 0)
         return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED,
                        rm=self.rm or recorded.get("rm") or "runs/rm", world_seed=world_seed)
@@ -530,10 +529,9 @@ def main(cfg: EvalConfig) -> dict:
     if not cfg.out and cfg.policy == SHIPPED:
         raise ConfigError("--policy shipped: give --out, or the report would go into the installed package")
     out = check_out(cfg.out or run_directory(cfg.policy) / "eval", "a directory")
-    check_not_an_input(out, cfg)
+    fresh_report_directory(out, "eval", cfg, ("config.json", "inputs.json", "metrics.json", "report.md",
+                                              "comparison.png"))
     metrics, samples = compare(cfg)
-    for stale in ("config.json", "inputs.json"):   # until the new figures are all written, they name none
-        (out / stale).unlink(missing_ok=True)
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples))
     comparison_plot(metrics, out / "comparison.png")

@@ -25,9 +25,9 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
-    check_numbers, check_out, check_positive, check_range, check_world_only, compile_if, empty_model, load_model,
-    load_state, load_tensors, pick_device, progress, read_json, recorded_config, resume_step, run_directory,
-    save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
+    check_numbers, check_out, check_positive, check_range, check_world_only, compile_if, empty_model, flags_off_default,
+    fresh_report_directory, load_model, load_state, load_tensors, pick_device, progress, read_json, recorded_config,
+    resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
 from rlhf_lab.world import STYLES, World, annotated_world, check_context_fits
 
@@ -622,9 +622,7 @@ def eval_main(cfg: RewardEvalConfig) -> dict:
     else:
         heldout = world_heldout(trained, world)
     per = per_key(cfg, next(iter(heldout.values())))                 # the headline set's rows
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("config.json", "metrics.json"):   # an earlier eval's: a killed one must not pass for this one's
-        (out / stale).unlink(missing_ok=True)
+    fresh_report_directory(out, "eval-rm", cfg, ("config.json", "metrics.json", "reliability.png"))
     metrics = {**evaluate.reward_report(model, [], heldout, world if not cfg.data else None, out, device, per),
                **({"data_files": files} if files else {})}
     write_json(out / "metrics.json", metrics)

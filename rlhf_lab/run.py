@@ -239,6 +239,38 @@ def read_json(path: Path) -> Any:
         raise ConfigError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
+def read_config(path: Path) -> dict:
+    """A config.json (a run directory's or a Hugging Face model's), which must hold a JSON object."""
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: not a JSON object, as a run directory's or a Hugging Face model's config is")
+    return config
+
+
+def recorded_stage(path: Path) -> str | None:
+    """The stage whose run a directory holds, as its config.json records it (None: no run)."""
+    config = path / "config.json"
+    return read_config(config).get("stage") if config.is_file() else None
+
+
+def check_same_stage(out: Path, stage: str) -> None:
+    """A directory holding another stage's run is never cleared for this one: `rlhf train-rm
+    --out runs/sft` would otherwise delete the SFT model it may even be reading."""
+    other = recorded_stage(out)
+    if other not in (None, stage):
+        raise ConfigError(f"--out {out} holds an `rlhf {other}` run; choose another --out")
+
+
+def fresh_report_directory(out: Path, stage: str, cfg, outputs: tuple[str, ...]) -> None:
+    """An evaluation's --out, made ready before its work: not another stage's run nor an input
+    model, and emptied of an earlier evaluation's files, so that a killed one leaves none to pass
+    for its own."""
+    check_not_an_input(out, cfg)
+    check_same_stage(out, stage)
+    for name in outputs:
+        (out / name).unlink(missing_ok=True)
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """safetensors refuses two names for one storage, which tied weights are (a Hugging
     Face model's input embedding and LM head): the second name gets its own copy, and
@@ -249,7 +281,10 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
         storage = tensor.untyped_storage().data_ptr()
         plain[name] = tensor.clone() if storage in seen else tensor
         seen.add(storage)
-    _atomic(Path(path), lambda tmp: save_file(plain, tmp, metadata=metadata))
+    try:
+        _atomic(Path(path), lambda tmp: save_file(plain, tmp, metadata=metadata))
+    except SafetensorError as e:      # a full disk, say: the CLI reports an OSError in one line
+        raise OSError(f"{path}: could not write the checkpoint ({e})") from None
 
 
 @contextlib.contextmanager
@@ -354,7 +389,7 @@ def read_log(run: str | Path) -> list[dict]:
     return records
 
 
-# what a stage writes into its run directory besides plots, which every run rewrites at its end
+# what a stage writes into its run directory, its plots (*.png) aside
 STAGE_OUTPUTS = ("inputs.json", "metrics.jsonl", "metrics.json", "model.safetensors", "samples.json")
 
 # what a resumed run may change: where its directory is named from, and the device it continues on
@@ -408,7 +443,7 @@ def changed_flags(path: Path, stage: str, cfg, config: dict, inputs: dict[str, s
     config.json (an input flag counts as unchanged when what it names has the contents
     inputs.json recorded, or, for a run that recorded none, when both name the same path), and
     any input whose contents changed under the same path."""
-    old = read_json(path / "config.json") if (path / "config.json").exists() else {}
+    old = read_config(path / "config.json") if (path / "config.json").exists() else {}
     old_inputs = read_json(path / "inputs.json") if (path / "inputs.json").exists() else {}
     default = recorded_config(stage, type(cfg)())     # what a run from before a flag existed ran with
     same_contents = {name for name, sha in inputs.items() if old_inputs.get(name) == sha}
@@ -445,6 +480,7 @@ class Run:
                  unread: tuple[str, ...] = ()) -> None:
         self.path = check_out(out)
         check_not_an_input(self.path, cfg)
+        check_same_stage(self.path, stage)
         self.path.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.started = time.perf_counter()
@@ -453,15 +489,16 @@ class Run:
         self.device = str(pick_device(getattr(cfg, "device", "auto")))   # config.json may say only "auto"
         config, inputs = recorded_config(stage, cfg), input_digests(cfg, unread)
         states = list(self.path.glob("train_state*.safetensors"))
-        resumed = bool(getattr(cfg, "resume", False) and states)
-        self.finished = resumed and (self.path / "metrics.json").exists()   # written last, by finish()
+        finished = (self.path / "metrics.json").exists()   # written last, by finish(); its train state may be gone
+        resumed = bool(getattr(cfg, "resume", False) and (states or finished))
+        self.finished = resumed and finished
         if resumed:
             changed = changed_flags(self.path, stage, cfg, config, inputs)
             if changed:
                 raise ConfigError(f"{self.path} holds a run with a different config ({', '.join(changed)}); "
                                   "pass --no-resume to start over or choose another --out")
         elif distributed.is_main():   # what a stage writes is stale: a fresh run killed early must not look finished
-            for stale in states + [self.path / name for name in STAGE_OUTPUTS]:
+            for stale in states + [self.path / name for name in STAGE_OUTPUTS] + list(self.path.glob("*.png")):
                 stale.unlink(missing_ok=True)
         if distributed.is_main():
             for partial in self.path.glob(f".*{PARTIAL}"):   # cut short by a kill (_atomic)
@@ -569,7 +606,7 @@ def run_directory(path: str | Path) -> Path:
 def is_hf_directory(path: Path) -> bool:
     """A run directory's config.json holds a stage config; an HF one names its model_type."""
     config = path / "config.json"
-    return path.is_dir() and config.exists() and "model_type" in read_json(config)
+    return path.is_dir() and config.exists() and "model_type" in read_config(config)
 
 
 def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,

@@ -329,6 +329,8 @@ def test_a_reward_model_where_a_language_model_belongs_is_one_clear_line(tmp_pat
     assert "holds a reward model; expected a language model" in capsys.readouterr().err
     assert cli.main(["eval-rm", "--rm", str(tmp_path / "lm"), "--out", str(tmp_path / "e2"), "--device", "cpu"]) == 2
     assert "holds a language model, not a reward model" in capsys.readouterr().err
+    assert cli.main(["eval-rm", "--rm", str(tmp_path / "rm"), "--out", str(tmp_path / "rm"), "--device", "cpu"]) == 2
+    assert f"--out {tmp_path / 'rm'} is also --rm" in capsys.readouterr().err   # its report would overwrite the run's
 
 
 def test_unreadable_checkpoints_configs_and_mismatched_models_are_one_clear_line(tmp_path, capsys):

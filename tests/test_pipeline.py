@@ -561,10 +561,35 @@ def test_a_reward_run_stopped_right_after_a_checkpoint_keeps_that_epochs_log_lin
 def test_a_fresh_start_clears_the_last_runs_outputs_and_any_file_a_kill_cut_short(tmp_path):
     from rlhf_lab.run import Run
     from rlhf_lab.sft import SFTConfig
-    for name in ("model.safetensors", "samples.json", "metrics.json", ".model.safetensors.x1y2.partial"):
+    for name in ("model.safetensors", "samples.json", "metrics.json", ".model.safetensors.x1y2.partial",
+                 "reliability.png"):
         (tmp_path / name).write_text("from the run before")
     Run(tmp_path, "sft", SFTConfig(out=str(tmp_path), resume=False))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]   # nothing old passes as this run's
+
+
+def test_another_stages_run_is_never_cleared_and_a_finished_one_is_kept_without_its_train_state(tmp_path):
+    from rlhf_lab.run import ConfigError, Run
+    from rlhf_lab.reward import RewardConfig
+    from rlhf_lab.sft import SFTConfig
+    Run(tmp_path, "sft", SFTConfig(out=str(tmp_path)))
+    (tmp_path / "metrics.json").write_text("{}")                  # finished; its train state pruned away
+    (tmp_path / "model.safetensors").write_text("the SFT model")
+    for resume in (True, False):
+        with pytest.raises(ConfigError, match=r"holds an `rlhf sft` run; choose another --out"):
+            Run(tmp_path, "train-rm", RewardConfig(out=str(tmp_path), resume=resume))
+    assert Run(tmp_path, "sft", SFTConfig(out=str(tmp_path))).finished
+    with pytest.raises(ConfigError, match=r"different config \(steps\)"):
+        Run(tmp_path, "sft", SFTConfig(out=str(tmp_path), steps=5))
+    assert (tmp_path / "model.safetensors").read_text() == "the SFT model"
+
+
+def test_a_config_that_is_not_a_json_object_is_one_clear_error(tmp_path):
+    from rlhf_lab.run import ConfigError, Run
+    from rlhf_lab.sft import SFTConfig
+    (tmp_path / "config.json").write_text("5")
+    with pytest.raises(ConfigError, match=r"config.json: not a JSON object"):
+        Run(tmp_path, "sft", SFTConfig(out=str(tmp_path)))
 
 
 def test_a_step_log_cut_mid_line_loses_only_that_line(tmp_path):
