@@ -18,6 +18,10 @@ Scope, honestly:
   (3) run.load_model reads an HF `save_pretrained` directory. The stages' own
       checkpoints (policy, reward model) keep the HF config in their metadata
       (run.architecture), so they load back as the same HF model.
+  (4) lm_head applies what the model's own forward does after its output embedding (the
+      scales and soft caps of LOGIT_SCALES and SOFT_CAPS), so sampling, log-probs and KL see
+      the model's own distribution. A head that transforms the hidden states before its output
+      embedding (BERT-style encoders run as decoders) is not reproduced.
 """
 from __future__ import annotations
 
@@ -54,14 +58,49 @@ class HFCache:
         return self.hf_cache.get_seq_length()
 
 
-def gpt_config_of(hf_config) -> GPTConfig:
-    """Our GPTConfig read from an HF config; GPT-2's n_* names alias the standard
-    ones (hidden_size, ...) through its attribute_map, and GPT-2's n_inner=None means 4·width."""
-    width = hf_config.hidden_size
-    ffn = getattr(hf_config, "intermediate_size", None) or getattr(hf_config, "n_inner", None) or 4 * width
+def gpt_config_of(hf: PreTrainedModel) -> GPTConfig:
+    """Our GPTConfig read from an HF model; GPT-2's n_* names alias the standard ones (hidden_size, ...)
+    through its attribute_map, and GPT-2's n_inner=None means 4·hidden_size. The width is what trunk()
+    returns, the LM head's input, which the reward and value heads read: OPT with word_embed_proj_dim
+    projects its hidden states down to it, so there it is not hidden_size."""
+    hf_config = hf.config
+    width = hf.get_output_embeddings().weight.shape[1]           # (V, D): D features in
+    ffn = (getattr(hf_config, "intermediate_size", None) or getattr(hf_config, "n_inner", None)
+           or 4 * hf_config.hidden_size)
     return GPTConfig(vocab_size=hf_config.vocab_size, context_len=hf_config.max_position_embeddings,
                      width=width, n_layers=hf_config.num_hidden_layers,
                      n_heads=hf_config.num_attention_heads, ffn=ffn, dropout=0.0)
+
+
+# Scales that some models' own forward (<Model>ForCausalLM.forward, transformers 5.x) puts on the
+# LM head's output z: logits = z · config.<field> ** power, by model_type.
+LOGIT_SCALES = {
+    **dict.fromkeys(("cohere", "cohere2", "cohere2_moe", "cohere_compass_text"), ("logit_scale", 1)),  # Command R
+    "falcon_h1": ("lm_head_multiplier", 1),                   # µP multiplier (Yang et al. 2022)
+    "hyperclovax": ("logits_scaling", 1),                     # µP too, but multiplied, unlike Granite's
+    **dict.fromkeys(("granite", "granite_swa", "granitemoe", "granitemoe_swa", "granitemoehybrid",
+                     "granitemoeshared"), ("logits_scaling", -1)),   # µP width multiplier
+    # µP: these divide the hidden states before a bias-free head, which is the same thing
+    "minicpm3": ("logits_scaling", -1), "inkling_text": ("logits_mup_width_multiplier", -1),
+}
+# Soft caps, logits = c·tanh(z / c), None = off, which bound the logits (Gemma Team 2024, Gemma 2):
+# Gemma 2 onwards, VaultGemma, nanochat, Beam, Inkling 2; RecurrentGemma names it logits_soft_cap.
+SOFT_CAPS = ("final_logit_softcapping", "logits_soft_cap")
+
+
+def logit_transform(hf_config) -> tuple[float, float | None]:
+    """(scale, cap) with which the model's own forward turns the LM head's output z into logits:
+    cap·tanh(scale·z / cap), or scale·z without a cap (no model in transformers has both)."""
+    kind, kept = hf_config.model_type, getattr(hf_config, "unpadded_vocab_size", None)
+    if kind == "inkling_text" and kept is not None and kept < hf_config.vocab_size:   # its forward drops the rest
+        raise ConfigError(f"{kind}: config.unpadded_vocab_size ({kept}) below vocab_size ({hf_config.vocab_size}) "
+                          "cuts the logits to fewer ids than the model embeds; not supported")
+    scale = 1.0
+    if kind in LOGIT_SCALES:
+        field, power = LOGIT_SCALES[kind]
+        scale = (getattr(hf_config, field) or 1.0) ** power   # Cohere Compass's None: unscaled
+    cap = next((getattr(hf_config, f) for f in SOFT_CAPS if getattr(hf_config, f, None) is not None), None)
+    return scale, cap
 
 
 def disable_dropout(model: PreTrainedModel) -> None:
@@ -160,7 +199,8 @@ class HFCausalLM(nn.Module):
         super().__init__()
         self.hf = hf
         self.tokenizer = tok
-        self.config = gpt_config_of(hf.config)
+        self.config = gpt_config_of(hf)
+        self.logit_scale, self.logit_cap = logit_transform(hf.config)
         disable_dropout(hf)
 
     def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -183,8 +223,20 @@ class HFCausalLM(nn.Module):
                                  use_cache=cache is not None)
         return out.last_hidden_state[:, outputs_from:]
 
+    def head_only_parameters(self) -> list[nn.Parameter]:
+        """The LM head's parameters that the trunk does not use: a Llama-style separate head's,
+        none where the head is the input embedding (GPT-2, MiniGPT)."""
+        shared = {id(p) for p in self.hf.get_input_embeddings().parameters()}
+        return [p for p in self.hf.get_output_embeddings().parameters() if id(p) not in shared]
+
     def lm_head(self, hidden: Tensor) -> Tensor:
-        return self.hf.get_output_embeddings()(hidden)                      # (B, T, V)
+        """The model's own logits: its output embedding, then the scale or soft cap its forward applies."""
+        logits = self.hf.get_output_embeddings()(hidden)                    # (B, T, V)
+        if self.logit_scale != 1.0:
+            logits = logits * self.logit_scale
+        if self.logit_cap is not None:
+            logits = torch.tanh(logits / self.logit_cap) * self.logit_cap
+        return logits
 
 
 def from_pretrained(path: str | Path, device: torch.device | str = "cpu") -> HFCausalLM:

@@ -55,6 +55,51 @@ def test_logits_equal_the_hf_models_own_with_left_padding(model):
     assert torch.allclose(ours[1, -len(rows[1]):], alone, atol=1e-5)   # padding changes nothing
 
 
+# A tiny config per way hf.lm_head transforms the output embedding's logits (hf.LOGIT_SCALES, hf.SOFT_CAPS):
+# each field name, multiplied or divided, and the soft cap under both names; each far from 1 so that a
+# missed one shows, with any field its model_type needs to build.
+TRANSFORMED_LOGITS = {
+    "gemma2": dict(final_logit_softcapping=2.0),
+    "recurrent_gemma": dict(logits_soft_cap=2.0, block_types=["attention"]),
+    "cohere": dict(logit_scale=4.0),
+    "granite": dict(logits_scaling=0.25),
+    "hyperclovax": dict(logits_scaling=0.25),
+    "falcon_h1": dict(lm_head_multiplier=4.0),
+    "minicpm3": dict(dim_model_base=8),                            # logits_scaling = hidden_size / dim_model_base
+    "inkling_text": dict(logits_mup_width_multiplier=4.0),
+}
+
+
+def tiny_hf_model(model_type: str, **fields) -> hf.HFCausalLM:
+    """A randomly initialised `model_type` of the byte vocabulary, weights at std 0.3 (large logits, where a
+    soft cap bites)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, vocab_size=tokenizer.VOCAB_SIZE, hidden_size=32, intermediate_size=64,
+                                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
+                                  max_position_embeddings=64, **fields)
+    model = hf.HFCausalLM(AutoModelForCausalLM.from_config(config)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("model_type", sorted(TRANSFORMED_LOGITS))
+def test_logits_equal_the_hf_models_own_after_its_scale_or_soft_cap(model_type):
+    model = tiny_hf_model(model_type, **TRANSFORMED_LOGITS[model_type])
+    assert (model.logit_scale, model.logit_cap) != (1.0, None)     # the case exercises a transform
+    tokens = torch.randint(0, 256, (2, 12))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(logits(model, tokens, mask), model.hf(tokens).logits, atol=1e-5)
+
+
+def test_inkling_cutting_its_logits_to_fewer_ids_is_refused():
+    with pytest.raises(run.ConfigError, match="inkling_text: config.unpadded_vocab_size"):
+        tiny_hf_model("inkling_text", unpadded_vocab_size=200)
+
+
 def test_cached_greedy_generation_equals_uncached(model):
     out = assert_cached_greedy_equals_uncached(model, logits)
     assert out.shape[1] == 15
