@@ -32,9 +32,9 @@ from rlhf_lab.reward import RewardModel, load_reward_model
 from rlhf_lab.rollout import (Rollout, chunk_budget, ended_flags, map_length_chunks, response_texts, rollout,
                               sample_rollouts)
 from rlhf_lab.run import (
-    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative,
-    check_numbers, check_positive, check_range, compile_if, load_model, pick_device, progress, resume_step, save_model,
-    save_train_state, seed_everything, status, write_json)
+    PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
+    check_positive, check_range, compile_if, flags_off_default, load_model, pick_device, progress, resume_step,
+    save_model, save_train_state, seed_everything, status, stream_seed, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig
 
@@ -111,6 +111,8 @@ class PPOConfig:
             raise ConfigError("--batch-size must be a multiple of --samples-per-prompt")
         if self.advantage == "rloo" and self.samples_per_prompt < 2:
             raise ConfigError("--advantage rloo compares a prompt's answers: --samples-per-prompt must be ≥ 2")
+        if self.clip_eps >= 1:   # 1 - ε ≤ 0 would leave the ratio unclipped from below: not PPO's surrogate
+            raise ConfigError(f"--clip-eps must be below 1; got {self.clip_eps}")
         check_range(self, "kl_coef", 0.0)     # β < 0 would pay the policy to leave the reference
         check_range(self, "gamma", 0.0, 1.0)
         check_range(self, "lam", 0.0, 1.0)
@@ -496,16 +498,29 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | 
     modules = trained_modules(policy, value_model)
     optimizer = optim.adamw(list(modules.values()), cfg.lr, 0.0)
     kl_ctl = AdaptiveKL(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target else FixedKL(cfg.kl_coef)
-    start, baseline = resume_step(run, cfg, modules, optimizer), 0.0
-    if start:   # β and the baseline are a function of the logged history, at the checkpoint's step (under
-                # torchrun, rank 0 may not yet have cut the lines past it from the log the others read)
-        last = next(record for record in run.history() if record["step"] == start)
-        kl_ctl.value, baseline = last["ppo/kl_coef"], last["ppo/baseline"]
-        kl_ctl.update(last["ppo/kl"], iteration_episodes(cfg))
+    start = resume_step(run, cfg, modules, optimizer)
+    baseline = resumed_leash(run, kl_ctl) if start else 0.0
     with autocast(device, cfg.precision):
         ppo_loop(cfg, run, (prompts, demonstrations), judge, (policy, reference, value_model, reward_fn),
                  optimizer, kl_ctl, start, baseline, device)
         return finish(run, policy)
+
+
+def leash_state(kl_ctl: FixedKL, baseline: float) -> dict[str, str]:
+    """β and the running baseline as the next iteration will use them, for the train state's
+    metadata (repr: the floats exactly)."""
+    return {"kl_coef": repr(float(kl_ctl.value)), "baseline": repr(float(baseline))}
+
+
+def resumed_leash(run: Run, kl_ctl: FixedKL) -> float:
+    """Restore β into kl_ctl from the train state a run resumes from; returns the baseline."""
+    path = run.path / "train_state.safetensors"
+    saved = tensor_metadata(path)
+    if not {"kl_coef", "baseline"} <= saved.keys():
+        raise ConfigError(f"{path} keeps no β or baseline (an earlier rlhf-lab saved it); pass --no-resume to "
+                          "start over")
+    kl_ctl.value = float(saved["kl_coef"])
+    return float(saved["baseline"])
 
 
 def training_prompts(cfg: PPOConfig, world: World, policy: CausalLM) -> tuple[list[str], World | None, dict]:
@@ -536,6 +551,9 @@ def ptx_demonstrations(cfg: PPOConfig, world: World, policy: CausalLM, files: di
     return Demonstrations(tok, distributed.shard(sft.encode_examples(tok, examples), "PPO-ptx demonstrations"))
 
 
+PROMPT_STREAM, SAMPLING_STREAM = 0, 1   # stream_seed's names for an iteration's two random streams
+
+
 def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations | None], world: World | None, models,
              optimizer, kl_ctl: FixedKL, start: int, baseline: float, device) -> None:
     """Iterations start..cfg.iterations, each checkpoint with its iteration's samples.
@@ -548,10 +566,12 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
     sampling = cfg.sampling()
     bar, tick = progress(cfg.iterations, "ppo", start), time.perf_counter()
     for it in range(start, cfg.iterations):
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
+        # each iteration and rank its own streams (D15): the prompts drawn and minibatch order, the samples
+        generator = torch.Generator().manual_seed(stream_seed(cfg.seed, PROMPT_STREAM, it, distributed.rank()))
         drawn = torch.randint(len(prompts), (cfg.batch_size // cfg.samples_per_prompt,), generator=generator)
         batch_prompts = [prompts[i] for i in drawn for _ in range(cfg.samples_per_prompt)]
-        r = rollout(policy, batch_prompts, sampling, torch.Generator(device).manual_seed(cfg.seed + it))
+        sampler = torch.Generator(device).manual_seed(stream_seed(cfg.seed, SAMPLING_STREAM, it, distributed.rank()))
+        r = rollout(policy, batch_prompts, sampling, sampler)
         batch = score_batch(reference, value_model, reward_fn, r, cfg, kl_ctl.value, baseline)
         stats = {**batch_stats(batch, world),
                  **ppo_update(actor_critic, optimizer, batch, cfg, generator, demonstrations, f"ppo iteration {it + 1}")}
@@ -570,7 +590,8 @@ def ppo_loop(cfg: PPOConfig, run: Run, inputs: tuple[list[str], Demonstrations |
             if distributed.is_main():   # the samples first: a run stopped after its last checkpoint still has them
                 write_json(run.path / "samples.json", [{"prompt": p, "response": t}
                                                        for p, t in zip(r.prompts, r.responses)])
-                save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1, run.seconds())
+                save_train_state(run.path / "train_state.safetensors", modules, optimizer, it + 1, run.seconds(),
+                                 leash_state(kl_ctl, baseline))
         tick = time.perf_counter()
     bar.close()
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, safe_open
@@ -304,6 +305,13 @@ def tensor_metadata(path: Path) -> dict[str, str]:
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     with _safetensors_file(path):
         return load_file(str(path))
+
+
+def stream_seed(*keys: int) -> int:
+    """The seed of one random stream, named by integers (a run's seed, which stream, a step, a
+    rank). NumPy's SeedSequence hashes them, so distinct keys never share a stream, where seed +
+    step would give --seed 1 at step i the stream of --seed 0 at step i + 1."""
+    return int(np.random.SeedSequence(keys).generate_state(1, np.uint64)[0])
 
 
 def seed_everything(seed: int) -> None:
@@ -610,15 +618,16 @@ def is_hf_directory(path: Path) -> bool:
 
 
 def save_train_state(path: Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
-                     step: int, seconds: float = 0.0) -> None:
+                     step: int, seconds: float = 0.0, extra: dict[str, str] | None = None) -> None:
     """Everything a resumed run needs, as plain tensors (no pickle): weights,
-    AdamW moments, the step, the torch RNG state, and the run's seconds so far."""
+    AdamW moments, the step, the torch RNG state, and the run's seconds so far; `extra`, a
+    stage's own state, goes into the file's metadata (tensor_metadata reads it back)."""
     tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
     for i, state in optimizer.state_dict()["state"].items():    # i: the parameter's index, as load reads it
         for key, value in state.items():
             tensors[f"optim.{i}.{key}"] = torch.as_tensor(value)
     tensors["rng.torch"] = torch.get_rng_state()
-    save_tensors(path, tensors, {"step": str(step), "seconds": f"{seconds:.2f}"})
+    save_tensors(path, tensors, {"step": str(step), "seconds": f"{seconds:.2f}", **(extra or {})})
 
 
 def load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

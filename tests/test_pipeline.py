@@ -97,7 +97,8 @@ def killed_after(calls_allowed, reward):
     return fn
 
 
-@pytest.mark.parametrize("estimator", [{}, dict(advantage="rloo", samples_per_prompt=4)])   # with a critic, without
+@pytest.mark.parametrize("estimator", [{}, dict(advantage="rloo", samples_per_prompt=4),   # with a critic, without,
+                                       dict(advantage="baseline", kl_target=0.5)])       # and an adaptive β and baseline
 def test_a_killed_run_resumes_to_the_same_result(tmp_path, estimator):
     ppo.train_ppo(tiny_ppo(tmp_path / "full", eval_every=1, **estimator), reward_fn=starts_with(ord("T")))
     with pytest.raises(KeyboardInterrupt):
@@ -109,6 +110,23 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, estimator):
     assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), cut.state_dict().values()))
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["wall_seconds"] > before_kill > 0
+
+
+def test_a_train_state_without_the_leash_asks_for_a_fresh_start(tmp_path):
+    from rlhf_lab.run import load_tensors, save_tensors
+    with pytest.raises(KeyboardInterrupt):
+        ppo.train_ppo(tiny_ppo(tmp_path / "ppo", eval_every=1), reward_fn=killed_after(1, starts_with(ord("T"))))
+    state = tmp_path / "ppo" / "train_state.safetensors"
+    meta = {k: v for k, v in tensor_metadata(state).items() if k not in ("kl_coef", "baseline")}
+    save_tensors(state, load_tensors(state), meta)
+    with pytest.raises(ConfigError, match="keeps no β or baseline .* pass --no-resume"):
+        ppo.train_ppo(tiny_ppo(tmp_path / "ppo", eval_every=1), reward_fn=starts_with(ord("T")))
+
+
+def test_no_two_seeds_iterations_or_ranks_share_a_sampling_stream():
+    from rlhf_lab.run import stream_seed
+    keys = [(seed, stream, it, rank) for seed in range(3) for stream in range(2) for it in range(40) for rank in range(4)]
+    assert len({stream_seed(*k) for k in keys}) == len(keys)   # seed + iteration gave --seed 1 the stream of --seed 0
 
 
 def test_a_finished_run_is_left_as_it_is_even_from_before_a_flag_existed(tmp_path):
