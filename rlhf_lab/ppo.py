@@ -18,6 +18,7 @@ Implementation details are numbered D1..D21 and listed in docs/ppo.md.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, replace
 from functools import partial
@@ -417,7 +418,7 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: Worl
     critic, from the reward model (None for the critic-free estimators)."""
     check_exists(cfg, "sft", *(("rm",) if reward_fn is None and cfg.reward == "model" else ()))
     policy = load_model(cfg.sft, device)
-    reference = load_model(cfg.sft, device).eval().requires_grad_(False)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)   # one read of a large checkpoint, not two
     reward_model = None
     if reward_fn is None and cfg.reward == "gold":
         reward_fn = gold_reward(world, reference, cfg.seed, cfg.sampling())
@@ -425,7 +426,7 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: Worl
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
         check_reads_whole_rollouts(cfg, reward_model, policy)
         reward_fn = model_reward(reward_model)
-    value_model = new_critic(cfg, reward_model, device) if cfg.advantage == "gae" else None
+    value_model = new_critic(reward_model, reference) if cfg.advantage == "gae" else None
     compile_if(cfg.compile, policy, reference, *(m for m in (value_model, reward_model) if m is not None))
     return policy, reference, value_model, reward_fn
 
@@ -463,22 +464,18 @@ def gold_reward(world: World, sft: CausalLM, seed: int, sampling: SamplingConfig
     return score
 
 
-def new_critic(cfg: PPOConfig, reward_model, device) -> RewardModel:
-    """D9: the critic starts as the reward model (its first member), a per-token head on its
-    trunk; under a programmatic reward, from the SFT trunk and a zero head."""
-    value_model = RewardModel(load_model(cfg.sft, device)).to(device)     # per-token head only
-    if reward_model is None:
+def new_critic(reward_model: RewardModel | None, reference: CausalLM) -> RewardModel:
+    """D9: the critic starts as the reward model (its first member), a per-token head on a copy
+    of its trunk; under a programmatic reward, a zero head on a copy of the SFT trunk."""
+    first = getattr(reward_model, "members", [reward_model])[0]
+    trunk = reference if first is None else first.backbone
+    value_model = RewardModel(copy.deepcopy(trunk).requires_grad_(True))              # per-token head only
+    if first is None:
         torch.nn.init.zeros_(value_model.head.weight)
         torch.nn.init.zeros_(value_model.head.bias)
-        return value_model
-    critic_init = getattr(reward_model, "members", [reward_model])[0]
-    if critic_init.config != value_model.config:
-        raise ConfigError(f"the critic starts from the reward model ({cfg.rm}), whose trunk differs from the SFT "
-                          f"model ({cfg.sft}): {critic_init.config} against {value_model.config}; train the "
-                          "reward model from this SFT model, or use --advantage baseline or rloo (no critic)")
-    value_model.backbone.load_state_dict(critic_init.backbone.state_dict())
-    value_model.head.load_state_dict(critic_init.head.state_dict())
-    return value_model
+    else:
+        value_model.head.load_state_dict(first.head.state_dict())
+    return value_model.to(next(reference.parameters()).device).train()
 
 
 def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None, world: World | None = None) -> dict:

@@ -11,6 +11,7 @@ Ziegler et al. 2019 do), and the offset and scale are stored in the checkpoint.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, fields, replace
@@ -62,6 +63,10 @@ class RewardModel(nn.Module):
             self.likelihood_gate = nn.Linear(backbone.config.width, 1)
             nn.init.zeros_(self.likelihood_gate.weight)
             nn.init.zeros_(self.likelihood_gate.bias)
+        if not likelihood_weight:   # the LM head is never called: a parameter of its own would get no gradient,
+                                    # which DistributedDataParallel takes for a rank left behind (and stops)
+            for param in getattr(backbone, "head_only_parameters", list)():
+                param.requires_grad_(False)
         self.register_buffer("offset", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("temperature", torch.ones(()))   # R10: set by fit_temperature, else 1
@@ -344,8 +349,9 @@ def validation_pairs(heldout: dict[str, list]) -> list[data.PreferencePair]:
     return heldout[VALIDATION] if VALIDATION in heldout else heldout["heldout"]
 
 
-def new_reward_model(cfg: RewardConfig, device) -> RewardModel:
-    backbone = MiniGPT(GPTConfig(context_len=cfg.context_len)) if cfg.from_scratch else load_model(cfg.sft)
+def new_reward_model(cfg: RewardConfig, sft_policy: CausalLM, device) -> RewardModel:
+    """R1: a copy of the SFT model's trunk (one read of its checkpoint serves every member), or a fresh one."""
+    backbone = MiniGPT(GPTConfig(context_len=cfg.context_len)) if cfg.from_scratch else copy.deepcopy(sft_policy)
     return RewardModel(backbone, cfg.pooling, cfg.likelihood_weight).to(device)
 
 
@@ -354,14 +360,14 @@ LOG_EVERY = 10         # steps per step-log line, which holds their mean loss an
 
 
 def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], steps_per_epoch: int,
-                 heldout: dict, device) -> RewardModel:
+                 heldout: dict, sft_policy: CausalLM, device) -> RewardModel:
     """One reward model: Bradley-Terry with AdamW, warmup + cosine, clipping, and after each
     epoch a progress check on the first PROGRESS_PAIRS pairs of the headline held-out set
     (metrics.json has the figures on every pair of every set).
     groups: this rank's training pairs, grouped by ranked prompt (group_pairs)."""
     seed = cfg.seed + 1000 * member
     seed_everything(seed)
-    model = new_reward_model(cfg, device)
+    model = new_reward_model(cfg, sft_policy, device)
     compile_if(cfg.compile, model)
     optimizer = optim.make_optimizer(cfg.optimizer, [model], cfg.lr, cfg.weight_decay)
     total = cfg.epochs * steps_per_epoch
@@ -387,7 +393,7 @@ def train_member(cfg: RewardConfig, run: Run, member: int, groups: list[list], s
         epoch_end = (step + 1) % steps_per_epoch == 0
         if not (epoch_end or (step + 1) % LOG_EVERY == 0):
             continue
-        metrics = window_metrics(prefix, window, time.perf_counter() - tick)
+        metrics = distributed.all_mean(window_metrics(prefix, window, time.perf_counter() - tick))   # every rank's pairs
         if epoch_end:
             metrics |= {f"{prefix}/{name}_accuracy": evaluate.pair_accuracy(*score_pairs(model, pairs, device))
                         for name, pairs in progress_sets.items()}
@@ -534,7 +540,7 @@ def train_reward(cfg: RewardConfig) -> dict:
     members = []
     with autocast(device, cfg.precision):
         for member in range(cfg.ensemble):
-            model = train_member(cfg, run, member, groups, steps_per_epoch, heldout, device)
+            model = train_member(cfg, run, member, groups, steps_per_epoch, heldout, sft_policy, device)
             if cfg.calibrate:
                 fit_temperature(model, validation_pairs(heldout), device)
             normalise(model, prompts, sft_policy, cfg.norm_samples, cfg.seed + member, device)

@@ -341,17 +341,13 @@ def test_unreadable_checkpoints_configs_and_mismatched_models_are_one_clear_line
     from rlhf_lab.reward import RewardModel, save_reward_model
     from rlhf_lab.run import save_model
     torch.manual_seed(0)
-    (tmp_path / "sft").mkdir(), (tmp_path / "rm").mkdir(), (tmp_path / "broken").mkdir()
+    (tmp_path / "sft").mkdir(), (tmp_path / "broken").mkdir()
     save_model(tmp_path / "sft" / "model.safetensors", MiniGPT(TINY))
-    wider = dataclasses.replace(TINY, width=64)
-    save_reward_model(tmp_path / "rm" / "model.safetensors", [RewardModel(MiniGPT(wider))], 0.0)
     shorter = dataclasses.replace(TINY, context_len=32)
     save_reward_model(tmp_path / "rm32" / "model.safetensors", [RewardModel(MiniGPT(shorter))], 0.0)
     (tmp_path / "broken" / "model.safetensors").write_text('{"prompt": "not a checkpoint"}')
     cases = [
         (["eval-rm", "--rm", str(tmp_path / "broken")], "not a readable safetensors checkpoint"),
-        (["ppo", "--sft", str(tmp_path / "sft"), "--rm", str(tmp_path / "rm"), "--iterations", "1"],
-         "the critic starts from the reward model"),
         (["ppo", "--sft", str(tmp_path / "sft"), "--rm", str(tmp_path / "rm32"), "--advantage", "rloo",
           "--samples-per-prompt", "2", "--iterations", "1"], "reads 32 tokens, but the policy"),
         (["sft", "--out", str(tmp_path / "sft" / "model.safetensors")], "is a file; a run directory is needed"),

@@ -33,7 +33,7 @@ def test_two_ranks_keep_equal_weights_and_rank0_alone_writes_the_run(tmp_path, l
     errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("W"))
     assert result.returncode == 0, result.stdout[-2000:] + errors[-6000:]
     assert result.stdout.count("weights equal on all ranks") == 2     # both ranks checked every stage
-    rm_steps = 84 // 21 // 2        # 4 ranked prompts of 21 pairs, half per rank, one per step: logged once
+    rm_steps = 105 // 21 // 2       # 5 ranked prompts of 21 pairs, the smaller shard's 2 per rank, one a step
     for stage, steps in (("sft", [2, 4]), ("rm", [rm_steps]), ("ppo", [1, 2]), ("rloo", [1, 2])):
         lines = (tmp_path / stage / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines] == steps, f"{stage}: one log line per step"

@@ -131,6 +131,39 @@ def test_likelihood_read_out_on_an_hf_backbone_reaches_every_parameter():
     assert idle <= {"head.bias"}
 
 
+def test_a_critic_on_a_separate_lm_head_leaves_no_trainable_parameter_without_a_gradient():
+    """DistributedDataParallel stops at a parameter that requires a gradient and gets none: the
+    value model never calls a Llama-style separate LM head, so its parameters are frozen."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from rlhf_lab.ppo import new_critic
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tokenizer.VOCAB_SIZE, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=64, tie_word_embeddings=False)
+    llama = hf.HFCausalLM(LlamaForCausalLM(config))
+    critic = new_critic(RewardModel(llama, likelihood_weight=5.0).requires_grad_(False), llama)
+    tokens, mask = BYTES.left_pad([BYTES.encode_prompt("Hi"), BYTES.encode_prompt("Hello")])
+    critic.token_scores(tokens, mask).sum().backward()
+    assert all(p.grad is not None for p in critic.parameters() if p.requires_grad)
+    assert not critic.backbone.hf.lm_head.weight.requires_grad
+    reads_the_head = RewardModel(hf.HFCausalLM(LlamaForCausalLM(config)), likelihood_weight=5.0)
+    assert all(p.requires_grad for p in reads_the_head.parameters())
+
+
+def test_reward_model_on_opt_reads_the_width_its_trunk_returns():
+    """OPT with word_embed_proj_dim < hidden_size projects its final hidden states down (project_out),
+    so the reward head and the likelihood gate read word_embed_proj_dim features, not hidden_size."""
+    from transformers import OPTConfig, OPTForCausalLM
+    torch.manual_seed(0)
+    config = OPTConfig(vocab_size=tokenizer.VOCAB_SIZE, hidden_size=32, word_embed_proj_dim=16, ffn_dim=64,
+                       num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64)
+    model = RewardModel(hf.HFCausalLM(OPTForCausalLM(config)), likelihood_weight=1.0)
+    tokens, mask = BYTES.left_pad([BYTES.encode_prompt("Hi")])
+    assert model.config.width == model.backbone.trunk(tokens, positions_from_mask(mask), mask).shape[-1] == 16
+    pairs = [PreferencePair("Q?", "good answer", "bad"), PreferencePair("R?", "fine", "worse answer")]
+    chosen, rejected = pair_rewards(model, BYTES, pairs, "cpu")
+    assert chosen.shape == rejected.shape == (2,)
+
+
 def test_save_pretrained_then_load_model_round_trips(model, tmp_path):
     model.hf.save_pretrained(tmp_path)
     loaded = run.load_model(tmp_path)

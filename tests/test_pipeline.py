@@ -448,9 +448,24 @@ def test_the_gold_reward_is_the_judge_scaled_on_the_sft_models_own_answers():
     assert not cut.ended[ideal] and score(cut)[ideal] < score(r)[ideal]   # an answer cut short is malformed
 
 
-def test_a_critic_under_a_programmatic_reward_starts_at_zero(tmp_path):
-    critic = ppo.new_critic(tiny_ppo(tmp_path / "ppo", reward="gold"), None, "cpu")
+def test_a_critic_under_a_programmatic_reward_starts_at_zero():
+    critic = ppo.new_critic(None, load_model(SHIPPED_SFT).requires_grad_(False))
     assert not critic.head.weight.any() and not critic.head.bias.any()
+    assert all(p.requires_grad for p in critic.parameters())
+
+
+def test_the_critic_starts_as_a_trainable_copy_of_the_reward_model():
+    from rlhf_lab.model import GPTConfig, MiniGPT
+    from rlhf_lab.reward import RewardModel
+    reward_model = RewardModel(MiniGPT(GPTConfig(width=32, n_layers=1, n_heads=2, ffn=64)), likelihood_weight=5.0)
+    reward_model.eval().requires_grad_(False)
+    critic = ppo.new_critic(reward_model, load_model(SHIPPED_SFT))      # another trunk: the critic takes the RM's
+    rm_state = reward_model.state_dict()
+    assert all(torch.equal(v, rm_state[k]) for k, v in critic.state_dict().items() if k.startswith(("backbone", "head")))
+    assert all(p.requires_grad for p in critic.parameters()) and critic.training
+    with torch.no_grad():
+        critic.head.weight.add_(1.0)
+    assert not torch.equal(critic.head.weight, reward_model.head.weight)   # a copy: PPO's critic leaves the RM as it is
 
 
 def test_ppo_against_the_gold_judge_needs_no_reward_model(tmp_path):
