@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from rlhf_lab.run import ConfigError, check_choice, status
+from rlhf_lab.run import ConfigError, check_choice, flag, flags_off_default, status
 from rlhf_lab.tokenizer import Tokenizer
 
 HH_ASSISTANT = "\n\nAssistant:"
@@ -280,6 +280,17 @@ def check_options(on_invalid: str, overflow: str) -> None:
     """The --on-invalid and --overflow values every file-reading stage takes."""
     check_choice("on_invalid", on_invalid, ON_INVALID)
     check_choice("overflow", overflow, OVERFLOW)
+
+
+def check_read_options(cfg, *file_flags: str) -> None:
+    """A stage's --on-invalid and --overflow: valid values, and set only where it reads a file
+    (one of file_flags): the world's own examples are all valid and fit."""
+    check_options(cfg.on_invalid, cfg.overflow)
+    given = flags_off_default(cfg, ("on_invalid", "overflow"))
+    if given and not any(getattr(cfg, name) for name in file_flags):
+        files = ", ".join(flag(name) for name in file_flags)
+        raise ConfigError(f"{', '.join(given)} {'say' if len(given) > 1 else 'says'} what to do with a file's bad or "
+                          f"long rows, and no file ({files}) is given: drop {'them' if len(given) > 1 else 'it'}")
 
 
 def heldout_key(prompt: str) -> float:

@@ -45,6 +45,9 @@ GOLD_NORM_SAMPLES = 256   # SFT answers that scale the gold reward, as `rlhf tra
 RewardFn = Callable[[Rollout], Tensor]   # a rollout of B responses → (B,) scores
 
 
+CRITIC_OPTIONS = ("vf_coef", "value_clip", "gamma", "lam")   # read by --advantage gae alone (its critic and GAE)
+
+
 @dataclass
 class PPOConfig:
     out: str = "runs/ppo"            # run directory
@@ -98,7 +101,7 @@ class PPOConfig:
         check_choice("advantage", self.advantage, ADVANTAGES)
         check_choice("reward", self.reward, REWARDS)
         check_choice("precision", self.precision, PRECISIONS)
-        data.check_options(self.on_invalid, self.overflow)
+        data.check_read_options(self, "prompts", "ptx_data")
         if self.prompts and self.reward == "gold":
             raise ConfigError("--reward gold judges the world's own prompts; a --prompts file needs --reward model")
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
@@ -118,6 +121,12 @@ class PPOConfig:
         check_range(self, "gamma", 0.0, 1.0)
         check_range(self, "lam", 0.0, 1.0)
         check_range(self, "baseline_decay", 0.0, 1.0)
+        critic_flags = flags_off_default(self, CRITIC_OPTIONS)
+        if self.advantage != "gae" and critic_flags:
+            raise ConfigError(f"{', '.join(critic_flags)} {'tune' if len(critic_flags) > 1 else 'tunes'} the critic and "
+                              f"GAE; --advantage {self.advantage} has neither")
+        if self.kl_target is None and flags_off_default(self, ("kl_horizon",)):
+            raise ConfigError("--kl-horizon paces the adaptive β of --kl-target; without --kl-target β is fixed")
         if self.kl_target is not None:
             check_positive(self, "kl_target", "kl_horizon")
             if not self.kl_coef:   # D8 scales β by a factor: from 0 it would never move

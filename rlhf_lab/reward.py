@@ -282,7 +282,7 @@ class RewardConfig:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("precision", self.precision, PRECISIONS)
         optim.check_optimizer(self.optimizer)
-        data.check_options(self.on_invalid, self.overflow)
+        data.check_read_options(self, "data", "eval_data")
         check_positive(self, "pairs", "heldout_pairs", "epochs", "batch_size", "lr", "ensemble", "grad_clip")
         check_range(self, "heldout_share", 0.0, 1.0)
         if self.calibrate and (self.eval_data or not self.heldout_share):
@@ -294,6 +294,8 @@ class RewardConfig:
                            "ensemble_std_coef")
         if self.from_scratch and not self.data:
             check_context_fits(self.context_len)
+        if not self.from_scratch and flags_off_default(self, ("context_len",)):
+            raise ConfigError("--context-len sizes a fresh trunk (--from-scratch); the SFT model brings its own: drop it")
         check_range(self, "responses_per_prompt", 2, len(STYLES))    # one answer per style
         check_world_only(self, ("world_seed", "pairs", "responses_per_prompt", "heldout_pairs", "label_temperature",
                                 "length_bias", "format_bias", "hedging_bias", "sycophancy_bias"))
@@ -583,7 +585,7 @@ class RewardEvalConfig:
 
     def validate(self) -> None:
         check_numbers(self)
-        data.check_options(self.on_invalid, self.overflow)
+        data.check_read_options(self, "data")
 
 
 def training_config(rm: str | Path) -> RewardConfig:

@@ -69,7 +69,7 @@ class SFTConfig:
         check_numbers(self)
         check_choice("precision", self.precision, PRECISIONS)
         optim.check_optimizer(self.optimizer)
-        data.check_options(self.on_invalid, self.overflow)
+        data.check_read_options(self, "data", "eval_data")
         check_positive(self, "examples", "steps", "batch_size", "lr", "eval_every", "eval_samples", "context_len",
                        "grad_clip", "width", "n_layers", "n_heads", "ffn")
         check_range(self, "ideal_share", 0.0, 1.0)
