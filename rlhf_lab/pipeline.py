@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlhf_lab import evaluate, ppo, reward, sft
+from rlhf_lab import distributed, evaluate, ppo, reward, sft
 from rlhf_lab.run import (
     SHIPPED, ConfigError, changed_flags, check_choice, check_exists, check_not_an_input, check_out, input_digests,
     pick_device, read_json, recorded_config, status, write_json, write_text)
@@ -95,7 +95,9 @@ def main(cfg: PipelineConfig) -> dict:
         stage.validate()
     check_exists(cfg, *(name for name in ("init", "sft") if getattr(cfg, name)))   # and a missing model
     check_out(cfg.out)                                                              # and a file for --out
-    check_not_an_input(Path(cfg.out), cfg)                                          # or an input model
+    written = ([sft_cfg] if trains_sft(cfg) else []) + [rm_cfg, ppo_cfg, eval_cfg]
+    for out in [Path(cfg.out)] + [Path(stage.out) for stage in written]:           # or an input model
+        check_not_an_input(out, cfg)
     pick_device(cfg.device)                                                         # and a missing GPU
     if not cfg.resume:       # a fresh start: the figures there are of runs about to be replaced
         for stale in PIPELINE_OUTPUTS:
@@ -104,6 +106,8 @@ def main(cfg: PipelineConfig) -> dict:
         sft.main(sft_cfg)
     rm_metrics = reward.main(rm_cfg)
     ppo.main(ppo_cfg)
+    if not distributed.is_main():   # under torchrun: the training stages ran on every rank, the judging is rank 0's
+        return {}
     eval_metrics = judged(eval_cfg) if cfg.resume else evaluate.main(eval_cfg)
     summary = {"reward_model": {k: rm_metrics[k] for k in ("heldout_gold_accuracy", "textbook_pairs_correct",
                                                              "ece", "length_baseline_accuracy")},
