@@ -641,6 +641,13 @@ def test_out_may_not_be_the_model_the_run_starts_from(tmp_path):
         Run(tmp_path / "sft", "train-rm", RewardConfig(out=str(tmp_path / "sft"), sft=str(tmp_path / "sft")))
 
 
+def test_a_pipeline_reading_one_of_its_own_stage_directories_stops_before_any_stage(tmp_path, monkeypatch):
+    (tmp_path / "ppo").mkdir()
+    monkeypatch.setattr(pipeline.reward, "main", lambda cfg: pytest.fail("the reward model trained first"))
+    with pytest.raises(ConfigError, match=r"--out .*ppo is also --sft"):
+        pipeline.main(pipeline.PipelineConfig(out=str(tmp_path), sft=str(tmp_path / "ppo"), device="cpu"))
+
+
 def test_figures_are_written_whole(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
