@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from rlhf_lab.run import ConfigError, check_choice, flag, flags_off_default, status
+from rlhf_lab.run import ConfigError, check_choice, check_unused, flag, status
 from rlhf_lab.tokenizer import Tokenizer
 
 HH_ASSISTANT = "\n\nAssistant:"
@@ -286,11 +286,9 @@ def check_read_options(cfg, *file_flags: str) -> None:
     """A stage's --on-invalid and --overflow: valid values, and set only where it reads a file
     (one of file_flags): the world's own examples are all valid and fit."""
     check_options(cfg.on_invalid, cfg.overflow)
-    given = flags_off_default(cfg, ("on_invalid", "overflow"))
-    if given and not any(getattr(cfg, name) for name in file_flags):
-        files = ", ".join(flag(name) for name in file_flags)
-        raise ConfigError(f"{', '.join(given)} {'say' if len(given) > 1 else 'says'} what to do with a file's bad or "
-                          f"long rows, and no file ({files}) is given: drop {'them' if len(given) > 1 else 'it'}")
+    files = ", ".join(flag(name) for name in file_flags)
+    check_unused(cfg, ("on_invalid", "overflow"), not any(getattr(cfg, name) for name in file_flags), "say",
+                 f"what to do with a file's bad or long rows, and no file ({files}) is given")
 
 
 def heldout_key(prompt: str) -> float:

@@ -34,7 +34,7 @@ from rlhf_lab.rollout import (Rollout, chunk_budget, ended_flags, map_length_chu
                               sample_rollouts)
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
-    check_positive, check_range, compile_if, flags_off_default, load_model, pick_device, progress, resume_step,
+    check_positive, check_range, check_unused, compile_if, load_model, pick_device, progress, resume_step,
     save_model, save_train_state, seed_everything, status, stream_seed, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig
@@ -121,12 +121,10 @@ class PPOConfig:
         check_range(self, "gamma", 0.0, 1.0)
         check_range(self, "lam", 0.0, 1.0)
         check_range(self, "baseline_decay", 0.0, 1.0)
-        critic_flags = flags_off_default(self, CRITIC_OPTIONS)
-        if self.advantage != "gae" and critic_flags:
-            raise ConfigError(f"{', '.join(critic_flags)} {'tune' if len(critic_flags) > 1 else 'tunes'} the critic and "
-                              f"GAE; --advantage {self.advantage} has neither")
-        if self.kl_target is None and flags_off_default(self, ("kl_horizon",)):
-            raise ConfigError("--kl-horizon paces the adaptive β of --kl-target; without --kl-target β is fixed")
+        check_unused(self, CRITIC_OPTIONS, self.advantage != "gae", "tune",
+                     f"the critic and GAE; --advantage {self.advantage} has neither")
+        check_unused(self, ("kl_horizon",), self.kl_target is None, "pace",
+                     "the adaptive β of --kl-target; without --kl-target β is fixed")
         if self.kl_target is not None:
             check_positive(self, "kl_target", "kl_horizon")
             if not self.kl_coef:   # D8 scales β by a factor: from 0 it would never move

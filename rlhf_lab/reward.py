@@ -26,7 +26,7 @@ from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig, fp32, n
 from rlhf_lab.rollout import chunk_budget, map_length_chunks, sample_texts
 from rlhf_lab.run import (
     PRECISIONS, SHIPPED, ConfigError, Run, architecture, autocast, check_choice, check_exists, check_non_negative,
-    check_numbers, check_out, check_positive, check_range, check_world_only, compile_if, empty_model, flags_off_default,
+    check_numbers, check_out, check_positive, check_range, check_unused, check_world_only, compile_if, empty_model,
     fresh_report_directory, load_model, load_state, load_tensors, pick_device, progress, read_json, recorded_config,
     resume_step, run_directory, save_tensors, save_train_state, seed_everything, status, tensor_metadata, write_json)
 from rlhf_lab.tokenizer import BYTES, Tokenizer
@@ -294,8 +294,8 @@ class RewardConfig:
                            "ensemble_std_coef")
         if self.from_scratch and not self.data:
             check_context_fits(self.context_len)
-        if not self.from_scratch and flags_off_default(self, ("context_len",)):
-            raise ConfigError("--context-len sizes a fresh trunk (--from-scratch); the SFT model brings its own: drop it")
+        check_unused(self, ("context_len",), not self.from_scratch, "size",
+                     "a fresh trunk (--from-scratch); the SFT model brings its own")
         check_range(self, "responses_per_prompt", 2, len(STYLES))    # one answer per style
         check_world_only(self, ("world_seed", "pairs", "responses_per_prompt", "heldout_pairs", "label_temperature",
                                 "length_bias", "format_bias", "hedging_bias", "sycophancy_bias"))

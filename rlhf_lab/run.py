@@ -119,14 +119,21 @@ def flags_off_default(cfg, names: tuple[str, ...]) -> list[str]:
     return [flag(name) for name in names if getattr(cfg, name) != getattr(type(cfg), name)]
 
 
-def check_world_only(cfg, names: tuple[str, ...]) -> None:
-    """With --data, the options that shape the world's own examples have nothing to act on; one
-    set anyway would be recorded in config.json as if it had changed the run."""
+def check_unused(cfg, names: tuple[str, ...], unused: bool, verb: str, why: str, lead: str = "") -> None:
+    """Refuse the flags among names set away from their defaults where `unused`: the run would
+    ignore them, yet record them in config.json as if they had changed it (and a change to one
+    would then block a resume). `verb` agrees with them: "shape" gives "--x shapes", "--x, --y shape"."""
     given = flags_off_default(cfg, names)
-    if cfg.data and given:
-        raise ConfigError(f"--data {cfg.data} brings its own examples; {', '.join(given)} "
-                          f"{'shape' if len(given) > 1 else 'shapes'} the assistant world's only: drop "
-                          f"{'them' if len(given) > 1 else 'it'}")
+    if unused and given:
+        many = len(given) > 1
+        raise ConfigError(f"{lead}{', '.join(given)} {verb if many else verb + 's'} {why}: drop "
+                          f"{'them' if many else 'it'}")
+
+
+def check_world_only(cfg, names: tuple[str, ...]) -> None:
+    """With --data, the options that shape the world's own examples have nothing to act on."""
+    check_unused(cfg, names, bool(cfg.data), "shape", "the assistant world's only",
+                 lead=f"--data {cfg.data} brings its own examples; ")
 
 
 def check_exists(cfg, *names: str) -> None:
