@@ -199,7 +199,8 @@ PARTIAL = ".partial"   # suffix of a file being written; one left behind was cut
 
 def _atomic(path: Path, write) -> None:
     """write(tmp) to a temporary file beside path, flushed to disk, then renamed over path:
-    a kill or a crash leaves the old file or the new one, never half of one."""
+    a kill or a crash leaves the old file or the new one, never half of one. The directory is
+    flushed after the rename too, which is what makes the rename itself survive a power cut."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL)
     os.close(fd)
@@ -214,9 +215,22 @@ def _atomic(path: Path, write) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        sync_directory(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync a directory's entries (POSIX); a system that cannot open a directory skips it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:                   # Windows opens no directory
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -1,6 +1,8 @@
 """End to end on the assistant world: tiny sizes in CI, full sizes marked slow."""
 import json
 import math
+import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -324,6 +326,19 @@ def test_eval_kl_estimates_the_exact_kl_on_the_sampled_tokens():
     kl, se = kl_per_response(policy, reference, rollouts)
     assert kl == pytest.approx(exact, rel=0.1)
     assert math.isnan(se)                     # one prompt: no spread between prompts to measure
+
+
+def test_a_written_file_and_its_name_reach_the_disk_before_the_write_returns(tmp_path, monkeypatch):
+    from rlhf_lab.run import write_json
+    synced, fsync = [], os.fsync
+
+    def recording(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        fsync(fd)
+    monkeypatch.setattr(os, "fsync", recording)
+    write_json(tmp_path / "metrics.json", {"gold": 0.9})
+    assert synced == [False, True]          # the contents, then the directory entry the rename made
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"gold": 0.9}
 
 
 def interrupt_at_step(monkeypatch, step):
