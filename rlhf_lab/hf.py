@@ -21,7 +21,8 @@ Scope, honestly:
   (4) lm_head applies what the model's own forward does after its output embedding (the
       scales and soft caps of LOGIT_SCALES and SOFT_CAPS), so sampling, log-probs and KL see
       the model's own distribution. A head that transforms the hidden states before its output
-      embedding (BERT-style encoders run as decoders) is not reproduced.
+      embedding (BERT-style encoders run as decoders) is not reproduced: such a model is refused
+      on load (check_logits_reproduced), as is any other whose own logits trunk + lm_head miss.
 """
 from __future__ import annotations
 
@@ -202,6 +203,7 @@ class HFCausalLM(nn.Module):
         self.config = gpt_config_of(hf)
         self.logit_scale, self.logit_cap = logit_transform(hf.config)
         disable_dropout(hf)
+        check_logits_reproduced(self)
 
     def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
         return full_logits(self, tokens, mask)                              # (B, T, V)
@@ -237,6 +239,30 @@ class HFCausalLM(nn.Module):
         if self.logit_cap is not None:
             logits = torch.tanh(logits / self.logit_cap) * self.logit_cap
         return logits
+
+
+@torch.no_grad()
+def check_logits_reproduced(model: HFCausalLM, length: int = 8) -> None:
+    """Refuse a model whose own forward gives other logits than trunk + lm_head, the calls every
+    stage makes: a step between its last hidden state and its logits that this adapter does not
+    know would make every sample, log-prob and KL silently those of another distribution. One
+    forward over `length` tokens, in eval mode."""
+    positions = torch.arange(min(length, model.config.context_len), device=next(model.hf.parameters()).device)[None]
+    tokens = positions % model.config.vocab_size                                            # (1, T)
+    kind, was_training = model.hf.config.model_type, model.hf.training
+    model.hf.eval()
+    try:
+        theirs = model.hf(tokens).logits.float()                                          # (1, T, V)
+        ours = model.lm_head(model.trunk(tokens, positions)).float()
+    except (TypeError, ValueError) as e:          # its base model takes other arguments than trunk passes
+        raise ConfigError(f"{kind}: its base model does not run as a trunk ({first_line(e)})") from None
+    finally:
+        model.hf.train(was_training)
+    gap, size = (ours - theirs).abs().max().item(), theirs.abs().max().item()
+    if gap > 1e-4 * (1 + size):
+        raise ConfigError(f"{kind}: its own logits are not its last hidden state through its output embedding "
+                          f"(differing by up to {gap:.3g} on logits up to {size:.3g}): a head that transforms the "
+                          "hidden states first, as BERT-style models run as decoders have, is not supported")
 
 
 def from_pretrained(path: str | Path, device: torch.device | str = "cpu") -> HFCausalLM:

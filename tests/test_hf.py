@@ -95,6 +95,16 @@ def test_logits_equal_the_hf_models_own_after_its_scale_or_soft_cap(model_type):
         assert torch.allclose(logits(model, tokens, mask), model.hf(tokens).logits, atol=1e-5)
 
 
+def test_a_model_whose_head_transforms_its_hidden_states_is_refused_on_load(tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM
+    config = AutoConfig.for_model("bert", vocab_size=tokenizer.VOCAB_SIZE, hidden_size=32, intermediate_size=64,
+                                  num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64,
+                                  is_decoder=True, eos_token_id=tokenizer.EOS)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "bert")   # BertLMHeadModel: dense, GELU,
+    with pytest.raises(run.ConfigError, match="bert: its own logits are not its last hidden state"):  # LayerNorm,
+        run.load_model(str(tmp_path / "bert"))                                     # then the output embedding
+
+
 def test_inkling_cutting_its_logits_to_fewer_ids_is_refused():
     with pytest.raises(run.ConfigError, match="inkling_text: config.unpadded_vocab_size"):
         tiny_hf_model("inkling_text", unpadded_vocab_size=200)
