@@ -16,9 +16,14 @@ from torch import nn
 
 
 def init(device: torch.device) -> None:
-    """Join the torchrun process group if launched by torchrun; a no-op otherwise."""
+    """Join the torchrun process group if launched by torchrun; a no-op otherwise. Each process
+    takes the GPU of its LOCAL_RANK, so a device named by number would put every rank on one."""
     if "RANK" not in os.environ or dist.is_initialized():
         return
+    if device.index is not None:
+        from rlhf_lab.run import ConfigError     # run.py imports this module
+        raise ConfigError(f"--device {device}: under torchrun each process takes the GPU of its LOCAL_RANK; "
+                          "pass --device cuda (CUDA_VISIBLE_DEVICES chooses which GPUs torchrun uses)")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

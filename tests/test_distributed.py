@@ -38,3 +38,13 @@ def test_two_ranks_keep_equal_weights_and_rank0_alone_writes_the_run(tmp_path, l
         lines = (tmp_path / stage / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines] == steps, f"{stage}: one log line per step"
         assert (tmp_path / stage / "model.safetensors").exists()
+
+
+def test_a_numbered_gpu_under_torchrun_is_refused_before_the_process_group_starts(monkeypatch):
+    import torch
+    from rlhf_lab import distributed
+    from rlhf_lab.run import ConfigError
+    monkeypatch.setenv("RANK", "1")          # as torchrun starts each process
+    with pytest.raises(ConfigError, match="--device cuda:1: under torchrun each process takes the GPU of its"):
+        distributed.init(torch.device("cuda:1"))
+    assert not torch.distributed.is_initialized()
