@@ -23,6 +23,7 @@ import math
 import os
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -418,6 +419,9 @@ def read_log(run: str | Path) -> list[dict]:
     return records
 
 
+# the evaluations whose report goes into the run directory they judge by default (<run>/eval)
+REPORT_STAGES = ("eval", "eval-rm")
+
 # what a stage writes into its run directory, its plots (*.png) aside
 STAGE_OUTPUTS = ("inputs.json", "metrics.jsonl", "metrics.json", "model.safetensors", "samples.json")
 
@@ -529,6 +533,8 @@ class Run:
         elif distributed.is_main():   # what a stage writes is stale: a fresh run killed early must not look finished
             for stale in states + [self.path / name for name in STAGE_OUTPUTS] + list(self.path.glob("*.png")):
                 stale.unlink(missing_ok=True)
+            if recorded_stage(self.path / "eval") in REPORT_STAGES:   # `rlhf eval`'s or eval-rm's default --out:
+                shutil.rmtree(self.path / "eval")                     # a report on the model about to be replaced
         if distributed.is_main():
             for partial in self.path.glob(f".*{PARTIAL}"):   # cut short by a kill (_atomic)
                 partial.unlink()

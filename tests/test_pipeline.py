@@ -612,8 +612,13 @@ def test_a_fresh_start_clears_the_last_runs_outputs_and_any_file_a_kill_cut_shor
     for name in ("model.safetensors", "samples.json", "metrics.json", ".model.safetensors.x1y2.partial",
                  "reliability.png"):
         (tmp_path / name).write_text("from the run before")
+    (tmp_path / "eval").mkdir()                               # `rlhf eval`'s report on the model before
+    (tmp_path / "eval" / "config.json").write_text('{"stage": "eval"}')
+    (tmp_path / "eval" / "report.md").write_text("win rate 0.83")
+    (tmp_path / "notes").mkdir()                              # a directory of the user's own
+    (tmp_path / "notes" / "config.json").write_text('{"stage": "mine"}')
     Run(tmp_path, "sft", SFTConfig(out=str(tmp_path), resume=False))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]   # nothing old passes as this run's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "notes"]   # nothing old passes as this run's
 
 
 def test_another_stages_run_is_never_cleared_and_a_finished_one_is_kept_without_its_train_state(tmp_path):
