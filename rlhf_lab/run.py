@@ -9,6 +9,8 @@ Every stage writes the same layout, and the next stage reads it by path:
     out/model.safetensors    weights (+ the model config in the metadata)
     out/train_state.safetensors   weights, optimizer moments, step, RNG: for resume
     out/*.png                plots
+    out/eval/                `rlhf eval`'s or `rlhf eval-rm`'s report on this run's model, by default
+                             (a fresh start removes it with the rest)
 
 Every file is written to a temporary name and renamed, so a killed run never
 leaves a half-written file behind (rename is atomic on POSIX).
