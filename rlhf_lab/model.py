@@ -161,7 +161,7 @@ class MiniGPT(nn.Module):
               cache: KVCache | None = None, outputs_from: int = 0) -> Tensor:
         """(B, T) tokens → (B, T - outputs_from, D). Without key_mask and cache: plain causal attention.
 
-        outputs_from: the first column whose hidden state the caller reads (PPO reads the
+        outputs_from (PPO's D16): the first column whose hidden state the caller reads (PPO reads the
         response's, the sampler the prompt's last). Earlier columns still give every layer its
         keys and values, but the last block's queries, attention output and MLP at those
         columns would feed nothing. The output projection and MLP there, 9 of the 12·D² multiply-adds

@@ -123,7 +123,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def clip_and_step(optimizer: torch.optim.Optimizer, modules: list[nn.Module], max_norm: float,
                   where: str = "a training step") -> float:
-    """Clip the global gradient norm, step, zero the grads; returns the pre-clip norm.
+    """Clip the global gradient norm (PPO's D10), step, zero the grads; returns the pre-clip norm.
 
     A NaN or infinite norm (a loss or gradient that overflowed) is a ConfigError naming `where`
     ("sft step 12"), raised before the step would turn every weight to NaN, so a diverged run

@@ -153,7 +153,7 @@ def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
 
 def shaped_rewards(scores: Tensor, logprobs: Tensor, ref_logprobs: Tensor, response_mask: Tensor,
                    kl_coef: float) -> tuple[Tensor, Tensor]:
-    """Per-token reward -β·(log π - log π_ref), plus the score on the last token.
+    """D4: per-token reward -β·(log π - log π_ref), plus the score on the last token.
 
     scores (B,); the rest (B, N). Returns rewards (B, N) and the k1 KL (B, N).
     """
@@ -264,7 +264,7 @@ class Batch:
 
 
 def by_length(fn, r: Rollout, chunk_tokens: int | None = None) -> tuple[Tensor, ...]:
-    """fn(tokens, mask, start) → tensors over the rows (b,) or their response columns
+    """D14: fn(tokens, mask, start) → tensors over the rows (b,) or their response columns
     (b, end - start), run on rows of similar length (rollout.length_chunks) and put back
     in batch order: (B,) or (B, N), zero on the cut columns, which are padding."""
     def window(rows: Tensor, first: int, end: int) -> tuple[Tensor, ...]:
@@ -433,7 +433,7 @@ def build_models(cfg: PPOConfig, device, reward_fn: RewardFn | None, world: Worl
         reward_model = load_reward_model(cfg.rm, device).eval().requires_grad_(False)
         check_reads_whole_rollouts(cfg, reward_model, policy)
         reward_fn = model_reward(reward_model)
-    value_model = new_critic(reward_model, reference) if cfg.advantage == "gae" else None
+    value_model = new_critic(reward_model, reference) if cfg.advantage == "gae" else None   # D17: GAE's alone
     compile_if(cfg.compile, policy, reference, *(m for m in (value_model, reward_model) if m is not None))
     return policy, reference, value_model, reward_fn
 
@@ -528,7 +528,7 @@ def resumed_leash(run: Run, kl_ctl: FixedKL) -> float:
 
 
 def training_prompts(cfg: PPOConfig, world: World, policy: CausalLM) -> tuple[list[str], World | None, dict]:
-    """PPO's prompts, the world that judges their answers, and what loading a file kept: the
+    """D19: PPO's prompts, the world that judges their answers, and what loading a file kept: the
     world's training prompts, or a --prompts file's, which no gold judge knows (None)."""
     if not cfg.prompts:
         return world.prompts("train"), world, {}

@@ -7,7 +7,8 @@ Every stage writes the same layout, and the next stage reads it by path:
     out/metrics.jsonl        one JSON object per logged step
     out/metrics.json         the final figures
     out/model.safetensors    weights (+ the model config in the metadata)
-    out/train_state.safetensors   weights, optimizer moments, step, RNG: for resume
+    out/train_state.safetensors   weights, optimizer moments, step, RNG: for resume (the reward
+                             model's train_state_<member>.safetensors, one per ensemble member)
     out/*.png                plots
     out/eval/                `rlhf eval`'s or `rlhf eval-rm`'s report on this run's model, by default
                              (a fresh start removes it with the rest)

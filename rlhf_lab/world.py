@@ -2,7 +2,7 @@
 
 A seeded, deterministic generator of short instruction prompts over a fact base,
 responses to them in seven styles, and a programmatic gold judge that knows which
-response is better. It is sized for a ~0.8M-parameter byte-level model: prompts
+response is better. It is sized for a ~0.86M-parameter byte-level model: prompts
 <= 70 bytes, responses <= 180 bytes, prompt + response <= 240 bytes, plain ASCII.
 
 Families (facts in world_facts.py): capitals, arithmetic, definitions, units,
