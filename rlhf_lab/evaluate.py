@@ -314,7 +314,8 @@ class EvalConfig:
     policy: str = "runs/ppo"        # `rlhf ppo` run directory (the RLHF policy)
     sft: str = ""                   # SFT run directory (the baseline and the KL reference); empty → the one the
                                     # policy was trained from (its config.json), else the shipped checkpoint
-    rm: str = ""                    # reward model for the proxy reward; empty → the policy's, else runs/rm
+    rm: str = ""                    # reward model for the proxy reward; empty → the policy's, else runs/rm (a
+                                    # policy trained with --reward gold has none: no proxy figures then)
     out: str = ""                   # where report.md / metrics.json go (default: <policy>/eval)
     world_seed: int | None = None   # the world whose held-out prompts are used (default: the policy's own, as
                                     # its config.json records it, else 0)
@@ -344,8 +345,9 @@ class EvalConfig:
         config = run_directory(model_path(self.policy)) / "config.json"
         recorded = read_config(config) if config.exists() else {}
         world_seed = self.world_seed if self.world_seed is not None else recorded.get("world_seed", 0)
-        return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED,
-                       rm=self.rm or recorded.get("rm") or "runs/rm", world_seed=world_seed)
+        trained_rm = "" if recorded.get("reward") == "gold" else recorded.get("rm") or "runs/rm"
+        return replace(self, sft=self.sft or recorded.get("sft") or SHIPPED, rm=self.rm or trained_rm,
+                       world_seed=world_seed)
 
     def answers_per_prompt(self) -> int:
         """Greedy answers repeat, and repeated comparisons would shrink the standard error for nothing."""
@@ -429,7 +431,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     # the policy first: a reward model given as --policy would otherwise be reported as a missing --rm,
     # the default its config leaves (with_policy_defaults)
     policy = load_model(cfg.policy, device).eval()
-    check_exists(cfg, "sft", "rm")
+    check_exists(cfg, "sft", *(("rm",) if cfg.rm else ()))
     world = World(WorldConfig(seed=cfg.world_seed))
     per_prompt = cfg.answers_per_prompt()
     prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(per_prompt)]
@@ -437,7 +439,7 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     if sft.tokenizer != policy.tokenizer:     # the KL reads the policy's tokens under the reference
         raise ConfigError(f"--sft {cfg.sft} and --policy {cfg.policy} use different tokenizers: the KL between "
                           "them is not defined; compare a policy with the SFT model it started from")
-    reward_model = load_reward_model(cfg.rm, device).eval()
+    reward_model = load_reward_model(cfg.rm, device).eval() if cfg.rm else None
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     rollouts = {name: sample_rollouts(model, prompts, sampling, seed=cfg.seed)
                 for name, model in (("sft", sft), ("policy", policy))}
@@ -452,9 +454,9 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
         metrics["kl_to_ref"], metrics["kl_to_ref_se"] = kl_per_response(policy, sft, rollouts["policy"])
     for name, responses in texts.items():
         judged = summarize(verdicts[name])
-        metrics.update({f"gold_mean_{name}": judged["gold_mean"],
-                        f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item(),
-                        f"mean_len_{name}": mean_bytes(responses),
+        proxy = {} if reward_model is None else \
+            {f"proxy_mean_{name}": proxy_scores(reward_model, prompts, responses, device).mean().item()}
+        metrics.update({f"gold_mean_{name}": judged["gold_mean"], **proxy, f"mean_len_{name}": mean_bytes(responses),
                         f"well_formed_rate_{name}": judged["well_formed_rate"],
                         f"style_mix_{name}": judged["style_mix"], f"slip_rate_{name}": judged["slip_rate"]})
     metrics["by_family"] = by_family(world, prompts, verdicts["policy"], verdicts["sft"])
@@ -475,7 +477,7 @@ def markdown_report(metrics: dict, samples: list) -> str:
              f"({metrics['split']}), {metrics['comparisons']} comparisons of "
              f"one answer from each model ({sampled}), judged by the gold judge.",
              "", "| figure | SFT | policy |", "|---|---|---|"]
-    for key in ("gold_mean", "proxy_mean", "mean_len", "well_formed_rate"):
+    for key in [k for k in ("gold_mean", "proxy_mean", "mean_len", "well_formed_rate") if k + "_sft" in metrics]:
         lines.append(f"| {key} | {metrics[key + '_sft']:.3f} | {metrics[key + '_policy']:.3f} |")
     for style in STYLES:
         lines.append(f"| share {style} | {metrics['style_mix_sft'][style]:.3f} | {metrics['style_mix_policy'][style]:.3f} |")

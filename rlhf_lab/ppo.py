@@ -104,6 +104,7 @@ class PPOConfig:
         data.check_read_options(self, "prompts", "ptx_data")
         if self.prompts and self.reward == "gold":
             raise ConfigError("--reward gold judges the world's own prompts; a --prompts file needs --reward model")
+        check_unused(self, ("rm",), self.reward == "gold", "name", "a reward model, which --reward gold does not read")
         check_positive(self, "iterations", "batch_size", "minibatch_size", "ppo_epochs", "lr", "clip_eps",
                        "max_new_tokens", "eval_every", "samples_per_prompt", "grad_clip", "value_clip")
         check_non_negative(self, "vf_coef", "eos_penalty", "ptx_coef")

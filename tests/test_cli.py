@@ -115,6 +115,7 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("eval", ["--policy", "no/such/ppo"], "--policy no/such/ppo: no such run directory or file"),
     ("ppo", ["--rm", "no/such/rm"], "--rm no/such/rm: no such run directory or file"),
     ("ppo", ["--prompts", "p.jsonl", "--reward", "gold"], "--reward gold judges the world's own prompts"),
+    ("ppo", ["--reward", "gold", "--rm", "runs/demo/rm"], "--rm names a reward model, which --reward gold does not"),
 ])
 def test_an_impossible_value_is_refused_before_any_run_directory_is_written(tmp_path, capsys, command, flags,
                                                                              message):

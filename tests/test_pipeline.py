@@ -483,11 +483,18 @@ def test_the_critic_starts_as_a_trainable_copy_of_the_reward_model():
     assert not torch.equal(critic.head.weight, reward_model.head.weight)   # a copy: PPO's critic leaves the RM as it is
 
 
-def test_ppo_against_the_gold_judge_needs_no_reward_model(tmp_path):
-    cfg = tiny_ppo(tmp_path / "ppo", reward="gold", rm=str(tmp_path / "no_such_rm"), eval_every=1)
-    ppo.train_ppo(cfg)
+def test_ppo_against_the_gold_judge_needs_no_reward_model_and_neither_does_its_eval(tmp_path, monkeypatch):
+    from rlhf_lab.evaluate import EvalConfig, compare, markdown_report
+    monkeypatch.chdir(tmp_path)                                   # where the default --rm, runs/rm, is not
+    with pytest.raises(ConfigError, match="--rm names a reward model, which --reward gold does not read: drop it"):
+        ppo.train_ppo(tiny_ppo(tmp_path / "ppo", reward="gold", rm="my/rm"))
+    ppo.train_ppo(tiny_ppo(tmp_path / "ppo", reward="gold", eval_every=1))
     logged = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert len(logged) == 2 and all("ppo/value_loss" in row for row in logged)
+    metrics, samples = compare(EvalConfig(policy=str(tmp_path / "ppo"), prompts=4, samples_per_prompt=1,
+                                          device="cpu"))
+    assert "gold_win_rate_vs_sft" in metrics and not any(key.startswith("proxy") for key in metrics)
+    assert "| gold_mean |" in markdown_report(metrics, samples) and "proxy" not in markdown_report(metrics, samples)
 
 
 def test_the_ptx_loss_is_the_sft_loss_on_the_answers():

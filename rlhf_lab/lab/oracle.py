@@ -33,13 +33,13 @@ class OracleConfig:
 def main(cfg: OracleConfig) -> dict:
     out, resume = start(cfg, "lab oracle")
     rm = world_reward_model(out, cfg.rm_pairs, cfg.quick, cfg.device, resume)
-    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume, rm=str(rm))
+    base = lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume)
     # as many training prompts as the held-out split has (137), so both columns carry the same noise
     judging = lab_judging(rm, cfg.quick, cfg.device, prompts=137)
     runs, rows, report = {}, [], Report("PPO against a learned reward model and against the gold judge", out)
     for reward, label in (("model", "reward model"), ("gold", "gold judge (oracle)")):
         runs[label] = run = out / f"ppo_{reward}"
-        train_ppo_once(replace(base, out=str(run), reward=reward))
+        train_ppo_once(replace(base, out=str(run), reward=reward, **({"rm": str(rm)} if reward == "model" else {})))
         judged = {name: compare(replace(judging, policy=str(run), split=split))[0] for name, split in SPLITS.items()}
         report.figures[label] = {"ppo": read_json(run / "metrics.json"), "eval": judged}
         rows.append([label] + [v for name in SPLITS for v in (
