@@ -124,6 +124,8 @@ class PPOConfig:
         check_range(self, "baseline_decay", 0.0, 1.0)
         check_unused(self, CRITIC_OPTIONS, self.advantage != "gae", "tune",
                      f"the critic and GAE; --advantage {self.advantage} has neither")
+        check_unused(self, ("baseline_decay",), self.advantage != "baseline", "pace",
+                     f"the running baseline of --advantage baseline; --advantage {self.advantage} subtracts none")
         check_unused(self, ("kl_horizon",), self.kl_target is None, "pace",
                      "the adaptive β of --kl-target; without --kl-target β is fixed")
         if self.kl_target is not None:

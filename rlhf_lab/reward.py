@@ -292,6 +292,9 @@ class RewardConfig:
         check_range(self, "norm_samples", 2)    # a standard deviation needs two answers
         check_non_negative(self, "label_temperature", "likelihood_weight", "warmup", "weight_decay",
                            "ensemble_std_coef")
+        check_ensemble_spread(self)
+        check_unused(self, ("heldout_share",), bool(self.eval_data) or not (self.data or self.calibrate), "hold",
+                     "out validation pairs: a --data file's without --eval-data, or with --calibrate the world's")
         if self.from_scratch and not self.data:
             check_context_fits(self.context_len)
         check_unused(self, ("context_len",), not self.from_scratch, "size",
@@ -299,6 +302,19 @@ class RewardConfig:
         check_range(self, "responses_per_prompt", 2, len(STYLES))    # one answer per style
         check_world_only(self, ("world_seed", "pairs", "responses_per_prompt", "heldout_pairs", "label_temperature",
                                 "length_bias", "format_bias", "hedging_bias", "sycophancy_bias"))
+
+
+def check_ensemble_spread(cfg) -> None:
+    """--ensemble-std-coef weighs the members' disagreement, which one member does not have (a
+    RewardConfig's, or an experiment's with the same two fields)."""
+    check_unused(cfg, ("ensemble_std_coef",), cfg.ensemble == 1, "weigh",
+                 "the spread of an ensemble's members, and --ensemble 1 has one")
+
+
+def ensemble_settings(members: int, std_coef: float) -> dict:
+    """RewardConfig's ensemble fields for an experiment whose --ensemble-std-coef (a default that
+    applies to larger ensembles) meets --ensemble 1."""
+    return {"ensemble": members, "ensemble_std_coef": std_coef if members > 1 else 0.0}
 
 
 def pairs_from_rows(rows: list[dict]) -> list[data.PreferencePair]:

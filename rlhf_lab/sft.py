@@ -18,7 +18,7 @@ from rlhf_lab import data, distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
     PRECISIONS, ConfigError, Run, autocast, check_choice, check_non_negative, check_numbers, check_positive,
-    check_range, check_world_only, compile_if, flags_off_default, load_model, pick_device, progress, resume_step,
+    check_range, check_unused, check_world_only, compile_if, flags_off_default, load_model, pick_device, progress, resume_step,
     save_model, save_train_state, seed_everything, status)
 from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig, check_context_fits, ideal_mix
@@ -78,6 +78,8 @@ class SFTConfig:
         if self.width % self.n_heads:
             raise ConfigError(f"--width must be a multiple of --n-heads; got {self.width} and {self.n_heads}")
         check_world_only(self, ("world_seed", "ideal_share", "examples", "eval_samples"))
+        check_unused(self, ("heldout_share",), not self.data or bool(self.eval_data), "hold",
+                     "out a --data file's prompts for the eval loss when no --eval-data is given")
         if self.init:
             shaped = flags_off_default(self, SHAPE_OPTIONS)
             if shaped:

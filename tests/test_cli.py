@@ -116,10 +116,21 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("ppo", ["--rm", "no/such/rm"], "--rm no/such/rm: no such run directory or file"),
     ("ppo", ["--prompts", "p.jsonl", "--reward", "gold"], "--reward gold judges the world's own prompts"),
     ("ppo", ["--reward", "gold", "--rm", "runs/demo/rm"], "--rm names a reward model, which --reward gold does not"),
+    ("ppo", ["--baseline-decay", "0.5"], "--baseline-decay paces the running baseline of --advantage baseline; "
+                                         "--advantage gae subtracts none: drop it"),
+    ("train-rm", ["--ensemble-std-coef", "1"], "--ensemble-std-coef weighs the spread of an ensemble's members, "
+                                               "and --ensemble 1 has one: drop it"),
+    ("train-rm", ["--heldout-share", "0.2"], "--heldout-share holds out validation pairs"),
+    ("train-rm", ["--data", "x.jsonl", "--eval-data", "y.jsonl", "--heldout-share", "0.2"],
+     "--heldout-share holds out validation pairs"),
+    ("sft", ["--heldout-share", "0.2"], "--heldout-share holds out a --data file's prompts"),
+    ("sft", ["--data", "x.jsonl", "--eval-data", "y.jsonl", "--heldout-share", "0"],
+     "--heldout-share holds out a --data file's prompts"),
+    ("lab overoptimization", ["--ensemble-std-coef", "2"], "--ensemble-std-coef weighs the spread"),
 ])
 def test_an_impossible_value_is_refused_before_any_run_directory_is_written(tmp_path, capsys, command, flags,
                                                                              message):
-    code = cli.main([command, *flags, "--out", str(tmp_path / "run"), "--device", "cpu"])
+    code = cli.main([*command.split(), *flags, "--out", str(tmp_path / "run"), "--device", "cpu"])   # "lab x": two
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

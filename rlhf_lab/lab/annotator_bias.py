@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rlhf_lab.evaluate import compare, plot_runs
 from rlhf_lab.lab.report import Report, lab_judging, lab_ppo, start, train_ppo_once, world_reward_model
+from rlhf_lab.reward import check_ensemble_spread, ensemble_settings
 from rlhf_lab.run import (
     ConfigError, check_choice, check_non_negative, check_numbers, check_out, check_positive, read_json)
 
@@ -46,6 +47,7 @@ class AnnotatorBiasConfig:
             check_choice("biases", bias, tuple(TRAIT_STYLE))
         check_positive(self, "rm_pairs", "ensemble", "iterations")
         check_non_negative(self, "ensemble_std_coef")
+        check_ensemble_spread(self)
 
 
 def measure(cfg: AnnotatorBiasConfig, bias: str, resume: bool) -> tuple[Path, list, dict]:
@@ -53,7 +55,7 @@ def measure(cfg: AnnotatorBiasConfig, bias: str, resume: bool) -> tuple[Path, li
     SFT on held-out prompts: the PPO run, its row of the report's table, and its figures (resume:
     report.start's verdict)."""
     rm = world_reward_model(Path(cfg.out), cfg.rm_pairs, cfg.quick, cfg.device, resume, f"rm_{bias}",
-                            ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef,
+                            **ensemble_settings(cfg.ensemble, cfg.ensemble_std_coef),
                             **{f"{bias}_bias": cfg.strength})
     run = Path(cfg.out) / f"ppo_{bias}"
     train_ppo_once(replace(lab_ppo(cfg.iterations, cfg.quick, cfg.device, resume), rm=str(rm), out=str(run)))

@@ -22,7 +22,7 @@ import torch
 from rlhf_lab.evaluate import proxy_scores, pyplot
 from rlhf_lab.lab.report import Report, lab_ppo, reward_model_once, start, train_ppo_once
 from rlhf_lab.model import SamplingConfig
-from rlhf_lab.reward import RewardConfig, load_reward_model
+from rlhf_lab.reward import RewardConfig, check_ensemble_spread, ensemble_settings, load_reward_model
 from rlhf_lab.rollout import sample_texts
 from rlhf_lab.run import (
     SHIPPED, ConfigError, check_non_negative, check_out, check_positive, load_model, pick_device, read_log,
@@ -47,6 +47,7 @@ class OveroptimizationConfig:
         check_out(self.out)
         check_positive(self, "proxy_pairs", "max_n", "prompts", "iterations", "ensemble")
         check_non_negative(self, "kl_coef", "ensemble_std_coef")
+        check_ensemble_spread(self)
         if self.max_n & (self.max_n - 1) or self.max_n < 4:   # best_of_n splits each prompt's max_n answers
             # into groups of n = 2^k; the two-parameter fit needs two points beyond n = 1
             raise ConfigError(f"--max-n must be a power of 2 of at least 4; got {self.max_n}")
@@ -61,7 +62,7 @@ def train_proxy(cfg: OveroptimizationConfig, pairs: int, resume: bool) -> Path:
     """A proxy reward model from `pairs` gold-labelled pairs (label temperature 0: pure gold)."""
     return reward_model_once(RewardConfig(
         out=str(Path(cfg.out) / f"proxy_{pairs}_k{cfg.ensemble}"), pairs=pairs, label_temperature=0.0,
-        ensemble=cfg.ensemble, ensemble_std_coef=cfg.ensemble_std_coef, epochs=1 if cfg.quick else 2,
+        **ensemble_settings(cfg.ensemble, cfg.ensemble_std_coef), epochs=1 if cfg.quick else 2,
         norm_samples=64 if cfg.quick else 256, heldout_pairs=100 if cfg.quick else 500, device=cfg.device,
         resume=resume))
 
