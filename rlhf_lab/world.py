@@ -864,11 +864,12 @@ class World:
         return order
 
     def export(self, out_dir: str | Path, sft_examples: int = 4000, train_pairs: int = 4000,
-               heldout_pairs: int = 500, rng_seed: int = 0) -> list[Path]:
-        """Write the world's datasets as JSONL files in out_dir, each atomically."""
+               heldout_pairs: int = 500, rng_seed: int = 0, per_prompt: int = 2) -> list[Path]:
+        """Write the world's datasets as JSONL files in out_dir, each atomically; the training
+        pairs rank per_prompt answers to each prompt (preference_pairs), the held-out ones two."""
         out = Path(out_dir)
         files = {"sft_train.jsonl": self.sft_examples("train", sft_examples, rng_seed),
-                 "prefs_train.jsonl": self.preference_pairs("train", train_pairs, rng_seed),
+                 "prefs_train.jsonl": self.preference_pairs("train", train_pairs, rng_seed, per_prompt),
                  "prefs_heldout_prompt.jsonl": self.preference_pairs("heldout_prompt", heldout_pairs, rng_seed),
                  "prefs_heldout_template.jsonl": self.preference_pairs("heldout_template", heldout_pairs, rng_seed),
                  "prefs_heldout_fact.jsonl": self.preference_pairs("heldout_fact", heldout_pairs, rng_seed),
@@ -894,6 +895,8 @@ class ExportConfig:
     seed: int = 0                    # sampling seed of the SFT examples and preference pairs
     sft_examples: int = 4000         # SFT demonstrations from the train split
     train_pairs: int = 4000          # preference pairs from the train split
+    responses_per_prompt: int = 2    # K: answers ranked per training prompt, its K(K-1)/2 pairs sharing one
+                                     # "group" (train-rm on the world ranks 7; 2: one pair per prompt)
     heldout_pairs: int = 500         # preference pairs from each held-out split
     label_temperature: float = 0.1   # Bradley-Terry label noise of the annotators (0 = their utility's order:
                                      # the gold one unless a bias is set)
@@ -906,6 +909,7 @@ class ExportConfig:
         check_numbers(self)
         for name in ("sft_examples", "train_pairs", "heldout_pairs"):
             check_range(self, name, 1, MAX_EXPORT_ROWS)
+        check_range(self, "responses_per_prompt", 2, len(STYLES))    # one answer per style
         check_non_negative(self, "label_temperature")
         check_out(self.out, "a directory")
 
@@ -919,7 +923,8 @@ def annotated_world(cfg) -> World:
 
 def export_main(cfg: ExportConfig) -> list[Path]:
     cfg.validate()
-    paths = annotated_world(cfg).export(cfg.out, cfg.sft_examples, cfg.train_pairs, cfg.heldout_pairs, cfg.seed)
+    paths = annotated_world(cfg).export(cfg.out, cfg.sft_examples, cfg.train_pairs, cfg.heldout_pairs, cfg.seed,
+                                        cfg.responses_per_prompt)
     status(f"world export | {len(paths)} files | {cfg.out}")
     return paths
 

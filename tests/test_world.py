@@ -434,6 +434,16 @@ def test_export_writes_every_file(tmp_path, capsys):
     assert "world export" in capsys.readouterr().out
 
 
+def test_a_ranked_export_loads_as_one_group_of_pairs_per_prompt(tmp_path):
+    from rlhf_lab import data
+    from rlhf_lab.reward import group_pairs
+    from rlhf_lab.tokenizer import BYTES
+    export_main(ExportConfig(out=str(tmp_path), sft_examples=1, train_pairs=42, heldout_pairs=1, responses_per_prompt=7))
+    pairs, _ = data.load(str(tmp_path / "prefs_train.jsonl"), "preference", BYTES, 256)
+    groups = group_pairs(pairs)          # what train-rm batches together: each prompt's 7 · 6 / 2 comparisons
+    assert [len(g) for g in groups] == [21, 21] and all(len({p.prompt for p in g}) == 1 for g in groups)
+
+
 def test_a_sentence_that_opens_with_its_number_is_not_a_list_but_a_list_is_formatted(world):
     product = "What is 15 times 7?"
     for text in ("105. That is the product.", "105. Easy."):
