@@ -20,7 +20,7 @@ from rlhf_lab.model import CausalLM, SamplingConfig, response_room
 from rlhf_lab.reward import load_reward_model
 from rlhf_lab.rollout import response_texts, sample_rollouts
 from rlhf_lab.run import (
-    SHIPPED, ConfigError, check_exists, check_non_negative, check_numbers, check_positive, check_range,
+    SHIPPED, ConfigError, check_exists, check_non_negative, check_numbers, check_positive,
     check_temperature, load_model, model_path, pick_device, status)
 from rlhf_lab.world import World, WorldConfig
 
@@ -48,9 +48,8 @@ class SampleConfig:
         check_positive(self, "samples", "max_new_tokens")
         check_non_negative(self, "top_k")
         check_temperature(self)
-        check_range(self, "top_p", 0.0, 1.0)
-        if self.top_p == 0:
-            raise ConfigError("--top-p must be above 0; 1 turns it off")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1], 1 turning it off; got {self.top_p}")
         if not self.prompts or any(not p.strip() for p in self.prompts):
             raise ConfigError("--prompts: give one or more non-empty prompts, each in quotes")
         for prompt in self.prompts:

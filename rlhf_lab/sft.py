@@ -17,7 +17,7 @@ from torch import Tensor
 from rlhf_lab import data, distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
-    PRECISIONS, ConfigError, Run, autocast, check_choice, check_non_negative, check_numbers, check_positive,
+    PRECISIONS, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers, check_positive,
     check_range, check_unused, check_world_only, compile_if, flags_off_default, load_model, pick_device, progress, resume_step,
     save_model, save_train_state, seed_everything, status)
 from rlhf_lab.tokenizer import Tokenizer
@@ -97,6 +97,8 @@ SHAPE_OPTIONS = ("context_len", "width", "n_layers", "n_heads", "ffn")   # a fre
 
 def initial_model(cfg: SFTConfig, device) -> CausalLM:
     """The model SFT trains: --init's, or a fresh MiniGPT of the configured shape."""
+    if cfg.init:
+        check_exists(cfg, "init")
     return load_model(cfg.init, device) if cfg.init else MiniGPT(cfg.gpt_config()).to(device)
 
 

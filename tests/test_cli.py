@@ -114,6 +114,7 @@ def test_an_unknown_precision_is_refused_before_any_run_directory_is_written(tmp
     ("ppo", ["--sft", ""], "--sft is empty; give a run directory or file"),
     ("eval", ["--policy", "no/such/ppo"], "--policy no/such/ppo: no such run directory or file"),
     ("ppo", ["--rm", "no/such/rm"], "--rm no/such/rm: no such run directory or file"),
+    ("sft", ["--init", "no/such/model"], "--init no/such/model: no such run directory or file"),
     ("ppo", ["--prompts", "p.jsonl", "--reward", "gold"], "--reward gold judges the world's own prompts"),
     ("ppo", ["--reward", "gold", "--rm", "runs/demo/rm"], "--rm names a reward model, which --reward gold does not"),
     ("ppo", ["--baseline-decay", "0.5"], "--baseline-decay paces the running baseline of --advantage baseline; "

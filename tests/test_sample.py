@@ -62,7 +62,8 @@ def test_the_shipped_checkpoint_answers_a_training_prompt_greedily_and_correctly
     ({"prompts": ["x" * 63]}, "leave no room for an answer in the 64-token context"),
     ({"prompts": ["  "]}, "non-empty prompts"),
     ({"models": ["no/such/run"]}, "--models no/such/run: no such run directory"),
-    ({"top_p": 0.0}, "--top-p must be above 0"),
+    ({"top_p": 0.0}, r"--top-p must be in \(0, 1\], 1 turning it off; got 0.0"),
+    ({"top_p": 1.5}, r"--top-p must be in \(0, 1\], 1 turning it off; got 1.5"),
     ({"temperature": float("inf")}, "--temperature must be a finite number; got inf"),
     ({"seed": 10 ** 23}, r"--seed must be in \[0, 2\*\*32\)"),
 ])
