@@ -354,6 +354,15 @@ class EvalConfig:
         return 1 if self.temperature == 0 else self.samples_per_prompt
 
 
+def not_what_the_policy_read(cfg: EvalConfig) -> list[str]:
+    """Which of --sft and --rm hold other contents than the policy's `rlhf ppo` run read, by its
+    inputs.json: another model given on purpose, or the same path retrained since."""
+    recorded = run_directory(model_path(cfg.policy)) / "inputs.json"
+    read = read_config(recorded) if recorded.exists() else {}
+    now = input_digests(replace(cfg, policy=""))
+    return [name for name in ("sft", "rm") if name in read and name in now and read[name] != now[name]]
+
+
 def clustered_mean(prompts: list[str], values: list[float]) -> tuple[float, float]:
     """The mean of per-answer values and its standard error. One prompt's answers are not
     independent (a fact both models lack loses all its comparisons), so the error is the spread
@@ -432,6 +441,9 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     # the default its config leaves (with_policy_defaults)
     policy = load_model(cfg.policy, device).eval()
     check_exists(cfg, "sft", *(("rm",) if cfg.rm else ()))
+    for name in not_what_the_policy_read(cfg):
+        status(f"note: --{name} {getattr(cfg, name)} is not the model the policy's run read (its inputs.json): "
+               + ("win rate and KL are against another baseline" if name == "sft" else "the proxy is another's"))
     world = World(WorldConfig(seed=cfg.world_seed))
     per_prompt = cfg.answers_per_prompt()
     prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(per_prompt)]

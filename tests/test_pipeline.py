@@ -245,6 +245,14 @@ def test_eval_tells_the_judge_which_answers_were_cut_at_max_new_tokens(tiny_pipe
     assert metrics["well_formed_rate_sft"] > 0
 
 
+def test_eval_notes_a_baseline_or_reward_model_other_than_the_ones_the_policy_trained_with(tiny_pipeline):
+    from rlhf_lab.evaluate import EvalConfig, not_what_the_policy_read
+    run, _ = tiny_pipeline
+    trained_with = EvalConfig(policy=str(run / "ppo")).with_policy_defaults()
+    assert not_what_the_policy_read(trained_with) == []
+    assert not_what_the_policy_read(replace(trained_with, sft=str(run / "ppo"), rm=str(run / "rm"))) == ["sft"]
+
+
 def test_greedy_answers_do_not_depend_on_the_sampling_seed(tiny_pipeline):
     from rlhf_lab.evaluate import EvalConfig, compare
     run, _ = tiny_pipeline
