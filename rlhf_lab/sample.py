@@ -21,7 +21,7 @@ from rlhf_lab.reward import load_reward_model
 from rlhf_lab.rollout import response_texts, sample_rollouts
 from rlhf_lab.run import (
     SHIPPED, ConfigError, check_exists, check_non_negative, check_numbers, check_positive,
-    check_temperature, load_model, model_path, pick_device, status)
+    check_temperature, check_unused, load_model, model_path, pick_device, status)
 from rlhf_lab.world import World, WorldConfig
 
 HELDOUT_EXAMPLES = ("Which city is the capital of Paraguay?", "Explain erosion in one sentence.")  # the default
@@ -48,6 +48,8 @@ class SampleConfig:
         check_positive(self, "samples", "max_new_tokens")
         check_non_negative(self, "top_k")
         check_temperature(self)
+        check_unused(self, ("samples",), self.temperature == 0, "ask",
+                     "for more answers per prompt, and at --temperature 0 each is the one greedy answer")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"--top-p must be in (0, 1], 1 turning it off; got {self.top_p}")
         if not self.prompts or any(not p.strip() for p in self.prompts):

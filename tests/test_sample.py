@@ -64,6 +64,7 @@ def test_the_shipped_checkpoint_answers_a_training_prompt_greedily_and_correctly
     ({"models": ["no/such/run"]}, "--models no/such/run: no such run directory"),
     ({"top_p": 0.0}, r"--top-p must be in \(0, 1\], 1 turning it off; got 0.0"),
     ({"top_p": 1.5}, r"--top-p must be in \(0, 1\], 1 turning it off; got 1.5"),
+    ({"temperature": 0.0, "samples": 3}, "--samples asks for more answers per prompt, and at --temperature 0 each"),
     ({"temperature": float("inf")}, "--temperature must be a finite number; got inf"),
     ({"seed": 10 ** 23}, r"--seed must be in \[0, 2\*\*32\)"),
 ])
