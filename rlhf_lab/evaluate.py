@@ -484,10 +484,11 @@ def markdown_report(metrics: dict, samples: list) -> str:
         return text.replace("|", "\\|").replace("\n", "⏎")
 
     sampled = "greedy" if metrics["temperature"] == 0 else f"sampled at temperature {metrics['temperature']:g}"
+    per_prompt = metrics["comparisons"] // metrics["prompts"]
     lines = ["# SFT versus the RLHF policy", "",
              f"{metrics['prompts']} {'training' if metrics['split'] == 'train' else 'held-out'} prompts "
-             f"({metrics['split']}), {metrics['comparisons']} comparisons of "
-             f"one answer from each model ({sampled}), judged by the gold judge.",
+             f"({metrics['split']}), {per_prompt} answer{'s' * (per_prompt > 1)} to each from each model "
+             f"({sampled}): {metrics['comparisons']} comparisons of one answer against one, judged by the gold judge.",
              "", "| figure | SFT | policy |", "|---|---|---|"]
     for key in [k for k in ("gold_mean", "proxy_mean", "mean_len", "well_formed_rate") if k + "_sft" in metrics]:
         lines.append(f"| {key} | {metrics[key + '_sft']:.3f} | {metrics[key + '_policy']:.3f} |")

@@ -499,10 +499,13 @@ def test_ppo_against_the_gold_judge_needs_no_reward_model_and_neither_does_its_e
     ppo.train_ppo(tiny_ppo(tmp_path / "ppo", reward="gold", eval_every=1))
     logged = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert len(logged) == 2 and all("ppo/value_loss" in row for row in logged)
-    metrics, samples = compare(EvalConfig(policy=str(tmp_path / "ppo"), prompts=4, samples_per_prompt=1,
+    metrics, samples = compare(EvalConfig(policy=str(tmp_path / "ppo"), prompts=4, samples_per_prompt=2,
                                           device="cpu"))
     assert "gold_win_rate_vs_sft" in metrics and not any(key.startswith("proxy") for key in metrics)
-    assert "| gold_mean |" in markdown_report(metrics, samples) and "proxy" not in markdown_report(metrics, samples)
+    report = markdown_report(metrics, samples)
+    assert "| gold_mean |" in report and "proxy" not in report
+    assert "4 held-out prompts (heldout_prompt), 2 answers to each from each model (sampled at temperature 1): " \
+           "8 comparisons of one answer against one" in report
 
 
 def test_the_ptx_loss_is_the_sft_loss_on_the_answers():
