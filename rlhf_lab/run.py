@@ -213,24 +213,23 @@ def _atomic(path: Path, write) -> None:
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would hide results from other users
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)                # else a power cut after the rename can leave an empty file
-        finally:
-            os.close(fd)
+        flush_to_disk(Path(tmp))        # else a power cut after the rename can leave an empty file
         os.replace(tmp, path)
-        sync_directory(path.parent)
+        flush_to_disk(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def sync_directory(directory: Path) -> None:
-    """fsync a directory's entries (POSIX); a system that cannot open a directory skips it."""
+def flush_to_disk(path: Path) -> None:
+    """fsync a file's contents, or a directory's entries (POSIX); a directory the system cannot
+    open (Windows opens none) is skipped."""
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:                   # Windows opens no directory
-        return
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return
+        raise
     try:
         os.fsync(fd)
     finally:
