@@ -354,13 +354,13 @@ class EvalConfig:
         return 1 if self.temperature == 0 else self.samples_per_prompt
 
 
-def not_what_the_policy_read(cfg: EvalConfig) -> list[str]:
-    """Which of --sft and --rm hold other contents than the policy's `rlhf ppo` run read, by its
-    inputs.json: another model given on purpose, or the same path retrained since."""
+def not_what_the_policy_read(cfg: EvalConfig, inputs: dict[str, str]) -> list[str]:
+    """Which of --sft and --rm (inputs: cfg's input_digests) hold other contents than the policy's
+    `rlhf ppo` run read, by its inputs.json: another model given on purpose, or the same path
+    retrained since."""
     recorded = run_directory(model_path(cfg.policy)) / "inputs.json"
     read = read_config(recorded) if recorded.exists() else {}
-    now = input_digests(replace(cfg, policy=""))
-    return [name for name in ("sft", "rm") if name in read and name in now and read[name] != now[name]]
+    return [name for name in ("sft", "rm") if name in read and name in inputs and read[name] != inputs[name]]
 
 
 def clustered_mean(prompts: list[str], values: list[float]) -> tuple[float, float]:
@@ -441,9 +441,6 @@ def judged_comparison(cfg: EvalConfig, device) -> tuple[dict, list[tuple[str, st
     # the default its config leaves (with_policy_defaults)
     policy = load_model(cfg.policy, device).eval()
     check_exists(cfg, "sft", *(("rm",) if cfg.rm else ()))
-    for name in not_what_the_policy_read(cfg):
-        status(f"note: --{name} {getattr(cfg, name)} is not the model the policy's run read (its inputs.json): "
-               + ("win rate and KL are against another baseline" if name == "sft" else "the proxy is another's"))
     world = World(WorldConfig(seed=cfg.world_seed))
     per_prompt = cfg.answers_per_prompt()
     prompts = [p for p in world.prompts(cfg.split)[:cfg.prompts] for _ in range(per_prompt)]
@@ -546,13 +543,17 @@ def main(cfg: EvalConfig) -> dict:
     out = check_out(cfg.out or run_directory(cfg.policy) / "eval", "a directory")
     fresh_report_directory(out, "eval", cfg, ("config.json", "inputs.json", "metrics.json", "report.md",
                                               "comparison.png"))
+    inputs = input_digests(cfg)          # the models' contents, read once: for the note and inputs.json
+    for name in not_what_the_policy_read(cfg, inputs):
+        status(f"note: --{name} {getattr(cfg, name)} is not the model the policy's run read (its inputs.json): "
+               + ("win rate and KL are against another baseline" if name == "sft" else "the proxy is another's"))
     metrics, samples = compare(cfg)
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", markdown_report(metrics, samples))
     comparison_plot(metrics, out / "comparison.png")
     # what the figures are of, last: a directory whose config and inputs match holds their figures
     write_json(out / "config.json", recorded_config("eval", cfg))
-    write_json(out / "inputs.json", input_digests(cfg))
+    write_json(out / "inputs.json", inputs)
     headline = {k: v for k, v in metrics.items() if k != "by_family"}       # the family table is in report.md
     status(table("SFT versus RLHF policy", headline) + f"\nreport: {out / 'report.md'}, plot: {out / 'comparison.png'}")
     return metrics

@@ -17,9 +17,9 @@ from torch import Tensor
 from rlhf_lab import data, distributed, evaluate, optim
 from rlhf_lab.model import CausalLM, GPTConfig, MiniGPT, SamplingConfig
 from rlhf_lab.run import (
-    PRECISIONS, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers, check_positive,
-    check_range, check_unused, check_world_only, compile_if, flags_off_default, load_model, pick_device, progress, resume_step,
-    save_model, save_train_state, seed_everything, status)
+    PRECISIONS, ConfigError, Run, autocast, check_choice, check_exists, check_non_negative, check_numbers,
+    check_positive, check_range, check_unused, check_world_only, compile_if, flags_off_default, load_model,
+    pick_device, progress, resume_step, save_model, save_train_state, seed_everything, status)
 from rlhf_lab.tokenizer import Tokenizer
 from rlhf_lab.world import World, WorldConfig, check_context_fits, ideal_mix
 
@@ -97,9 +97,10 @@ SHAPE_OPTIONS = ("context_len", "width", "n_layers", "n_heads", "ffn")   # a fre
 
 def initial_model(cfg: SFTConfig, device) -> CausalLM:
     """The model SFT trains: --init's, or a fresh MiniGPT of the configured shape."""
-    if cfg.init:
-        check_exists(cfg, "init")
-    return load_model(cfg.init, device) if cfg.init else MiniGPT(cfg.gpt_config()).to(device)
+    if not cfg.init:
+        return MiniGPT(cfg.gpt_config()).to(device)
+    check_exists(cfg, "init")
+    return load_model(cfg.init, device)
 
 
 def world_examples(world: World, split: str, n: int, seed: int) -> list[data.SFTExample]:

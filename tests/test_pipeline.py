@@ -247,10 +247,12 @@ def test_eval_tells_the_judge_which_answers_were_cut_at_max_new_tokens(tiny_pipe
 
 def test_eval_notes_a_baseline_or_reward_model_other_than_the_ones_the_policy_trained_with(tiny_pipeline):
     from rlhf_lab.evaluate import EvalConfig, not_what_the_policy_read
+    from rlhf_lab.run import input_digests
     run, _ = tiny_pipeline
     trained_with = EvalConfig(policy=str(run / "ppo")).with_policy_defaults()
-    assert not_what_the_policy_read(trained_with) == []
-    assert not_what_the_policy_read(replace(trained_with, sft=str(run / "ppo"), rm=str(run / "rm"))) == ["sft"]
+    other_sft = replace(trained_with, sft=str(run / "ppo"), rm=str(run / "rm"))
+    assert not_what_the_policy_read(trained_with, input_digests(trained_with)) == []
+    assert not_what_the_policy_read(other_sft, input_digests(other_sft)) == ["sft"]
 
 
 def test_greedy_answers_do_not_depend_on_the_sampling_seed(tiny_pipeline):
