@@ -438,7 +438,8 @@ def test_a_ranked_export_loads_as_one_group_of_pairs_per_prompt(tmp_path):
     from rlhf_lab import data
     from rlhf_lab.reward import group_pairs
     from rlhf_lab.tokenizer import BYTES
-    export_main(ExportConfig(out=str(tmp_path), sft_examples=1, train_pairs=42, heldout_pairs=1, responses_per_prompt=7))
+    export_main(ExportConfig(out=str(tmp_path), sft_examples=1, train_pairs=42, heldout_pairs=1,
+                             responses_per_prompt=7))
     pairs, _ = data.load(str(tmp_path / "prefs_train.jsonl"), "preference", BYTES, 256)
     groups = group_pairs(pairs)          # what train-rm batches together: each prompt's 7 · 6 / 2 comparisons
     assert [len(g) for g in groups] == [21, 21] and all(len({p.prompt for p in g}) == 1 for g in groups)
